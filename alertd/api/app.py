@@ -1,0 +1,59 @@
+"""The HTTP surface, assembled."""
+from __future__ import annotations
+
+import time
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from . import errors, logs, notify, twilio_hooks
+
+log = structlog.get_logger("alertd.http")
+
+
+class RequestLog:
+    """One log line per request (pure ASGI: no per-request task or body copy).
+
+    Logs the path, never the query string, which may carry ?key=.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        structlog.contextvars.clear_contextvars()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            log.info("request", method=scope["method"], path=scope["path"], status=status["code"],
+                     duration_ms=round((time.perf_counter() - started) * 1000, 2))
+            structlog.contextvars.clear_contextvars()
+
+
+def create_app(daemon, lifespan=None) -> FastAPI:
+    app = FastAPI(title="alertd", version="0.1.0", lifespan=lifespan,
+                  description="Alert calls and SMS; a drop-in for the hosted notify API.")
+    app.state.daemon = daemon
+    errors.install(app)
+    app.include_router(notify.router)
+    app.include_router(logs.router)
+    app.include_router(twilio_hooks.router)
+
+    @app.get("/healthz", summary="Liveness: ok while the database answers")
+    async def healthz(request: Request) -> JSONResponse:
+        ok = daemon.store.ping()
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+
+    app.add_middleware(RequestLog)
+    return app

@@ -1,0 +1,63 @@
+"""API keys: ak_live_ + 43 URL-safe characters, stored only as a SHA-256 hash.
+
+A key has 256 bits of randomness, so a fast hash is enough (no key
+stretching needed, unlike passwords); the lookup is by hash through a unique
+index, and the final comparison is constant-time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from fastapi import Request
+
+from ..store import Store
+from .errors import ApiError
+
+KEY_PREFIX = "ak_live_"
+TOUCH_EVERY = 60.0  # last_used_at is written at most once a minute per key
+
+
+def generate_key() -> tuple[str, str, str]:
+    """(key, display prefix, hash)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key[: len(KEY_PREFIX) + 4], hash_key(key)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def presented_key(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    return request.query_params.get("key")
+
+
+class Authenticator:
+    def __init__(self, store: Store, clock):
+        self.store, self.clock = store, clock
+        self._touched: dict[int, float] = {}
+
+    def __call__(self, request: Request) -> int:
+        """Returns the key's id. Raises ApiError 401 (missing, unknown, revoked)."""
+        key = presented_key(request)
+        if not key:
+            raise ApiError(401, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
+        digest = hash_key(key)
+        row = self.store.find_key(digest)
+        # the lookup is by hash of the key, so timing reveals nothing about stored keys;
+        # the final check is constant-time all the same
+        if row is None or not hmac.compare_digest(digest, row["key_hash"]):
+            raise ApiError(401, "Invalid API key.")
+        if row["revoked_at"] is not None:
+            raise ApiError(401, "API key has been revoked.")
+        now = self.clock.timestamp()
+        if now - self._touched.get(row["id"], 0.0) >= TOUCH_EVERY:
+            self._touched[row["id"]] = now
+            self.store.touch_key(row["id"], now)
+        return row["id"]

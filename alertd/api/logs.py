@@ -1,0 +1,69 @@
+"""The trigger log: GET /api/v1/calls/logs and /api/v1/calls/logs/{log_id}."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ..clock import from_timestamp, iso
+from .errors import ApiError
+
+router = APIRouter(prefix="/api/v1/calls")
+
+
+def log_row(row) -> dict:
+    """A trigger-log row as the API, the CLI and the dashboard show it."""
+    keys = row.keys()
+    return {
+        "log_id": row["log_id"],
+        "created_at": iso(from_timestamp(row["created_at"])),
+        "source": row["source"],
+        "to": row["to_number"],
+        "type": row["type"],
+        "template_id": row["template_id"],
+        "message": row["message"],
+        "call_sid": row["call_sid"],
+        "sms_sid": row["sms_sid"],
+        "status": row["status"],
+        "call_status": row["call_status"],
+        "sms_status": row["sms_status"],
+        "acknowledged": row["acknowledged_at"] is not None,
+        "acknowledged_at": iso(from_timestamp(row["acknowledged_at"])),
+        "error": json.loads(row["error"]) if row["error"] else None,
+        "rule_id": row["rule_id"] if "rule_id" in keys else None,
+        "trigger_id": row["trigger_id"],
+    }
+
+
+def parse_since(value: str) -> float:
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"since: not an ISO 8601 time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+@router.get("/logs", summary="The trigger log, newest first")
+async def list_logs(request: Request, limit: str = "50", source: str | None = None,
+                    since: str | None = None) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise ApiError(400, "limit: must be a whole number from 1 to 1000")
+    rows = daemon.store.list_logs(limit=int(limit), source=source,
+                                  since=parse_since(since) if since else None)
+    return JSONResponse({"ok": True, "logs": [log_row(r) for r in rows]})
+
+
+@router.get("/logs/{log_id}", summary="One trigger-log row")
+async def get_log(request: Request, log_id: str) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    row = daemon.store.get_log(int(log_id)) if log_id.isdigit() else None
+    if row is None:
+        raise ApiError(404, f"Log row not found: {log_id}")
+    return JSONResponse({"ok": True, "log": log_row(row)})

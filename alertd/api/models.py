@@ -1,0 +1,82 @@
+"""Request bodies of the reference API, as pydantic models (they also feed /openapi.json).
+
+Unknown fields are ignored, as the hosted API does: integrations written for it
+may send extra keys. Values are read leniently (Zapier sends "2" for 2).
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .. import phones
+
+Voice = Literal["alice", "man", "woman"]
+ActionType = Literal["call", "sms", "both"]
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    message: str | None = Field(None, max_length=4000, description="Text to speak or send. Max 4,000 chars.")
+    action_type: ActionType | None = Field(None, description="call (default), sms, or both.")
+    from_: str | None = Field(None, alias="from", description="Caller/sender ID: one of provider.numbers.")
+    voice: str | None = Field(None, description="alice (default), man, woman; or a Polly./Google. voice name.")
+    repeat: int | None = Field(None, ge=1, le=5, description="Times to repeat the message (call only).")
+    gather: bool | None = Field(None, description="Ask the recipient to press 1 to acknowledge (call only).")
+    language: str | None = Field(None, description="Language of <Say>, e.g. en-US, es-MX.")
+    source: str | None = Field(None, max_length=100, description="Label for the trigger log.")
+
+    @field_validator("voice")
+    @classmethod
+    def _voice(cls, v: str | None) -> str | None:
+        if v is None or v in ("alice", "man", "woman") or re.fullmatch(r"(Polly|Google)\.[\w.-]+", v):
+            return v
+        raise ValueError("voice must be alice, man or woman")
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str | None) -> str | None:
+        if v is not None and not _LANGUAGE.match(v):
+            raise ValueError("language must be a language tag like en-US or es-MX")
+        return v
+
+    @field_validator("from_")
+    @classmethod
+    def _from(cls, v: str | None) -> str | None:
+        return None if v is None else phones.normalize(str(v))
+
+
+class NotifyRequest(_Common):
+    to: str | int | list[str | int] = Field(..., description="Phone number(s): US 10-digit or E.164; up to 10.")
+    template_id: str | None = Field(None, description="A saved template; inline parameters override it.")
+    send_sms: bool | None = Field(None, description='Shorthand for action_type "both".')
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, v: str | int | list) -> list[str]:
+        items = v if isinstance(v, list) else [v]
+        if not 1 <= len(items) <= 10:
+            raise ValueError("to must hold 1 to 10 numbers")
+        out: list[str] = []
+        for item in items:
+            number = phones.normalize(str(item))
+            if number not in out:  # the same person is called once
+                out.append(number)
+        return out
+
+
+class TemplateCreate(_Common):
+    name: str = Field(..., min_length=1, max_length=100)
+    message: str = Field(..., min_length=1, max_length=4000)
+
+
+class TemplateDelete(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    action: Literal["delete"]
+    template_id: str
+
+
+TEMPLATE_FIELDS = ("message", "action_type", "from", "voice", "repeat", "gather", "language", "source")

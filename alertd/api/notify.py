@@ -1,0 +1,172 @@
+"""POST /calls/notify and the templates endpoints of the reference API."""
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from ..dispatch import submit
+from .errors import ApiError, describe_validation
+from .models import TEMPLATE_FIELDS, NotifyRequest, TemplateCreate, TemplateDelete
+
+log = structlog.get_logger("alertd.api")
+router = APIRouter(prefix="/api/v1/calls")
+
+
+async def read_body(request: Request, limit: int) -> Any:
+    """The JSON (or form) body. Raises ApiError 400 / 413."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body too large (limit {limit} bytes).")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise ApiError(413, f"Request body too large (limit {limit} bytes).")
+    ctype = request.headers.get("content-type", "")
+    looks_json = raw.lstrip()[:1] in (b"{", b"[")  # curl -d without a Content-Type still sends JSON
+    if not looks_json and (ctype.startswith("application/x-www-form-urlencoded")
+                           or ctype.startswith("multipart/form-data")):
+        form = await request.form()
+        return {k: (form.getlist(k) if len(form.getlist(k)) > 1 else v) for k, v in form.items()}
+    if not raw.strip():
+        raise ApiError(400, "Request body is empty: send a JSON object.")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"Malformed JSON body: {exc}") from None
+
+
+def parse(model: type[BaseModel], data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, describe_validation(exc)) from None
+
+
+def _ok(payload: dict, status: int = 200) -> JSONResponse:
+    return JSONResponse({"ok": True, **payload}, status_code=status)
+
+
+def resolve_params(daemon, req: NotifyRequest, template: dict | None) -> dict:
+    """Template defaults, then inline parameters. Raises ApiError 400/403."""
+    merged: dict[str, Any] = {k: template.get(k) for k in TEMPLATE_FIELDS} if template else {}
+    for field in req.model_fields_set - {"to", "template_id"}:
+        key = "from" if field == "from_" else field
+        value = getattr(req, field)
+        if value is not None:
+            merged[key] = value
+    if not merged.get("message"):
+        raise ApiError(400, "message: is required unless template_id is given.")
+    action = merged.get("action_type") or "call"
+    if merged.get("send_sms") or req.send_sms:
+        action = "both"
+    merged["action_type"] = action
+    numbers = daemon.config.provider.numbers
+    if merged.get("from"):
+        if numbers and merged["from"] not in numbers or not numbers and daemon.config.provider.kind == "twilio":
+            raise ApiError(403, f"from: caller ID {merged['from']} is not one of this account's numbers.")
+    return merged
+
+
+def pick_from(numbers: list[str], to: str, default: str) -> str:
+    """The caller ID for ``to``: the account's first number with the same country code."""
+    if not numbers:
+        return default
+    for n in numbers:
+        if n[:2] == to[:2]:
+            return n
+    return numbers[0]
+
+
+def build_rows(daemon, to: list[str], merged: dict, template_id: str | None) -> list[dict]:
+    params = {"voice": merged.get("voice") or "alice", "repeat": merged.get("repeat") or 1,
+              "gather": bool(merged.get("gather")), "language": merged.get("language")}
+    rows = []
+    for number in to:
+        p = dict(params, **{"from": merged.get("from") or pick_from(daemon.config.provider.numbers, number,
+                                                                    daemon.default_from)})
+        rows.append({"to": number, "type": merged["action_type"], "message": merged["message"],
+                     "template_id": template_id, "params": p})
+    return rows
+
+
+def call_entry(row: dict) -> dict:
+    """One element of the reference's ``calls`` array."""
+    entry: dict[str, Any] = {"to": row["to"], "type": row["type"]}
+    if row["type"] in ("call", "both"):
+        entry["call_sid"] = row.get("call_sid")
+    if row["type"] in ("sms", "both"):
+        entry["sms_sid"] = row.get("sms_sid")
+    entry["status"] = row["status"]
+    entry["log_id"] = row["log_id"]
+    if row.get("error") and row["status"] != "initiated":
+        entry["error"] = row["error"]["message"]
+        entry["error_code"] = row["error"]["code"]
+    return entry
+
+
+@router.post("/notify", summary="Trigger an alert call or SMS",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": NotifyRequest.model_json_schema()}}}})
+async def notify(request: Request) -> JSONResponse:
+    daemon = request.app.state.daemon
+    key_id = daemon.auth(request)
+    req = parse(NotifyRequest, await read_body(request, daemon.config.server.max_body_bytes))
+    if not daemon.provider.configured:
+        raise ApiError(503, "Twilio credentials not configured (provider.account_sid / provider.auth_token).")
+    template = None
+    if req.template_id is not None:
+        template = daemon.store.get_template(req.template_id)
+        if template is None:
+            raise ApiError(404, f"Template not found: {req.template_id}")
+    merged = resolve_params(daemon, req, template)
+    rows = build_rows(daemon, req.to, merged, req.template_id)
+    trigger = {"source": merged.get("source"), "api_key_id": key_id}
+    rows = await daemon.submit(trigger, rows)
+    calls = [call_entry(r) for r in rows]
+    structlog.contextvars.bind_contextvars(log_ids=[r["log_id"] for r in rows])
+    if all(r["status"] == "failed" for r in rows):
+        first = rows[0].get("error") or {}
+        raise ApiError(400, first.get("message") or "Every recipient was refused.", calls=calls)
+    return _ok({"calls": calls})
+
+
+def _template_out(t: dict) -> dict:
+    return {"template_id": t["template_id"], "name": t["name"], **{k: t.get(k) for k in TEMPLATE_FIELDS}}
+
+
+@router.get("/templates", summary="List templates")
+async def list_templates(request: Request) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    return _ok({"templates": [_template_out(t) for t in daemon.store.list_templates()]})
+
+
+@router.post("/templates", summary="Create or delete a template",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                 "oneOf": [TemplateCreate.model_json_schema(), TemplateDelete.model_json_schema()]}}}}})
+async def post_templates(request: Request) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    data = await read_body(request, daemon.config.server.max_body_bytes)
+    if isinstance(data, dict) and "action" in data:
+        req = parse(TemplateDelete, data)
+        if not daemon.store.delete_template(req.template_id):
+            raise ApiError(404, f"Template not found: {req.template_id}")
+        return _ok({"template_id": req.template_id, "deleted": True})
+    req = parse(TemplateCreate, data)
+    numbers = daemon.config.provider.numbers
+    if req.from_ and numbers and req.from_ not in numbers:
+        raise ApiError(403, f"from: caller ID {req.from_} is not one of this account's numbers.")
+    template_id = "tpl_" + secrets.token_hex(6)
+    fields = {"message": req.message, "action_type": req.action_type or "call", "from": req.from_,
+              "voice": req.voice or "alice", "repeat": req.repeat or 1, "gather": bool(req.gather),
+              "language": req.language, "source": req.source}
+    daemon.store.create_template(template_id, req.name, fields, daemon.clock.timestamp())
+    return _ok({"template_id": template_id, "name": req.name})

@@ -1,0 +1,214 @@
+"""config.yaml: pydantic models, ${VAR} substitution, strict keys, file:line errors."""
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from . import phones, yamlfile
+from .durations import parse_duration
+
+DEFAULT_PATH = "/etc/alertd/config.yaml"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """One or more problems, each a ``file:line: message`` line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _duration(value: Any) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+class ServerConfig(Strict):
+    listen: str = "127.0.0.1:8080"
+    public_url: str | None = None  # where Twilio reaches us; default http://{listen}
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+
+class ProviderConfig(Strict):
+    kind: Literal["twilio", "simulator"] = "simulator"
+    account_sid: str = ""
+    auth_token: str = ""
+    api_base_url: str = "https://api.twilio.com"
+    numbers: list[str] = Field(default_factory=list)
+    max_concurrency: int = Field(10, ge=1, le=1000)
+    timeout: timedelta = timedelta(seconds=10)
+    machine_detection: bool = False
+    # the simulator's own outcome for every call: completed + a press of 1 when gather
+    simulate_press: bool = True
+    _norm_timeout = field_validator("timeout", mode="before")(_duration)
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers(cls, v: list[str]) -> list[str]:
+        return [phones.normalize(n) for n in v]
+
+    @property
+    def configured(self) -> bool:
+        return self.kind == "simulator" or bool(self.account_sid and self.auth_token)
+
+
+class DispatchConfig(Strict):
+    max_attempts: int = Field(10, ge=1, le=100)
+    backoff_base: timedelta = timedelta(seconds=1)
+    backoff_max: timedelta = timedelta(minutes=5)
+    _norm = field_validator("backoff_base", "backoff_max", mode="before")(_duration)
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Contact(Strict):
+    phone: str
+    name: str | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        return phones.normalize(v)
+
+
+class Config(Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: Path = Path("/var/lib/alertd/alertd.db")
+    rules: Path = Path("/etc/alertd/rules")
+    timezone: str = "UTC"
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    contacts: dict[str, Contact] = Field(default_factory=dict)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    path: Path | None = Field(None, exclude=True)  # where it was loaded from
+
+    @field_validator("contacts", mode="before")
+    @classmethod
+    def _contacts(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: {"phone": c} if isinstance(c, (str, int)) else c for k, c in v.items()}
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like America/New_York)") from None
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        contacts = info.data.get("contacts") or {}
+        for name, members in v.items():
+            if name in contacts:
+                raise ValueError(f"group '{name}' has the name of a contact; names are shared")
+            for m in members:
+                if m not in contacts:
+                    raise ValueError(f"group '{name}': unknown contact '{m}'")
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def contact_numbers(self) -> dict[str, str]:
+        return {name: c.phone for name, c in self.contacts.items()}
+
+
+def _substitute(value: Any, loc: tuple, unset: list[tuple]) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            unset.append((loc, name))
+            return ""
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, loc + (k,), unset) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, loc + (i,), unset) for i, v in enumerate(value)]
+    return value
+
+
+def _describe(err: dict) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = yamlfile.format_loc(loc)
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc[-1]}'" + (f" in {yamlfile.format_loc(loc[:-1])}" if loc[:-1] else "")
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg}" if key else msg
+
+
+def load(path: str | Path | None = None) -> tuple[Config, list[str]]:
+    """Load and validate a config file. Returns (config, warnings).
+
+    Raises ConfigError with one ``file:line: message`` per problem.
+    """
+    path = Path(path or os.environ.get("ALERTD_CONFIG") or DEFAULT_PATH)
+    try:
+        doc = yamlfile.load(path)
+    except yamlfile.YamlError as exc:
+        raise ConfigError([str(exc)]) from None
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: the config must be a mapping of keys"])
+    unset: list[tuple] = []
+    data = _substitute(data, (), unset)
+    warnings = [f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: environment variable {name} is not set"
+                for loc, name in unset]
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([f"{doc.where(e['loc'])}: {_describe(e)}" for e in exc.errors()]) from None
+    base = path.resolve().parent
+    config.path = path.resolve()
+    config.database = config.database if config.database.is_absolute() else base / config.database
+    config.rules = config.rules if config.rules.is_absolute() else base / config.rules
+    if config.provider.kind == "twilio" and not config.provider.configured:
+        warnings.append(f"{path}: provider: Twilio credentials are not configured; notify answers 503")
+    if config.provider.kind == "twilio" and not config.server.public_url:
+        warnings.append(f"{path}: server.public_url is not set; Twilio cannot reach the status and press-1 callbacks")
+    return config, warnings

@@ -1,0 +1,92 @@
+"""The daemon: wires config, store, provider, dispatcher and HTTP together."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+
+import structlog
+import uvicorn
+
+from .api.app import create_app
+from .api.auth import Authenticator
+from .api.errors import ApiError
+from .callbacks import CallbackHandler
+from .clock import SystemClock
+from .config import Config
+from .dispatch import Dispatcher, submit
+from .providers.simulator import SimulatorProvider
+from .providers.twilio import TwilioProvider
+from .store import Store
+
+log = structlog.get_logger("alertd")
+SIMULATOR_FROM = "+15005550006"  # Twilio's own test-credentials "from" number
+
+
+PROVIDERS = {
+    "twilio": lambda p: TwilioProvider(p.account_sid, p.auth_token, p.api_base_url,
+                                       timeout=p.timeout.total_seconds(), max_concurrency=p.max_concurrency),
+    "simulator": lambda p: SimulatorProvider(press=p.simulate_press),
+}
+
+
+class Daemon:
+    """Everything one running alertd holds. Parts are parameters so tests can
+    hand in a FakeClock or another provider."""
+
+    def __init__(self, config: Config, *, clock=None, provider=None, store: Store | None = None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = store or Store(config.database)
+        self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
+        self.default_from = config.provider.numbers[0] if config.provider.numbers else SIMULATOR_FROM
+        self.callbacks = CallbackHandler(self.store, self.clock)
+        if isinstance(self.provider, SimulatorProvider):
+            self.provider.callbacks = self.callbacks
+        self.dispatcher: Dispatcher | None = None
+        self.auth = Authenticator(self.store, self.clock)
+        self._worker: asyncio.Task | None = None
+        self.app = create_app(self, lifespan=self.lifespan)
+
+    async def submit(self, trigger: dict, rows: list[dict]) -> list[dict]:
+        try:
+            return await submit(self.dispatcher, trigger, rows)
+        except sqlite3.Error as exc:
+            log.error("database write failed", error=str(exc))
+            raise ApiError(503, "The database cannot be written; nothing was accepted. Try again.") from None
+
+    async def start(self) -> None:
+        await self.provider.start()
+        self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock)
+        self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        log.info("alertd started", provider=self.config.provider.kind, database=str(self.config.database),
+                 listen=self.config.server.listen)
+
+    async def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        if self._worker is not None:
+            # what is still pending stays in the outbox for the next start
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._worker, 10)
+        await self.provider.close()
+        log.info("alertd stopped")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+
+def serve(config: Config) -> int:
+    """Run in the foreground until SIGTERM/SIGINT; returns the exit code."""
+    daemon = Daemon(config)
+    server = uvicorn.Server(uvicorn.Config(
+        daemon.app, host=config.server.host, port=config.server.port, access_log=False, log_config=None,
+        lifespan="on", server_header=False, timeout_graceful_shutdown=15))
+    server.run()
+    daemon.store.close()
+    return 0 if server.started else 1

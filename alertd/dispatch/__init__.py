@@ -1,0 +1,184 @@
+"""The durable outbox and its worker.
+
+Every send is written to SQLite before the provider is asked (Store.create_trigger),
+so an accepted request survives a crash. The API makes the first attempt
+itself, inline, so the phone starts ringing without waiting for a poll; the
+worker takes what is left: retries after backoff, deferred sends, and whatever
+a crash interrupted (leases are released at start).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any, Iterable
+
+import structlog
+
+from ..clock import SystemClock
+from ..config import Config
+from ..providers import Outgoing, Provider, ProviderError
+from ..store import Store
+
+log = structlog.get_logger("alertd.dispatch")
+LEASE_SECONDS = 120.0  # longer than any provider timeout: an item in flight is not taken twice
+
+
+class Dispatcher:
+    def __init__(self, store: Store, provider: Provider, config: Config, clock=None, *, rng=None):
+        self.store, self.provider, self.config = store, provider, config
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.base_url = config.server.base_url
+        self._sem = asyncio.Semaphore(config.provider.max_concurrency)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.last_loop_at = time.monotonic()
+        self.in_flight = 0
+
+    # --- building what the provider sends ---------------------------------
+    def outgoing(self, row: Any, channel: str) -> Outgoing:
+        params, log_id = row["params"], row["log_id"]
+        base = self.base_url
+        return Outgoing(
+            log_id=log_id, channel=channel, to=row["to"],
+            from_=params["from"], message=row["message"], voice=params.get("voice", "alice"),
+            language=params.get("language"), repeat=params.get("repeat", 1), gather=params.get("gather", False),
+            status_callback=f"{base}/twilio/status?log_id={log_id}&channel={channel}",
+            gather_action=f"{base}/twilio/gather?log_id={log_id}",
+            twiml_url=f"{base}/twilio/twiml?log_id={log_id}",
+            machine_detection=self.config.provider.machine_detection)
+
+    # --- attempts -----------------------------------------------------------
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        cfg = self.config.dispatch
+        delay = min(cfg.backoff_max.total_seconds(), cfg.backoff_base.total_seconds() * 2 ** (attempts - 1))
+        delay *= self.rng.uniform(0.5, 1.0)  # jitter: retries of a burst do not return in step
+        return max(delay, retry_after or 0.0)
+
+    async def attempt(self, outbox_id: int, attempts_before: int, out: Outgoing) -> dict:
+        """One provider request. Never raises; returns a result for Store.record_results."""
+        started = time.perf_counter()
+        result: dict[str, Any] = {"outbox_id": outbox_id, "log_id": out.log_id, "channel": out.channel}
+        async with self._sem:
+            self.in_flight += 1
+            try:
+                sid = await self.provider.send(out)
+                result.update(outcome="sent", sid=sid)
+            except ProviderError as exc:
+                result["error"] = exc.as_dict()
+                attempts = attempts_before + 1
+                if exc.permanent:
+                    result["outcome"] = "failed"
+                elif attempts >= self.config.dispatch.max_attempts:
+                    result["outcome"] = "failed"
+                    result["error"] = {"code": exc.code, "message": f"gave up after {attempts} attempts: {exc.message}"}
+                else:
+                    result["outcome"] = "retry"
+                    result["next_attempt_at"] = self.clock.timestamp() + self._backoff(attempts, exc.retry_after)
+            except Exception as exc:  # a bug in a provider must not lose the item: retry it
+                log.exception("provider crashed", log_id=out.log_id)
+                result.update(outcome="retry", error={"code": None, "message": repr(exc)},
+                              next_attempt_at=self.clock.timestamp() + self._backoff(attempts_before + 1, None))
+            finally:
+                self.in_flight -= 1
+        log.info("provider request", log_id=out.log_id, channel=out.channel, outcome=result["outcome"],
+                 sid=result.get("sid"), error=result.get("error"),
+                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+        return result
+
+    async def deliver_now(self, rows: list[dict]) -> list[dict]:
+        """First attempt for freshly stored rows, all channels concurrently.
+
+        Returns the rows with ``status`` ('initiated', 'queued' or 'failed'),
+        ``call_sid``/``sms_sid`` and ``error`` filled in.
+        """
+        jobs, owners = [], []
+        for row in rows:
+            for outbox_id, channel in row["items"]:
+                jobs.append(self.attempt(outbox_id, 0, self.outgoing(row, channel)))
+                owners.append(row)
+        results = await asyncio.gather(*jobs) if jobs else []
+        if results:
+            self.store.record_results(results)
+        for row in rows:
+            row.setdefault("outcomes", [])
+        for row, res in zip(owners, results):
+            row["outcomes"].append(res)
+            if res["outcome"] == "sent":
+                row["call_sid" if res["channel"] == "call" else "sms_sid"] = res["sid"]
+            else:
+                row["error"] = res["error"]
+            if res["outcome"] == "retry":
+                self._wake.set()
+        for row in rows:
+            outs = [o["outcome"] for o in row["outcomes"]]
+            if not row["items"]:
+                continue  # created already failed (e.g. a template that would not render)
+            if "retry" in outs:
+                row["status"] = "queued"
+            elif outs and all(o == "failed" for o in outs):
+                row["status"] = "failed"
+            else:
+                row["status"] = "initiated"
+        return rows
+
+    # --- the background worker ------------------------------------------------
+    async def run_once(self, limit: int = 200) -> int:
+        """Attempt every due item (up to ``limit``); returns how many were attempted."""
+        now = self.clock.timestamp()
+        rows = self.store.claim_due(now, now + LEASE_SECONDS, limit)
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(
+            self.attempt(r["outbox_id"], r["attempts"], self.outgoing(r, r["channel"])) for r in rows))
+        self.store.record_results(results)
+        return len(rows)
+
+    def poke(self) -> None:
+        """Something new may be due sooner than the worker thinks."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        released = self.store.release_leases()
+        if released:
+            log.info("resuming deliveries interrupted by a stop", items=released)
+        while not self._stopping:
+            self.last_loop_at = time.monotonic()
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("dispatch loop error")
+                done = 0
+            if done:
+                continue
+            due = self.store.next_due_at()
+            wait = 1.0 if due is None else min(1.0, max(0.02, due - self.clock.timestamp()))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+async def submit(dispatcher: Dispatcher, trigger: dict, rows: list[dict]) -> list[dict]:
+    """Store a trigger durably, then make the first attempt of every row now
+    (rows with a future ``send_at`` wait for the worker). The one way into the
+    outbox for the API and the rules engine alike. Raises sqlite3.Error when
+    nothing could be stored: the caller must not answer ok then."""
+    now = dispatcher.clock.timestamp()
+    trigger.setdefault("created_at", now)
+    later = [r for r in rows if r.get("send_at") and r["send_at"] > now]
+    for r in later:
+        r["status"] = "scheduled"
+    stored = dispatcher.store.create_trigger(trigger, rows, lease_until=now + LEASE_SECONDS)
+    if later:
+        # deferred rows are the worker's from the start: no lease to wait out
+        dispatcher.store.release_rows([r["log_id"] for r in later])
+        dispatcher.poke()
+    await dispatcher.deliver_now([r for r in stored if r.get("status") != "scheduled"])
+    return stored

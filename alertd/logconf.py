@@ -1,0 +1,35 @@
+"""structlog, configured once: JSON lines when not on a terminal, readable on one.
+
+Never pass an API key, a ?key= value or an auth token to a logger: request
+lines carry the path only, never the query string.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
+    stream = stream or sys.stdout
+    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    renderer = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    # libraries log through the standard library: keep them quiet and key-free
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    for name in ("uvicorn.access", "twilio", "aiohttp.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,23 @@
+"""Phone numbers: what the reference accepts (US 10-digit or E.164), as E.164."""
+from __future__ import annotations
+
+import phonenumbers
+
+
+def normalize(raw: str, region: str = "US") -> str:
+    """'5551234567' / '(555) 123-4567' / '+15551234567' -> '+15551234567'.
+
+    Checks the format with ``is_possible_number``, not whether the number is
+    assigned: the reference's own examples use 555 numbers, which
+    ``is_valid_number`` rejects. Raises ValueError with a readable reason.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError("Invalid phone number format: empty")
+    text = raw.strip()
+    try:
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"Invalid phone number format: {raw!r}") from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError(f"Invalid phone number format: {raw!r}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,184 @@
+"""Twilio: the only module that imports the twilio library.
+
+Calls carry their TwiML inline (one request fewer before the phone rings);
+a message too long for the 4,000-character Twiml parameter is fetched from
+our /twilio/twiml URL instead. Status and gather URLs carry the log id, since
+a callback can arrive before Twilio's answer to the create request is stored.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import logging
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from . import Outgoing, ProviderError
+
+# Twilio no longer lists the old 'alice', 'man' and 'woman' voices; we send
+# Amazon Polly voices it still serves, by language (female, male).
+POLLY = {
+    "en-US": ("Polly.Joanna", "Polly.Matthew"), "en-GB": ("Polly.Amy", "Polly.Brian"),
+    "en-AU": ("Polly.Nicole", "Polly.Russell"), "en-IN": ("Polly.Aditi", "Polly.Aditi"),
+    "es-MX": ("Polly.Mia", "Polly.Mia"), "es-US": ("Polly.Penelope", "Polly.Miguel"),
+    "es-ES": ("Polly.Conchita", "Polly.Enrique"), "fr-FR": ("Polly.Celine", "Polly.Mathieu"),
+    "fr-CA": ("Polly.Chantal", "Polly.Chantal"), "de-DE": ("Polly.Marlene", "Polly.Hans"),
+    "it-IT": ("Polly.Carla", "Polly.Giorgio"), "pt-BR": ("Polly.Vitoria", "Polly.Ricardo"),
+    "nl-NL": ("Polly.Lotte", "Polly.Ruben"), "ja-JP": ("Polly.Mizuki", "Polly.Takumi"),
+}
+PROMPTS = {
+    "en": ("Press 1 to acknowledge.", "Acknowledged. Thank you. Goodbye.", "No key was pressed. Goodbye."),
+    "es": ("Presione 1 para confirmar.", "Confirmado. Gracias. Adiós.", "No se presionó ninguna tecla. Adiós."),
+    "fr": ("Appuyez sur 1 pour confirmer.", "Confirmé. Merci. Au revoir.", "Aucune touche. Au revoir."),
+    "de": ("Drücken Sie 1 zur Bestätigung.", "Bestätigt. Danke. Auf Wiederhören.", "Keine Eingabe. Auf Wiederhören."),
+}
+TWIML_INLINE_MAX = 4000
+# transient: the request may succeed later (rate limit, Twilio trouble, our credentials being fixed)
+_TRANSIENT_CODES = {20429, 20003, 20500, 20503}
+
+_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar("retry_after", default=None)
+logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs request headers at INFO
+
+
+def voice_for(voice: str, language: str | None) -> str:
+    if "." in voice:  # Polly.X / Google.X passed straight through
+        return voice
+    female, male = POLLY.get(language or "en-US", POLLY["en-US"])
+    return male if voice == "man" else female
+
+
+def prompts(language: str | None) -> tuple[str, str, str]:
+    return PROMPTS.get((language or "en").split("-")[0].lower(), PROMPTS["en"])
+
+
+def _say(target, text: str, out: Outgoing, loop: int = 1) -> None:
+    kwargs = {"voice": voice_for(out.voice, out.language)}
+    if out.language:
+        kwargs["language"] = out.language
+    if loop > 1:
+        kwargs["loop"] = loop
+    target.say(text, **kwargs)
+
+
+def call_twiml(out: Outgoing) -> str:
+    """The TwiML of an alert call: the message ``repeat`` times; with gather, all
+    of it inside <Gather numDigits=1> so a press during the message counts."""
+    response = VoiceResponse()
+    if out.gather:
+        ask, _, nothing = prompts(out.language)
+        gather = Gather(num_digits=1, action=out.gather_action, method="POST", timeout=8)
+        _say(gather, out.message, out, out.repeat)
+        _say(gather, ask, out)
+        response.append(gather)
+        _say(response, nothing, out)
+    else:
+        _say(response, out.message, out, out.repeat)
+    return str(response)
+
+
+def gather_reply_twiml(out: Outgoing, pressed_one: bool) -> str:
+    """What the caller hears after pressing a key."""
+    ask, thanks, _ = prompts(out.language)
+    response = VoiceResponse()
+    if pressed_one:
+        _say(response, thanks, out)
+    else:
+        gather = Gather(num_digits=1, action=out.gather_action, method="POST", timeout=8)
+        _say(gather, ask, out)
+        response.append(gather)
+    return str(response)
+
+
+def signature_valid(auth_token: str, url: str, params: dict, signature: str) -> bool:
+    if not auth_token or not signature:
+        return False
+    return RequestValidator(auth_token).validate(url, params, signature)
+
+
+def compute_signature(auth_token: str, url: str, params: dict) -> str:
+    return RequestValidator(auth_token).compute_signature(url, params)
+
+
+class _HttpClient(AsyncTwilioHttpClient):
+    """Adds what the stock client lacks: a real aiohttp timeout, and the
+    Retry-After header of the last answer, per task (concurrent sends each
+    see their own)."""
+
+    def __init__(self, timeout: float, max_concurrency: int):
+        super().__init__(pool_connections=False, timeout=timeout)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_concurrency * 2, ttl_dns_cache=300))
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def request(self, method, url, params=None, data=None, headers=None, auth=None,
+                      timeout=None, allow_redirects=False):
+        headers = dict(headers or {})
+        if auth:  # aiohttp 3.14 deprecates BasicAuth objects; the header is the same thing
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        async with self.session.request(method.upper(), url, params=params, data=data, headers=headers,
+                                        timeout=self._client_timeout,
+                                        allow_redirects=allow_redirects) as resp:
+            text = await resp.text()
+            value = resp.headers.get("Retry-After")
+            try:
+                _retry_after.set(float(value) if value is not None else None)
+            except ValueError:
+                _retry_after.set(None)
+            return Response(resp.status, text, resp.headers)
+
+
+class TwilioProvider:
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: str, *, timeout: float = 10.0,
+                 max_concurrency: int = 10):
+        self.account_sid, self.auth_token = account_sid, auth_token
+        self.api_base_url = api_base_url.rstrip("/")
+        self.timeout, self.max_concurrency = timeout, max_concurrency
+        self.configured = bool(account_sid and auth_token)
+        self.client: Client | None = None
+
+    async def start(self) -> None:
+        http = _HttpClient(self.timeout, self.max_concurrency)
+        self.client = Client(self.account_sid or "AC-unset", self.auth_token or "unset", http_client=http)
+        self.client.api.base_url = self.api_base_url
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.http_client.close()
+
+    async def send(self, out: Outgoing) -> str:
+        """Returns the sid. Raises ProviderError (permanent for 4xx other than rate limits)."""
+        assert self.client is not None, "start() first"
+        _retry_after.set(None)
+        try:
+            if out.channel == "sms":
+                kwargs = {"to": out.to, "from_": out.from_, "body": out.message}
+                if out.status_callback:
+                    kwargs["status_callback"] = out.status_callback
+                msg = await self.client.messages.create_async(**kwargs)
+                return msg.sid
+            kwargs = {"to": out.to, "from_": out.from_}
+            twiml = call_twiml(out)
+            if len(twiml) <= TWIML_INLINE_MAX or not out.twiml_url:
+                kwargs["twiml"] = twiml
+            else:
+                kwargs["url"] = out.twiml_url
+            if out.status_callback:
+                kwargs["status_callback"] = out.status_callback
+                kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
+            if out.machine_detection:
+                kwargs["machine_detection"] = "Enable"
+            call = await self.client.calls.create_async(**kwargs)
+            return call.sid
+        except TwilioRestException as exc:
+            transient = exc.status == 429 or exc.status >= 500 or exc.code in _TRANSIENT_CODES
+            raise ProviderError(exc.msg or f"HTTP {exc.status}", exc.code or exc.status,
+                                permanent=not transient, retry_after=_retry_after.get()) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None) from None

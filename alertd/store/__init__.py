@@ -1,0 +1,301 @@
+"""The database: every SQL statement alertd runs lives in this package.
+
+SQLite in WAL mode with synchronous=NORMAL: a committed transaction survives a
+crash or kill -9 of the daemon (not a power cut before the next checkpoint;
+set ``PRAGMA synchronous=FULL`` semantics with ``database_sync: full`` if that
+matters more than latency). Every statement is parameterised. The daemon uses
+one connection from its event loop thread: each statement takes microseconds,
+which is cheaper than handing it to a thread.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+from .schema import MIGRATIONS
+
+
+class StoreError(Exception):
+    """The database could not be read or written (disk full, locked past the timeout)."""
+
+
+class SchemaTooNew(StoreError):
+    pass
+
+
+def connect(path: str | Path, *, timeout: float = 5.0) -> sqlite3.Connection:
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations; returns the schema version now in force."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(f"database schema v{version} is newer than this alertd (v{len(MIGRATIONS)}); upgrade alertd")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+class _Tx:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self.conn.execute("ROLLBACK")
+                raise
+        self.conn.execute("ROLLBACK")
+
+
+def _status_sql() -> str:
+    # a log row's status follows from its outbox items: anything still pending
+    # means queued; every channel failed means failed; otherwise initiated
+    return """
+        UPDATE logs SET status = CASE
+            WHEN EXISTS (SELECT 1 FROM outbox o WHERE o.log_id = logs.log_id AND o.state = 'pending') THEN 'queued'
+            WHEN NOT EXISTS (SELECT 1 FROM outbox o WHERE o.log_id = logs.log_id AND o.state != 'failed') THEN 'failed'
+            ELSE 'initiated' END
+        WHERE log_id = ?"""
+
+
+class Store:
+    """All reads and writes. Methods raise StoreError when SQLite fails."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.conn = connect(self.path)
+        migrate(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def tx(self) -> _Tx:
+        return _Tx(self.conn)
+
+    def ping(self) -> bool:
+        try:
+            return self.conn.execute("SELECT 1").fetchone()[0] == 1
+        except sqlite3.Error:
+            return False
+
+    # --- API keys ---------------------------------------------------------
+    def create_key(self, name: str, prefix: str, key_hash: str, now: float) -> int:
+        with self.tx() as c:
+            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                             (name, prefix, key_hash, now)).lastrowid
+
+    def find_key(self, key_hash: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT id, name, key_hash, revoked_at FROM api_keys WHERE key_hash = ?",
+                                 (key_hash,)).fetchone()
+
+    def list_keys(self) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys ORDER BY id").fetchall()
+
+    def revoke_key(self, key_id: int, now: float) -> bool:
+        with self.tx() as c:
+            return c.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                             (now, key_id)).rowcount == 1
+
+    def touch_key(self, key_id: int, now: float) -> None:
+        self.conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
+
+    # --- templates --------------------------------------------------------
+    def create_template(self, template_id: str, name: str, fields: dict, now: float) -> None:
+        with self.tx() as c:
+            c.execute("INSERT INTO templates (id, name, fields, created_at) VALUES (?, ?, ?, ?)",
+                      (template_id, name, json.dumps(fields), now))
+
+    def get_template(self, template_id: str) -> dict | None:
+        row = self.conn.execute("SELECT * FROM templates WHERE id = ?", (template_id,)).fetchone()
+        return _template(row) if row else None
+
+    def list_templates(self) -> list[dict]:
+        return [_template(r) for r in self.conn.execute("SELECT * FROM templates ORDER BY created_at, id")]
+
+    def delete_template(self, template_id: str) -> bool:
+        with self.tx() as c:
+            return c.execute("DELETE FROM templates WHERE id = ?", (template_id,)).rowcount == 1
+
+    # --- triggers, log rows and their outbox items -------------------------
+    def create_trigger(self, trigger: dict, rows: list[dict], lease_until: float) -> list[dict]:
+        """Write one trigger, its log rows and an outbox item per channel, atomically.
+
+        ``rows``: dicts with to, type, message, template_id, params (dict), and
+        optionally status (a row created already 'failed' gets no outbox items).
+        Returns the rows with log_id and ``items`` [(outbox_id, channel)] added.
+        The items are leased until ``lease_until`` so the background worker leaves
+        them to the caller's first attempt.
+        """
+        now = trigger["created_at"]
+        with self.tx() as c:
+            trigger_id = c.execute(
+                "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id) VALUES (?, ?, ?, ?, ?)",
+                (now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                 trigger.get("api_key_id"))).lastrowid
+            for row in rows:
+                status = row.get("status", "queued")
+                row["log_id"] = c.execute(
+                    "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
+                    " template_id, message, params, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                     row["to"], row["type"], row.get("template_id"), row.get("message"),
+                     json.dumps(row.get("params") or {}), status,
+                     json.dumps(row["error"]) if row.get("error") else None)).lastrowid
+                row["trigger_id"] = trigger_id
+                row["items"] = []
+                if status not in ("queued", "scheduled"):
+                    continue
+                for channel in (("call", "sms") if row["type"] == "both" else (row["type"],)):
+                    oid = c.execute(
+                        "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, created_at)"
+                        " VALUES (?, ?, 'pending', ?, ?, ?)",
+                        (row["log_id"], channel, row.get("send_at") or now, lease_until, now)).lastrowid
+                    row["items"].append((oid, channel))
+        return rows
+
+    def record_results(self, results: Iterable[dict]) -> None:
+        """Apply attempt outcomes in one transaction.
+
+        Each result: outbox_id, log_id, channel, outcome ('sent' | 'failed' |
+        'retry'), sid, error (dict), next_attempt_at (for retry).
+        """
+        status_sql = _status_sql()
+        with self.tx() as c:
+            touched = set()
+            for r in results:
+                if r["outcome"] == "sent":
+                    c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, leased_until = NULL"
+                              " WHERE id = ?", (r["outbox_id"],))
+                    column = "call_sid" if r["channel"] == "call" else "sms_sid"
+                    c.execute(f"UPDATE logs SET {column} = ? WHERE log_id = ?", (r["sid"], r["log_id"]))
+                else:
+                    state = "failed" if r["outcome"] == "failed" else "pending"
+                    c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
+                              " next_attempt_at = ?, leased_until = NULL WHERE id = ?",
+                              (state, json.dumps(r.get("error")), r.get("next_attempt_at") or 0, r["outbox_id"]))
+                    c.execute("UPDATE logs SET error = ? WHERE log_id = ?", (json.dumps(r.get("error")), r["log_id"]))
+                touched.add(r["log_id"])
+            for log_id in touched:
+                c.execute(status_sql, (log_id,))
+
+    def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
+        """Lease up to ``limit`` due outbox items; returns them joined with their
+        log rows (``to`` and parsed ``params`` as Store.create_trigger takes them)."""
+        with self.tx() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?"
+                " AND (leased_until IS NULL OR leased_until <= ?) ORDER BY next_attempt_at LIMIT ?",
+                (now, now, limit))]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            c.execute(f"UPDATE outbox SET leased_until = ? WHERE id IN ({marks})", (lease_until, *ids))
+            rows = c.execute(
+                f"SELECT o.id AS outbox_id, o.channel, o.attempts, l.* FROM outbox o JOIN logs l USING (log_id)"
+                f" WHERE o.id IN ({marks}) ORDER BY o.id", ids).fetchall()
+        return [self.row_dict(r) for r in rows]
+
+    @staticmethod
+    def row_dict(row: sqlite3.Row) -> dict:
+        """A log row as Store.create_trigger takes it: ``to`` and parsed ``params``."""
+        return {**dict(row), "to": row["to_number"], "params": json.loads(row["params"])}
+
+    def release_leases(self) -> int:
+        """At start nothing is in flight: every leased item is due again now."""
+        with self.tx() as c:
+            return c.execute("UPDATE outbox SET leased_until = NULL"
+                             " WHERE state = 'pending' AND leased_until IS NOT NULL").rowcount
+
+    def release_rows(self, log_ids: list[int]) -> None:
+        marks = ",".join("?" * len(log_ids))
+        with self.tx() as c:
+            c.execute(f"UPDATE outbox SET leased_until = NULL WHERE log_id IN ({marks})", log_ids)
+
+    def next_due_at(self) -> float | None:
+        row = self.conn.execute("SELECT MIN(MAX(next_attempt_at, COALESCE(leased_until, 0))) FROM outbox"
+                                " WHERE state = 'pending'").fetchone()
+        return row[0]
+
+    def outbox_stats(self, now: float) -> tuple[int, float | None]:
+        """(pending items, age in seconds of the oldest)."""
+        row = self.conn.execute("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'pending'").fetchone()
+        return row[0], (now - row[1]) if row[1] is not None else None
+
+    # --- the trigger log ----------------------------------------------------
+    def get_log(self, log_id: int) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM logs WHERE log_id = ?", (log_id,)).fetchone()
+
+    def list_logs(self, *, limit: int = 50, source: str | None = None, since: float | None = None,
+                  rule_id: str | None = None) -> list[sqlite3.Row]:
+        where, args = [], []
+        if source is not None:
+            where.append("source = ?")
+            args.append(source)
+        if rule_id is not None:
+            where.append("rule_id = ?")
+            args.append(rule_id)
+        if since is not None:
+            where.append("created_at >= ?")
+            args.append(since)
+        sql = "SELECT * FROM logs" + (" WHERE " + " AND ".join(where) if where else "")
+        return self.conn.execute(sql + " ORDER BY log_id DESC LIMIT ?", (*args, limit)).fetchall()
+
+    def set_channel_status(self, log_id: int, channel: str, status: str, sid: str | None = None) -> bool:
+        """Record a provider status callback. The sid is filled in too: a callback
+        can arrive before the provider's answer to the create request was stored."""
+        column = "call" if channel == "call" else "sms"
+        with self.tx() as c:
+            return c.execute(
+                f"UPDATE logs SET {column}_status = ?, {column}_sid = COALESCE({column}_sid, ?) WHERE log_id = ?",
+                (status, sid, log_id)).rowcount == 1
+
+    def acknowledge(self, log_id: int, now: float, by: str | None = None) -> bool:
+        """Mark a log row (and its trigger) acknowledged; False when unknown.
+        The first acknowledgement's time is kept."""
+        with self.tx() as c:
+            row = c.execute("SELECT trigger_id FROM logs WHERE log_id = ?", (log_id,)).fetchone()
+            if row is None:
+                return False
+            c.execute("UPDATE logs SET acknowledged_at = COALESCE(acknowledged_at, ?) WHERE log_id = ?", (now, log_id))
+            c.execute("UPDATE triggers SET acknowledged_at = COALESCE(acknowledged_at, ?),"
+                      " acknowledged_by = COALESCE(acknowledged_by, ?) WHERE trigger_id = ?",
+                      (now, by, row["trigger_id"]))
+            return True
+
+
+def _template(row: sqlite3.Row) -> dict:
+    return {"template_id": row["id"], "name": row["name"], **json.loads(row["fields"]),
+            "created_at": row["created_at"]}
+
+
+def row_params(row: sqlite3.Row) -> dict[str, Any]:
+    return json.loads(row["params"])

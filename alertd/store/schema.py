@@ -1,0 +1,74 @@
+"""Versioned schema. Each entry upgrades from the previous version; applied at start.
+
+Never edit a migration that has shipped: add a new one. PRAGMA user_version
+holds the version, so a newer database refuses an older alertd.
+"""
+
+MIGRATIONS: list[str] = [
+    # 1: keys, templates, the trigger log and the outbox
+    """
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        revoked_at REAL
+    );
+    CREATE TABLE templates (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        fields TEXT NOT NULL,            -- JSON: message, action_type, voice, ...
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE triggers (
+        trigger_id INTEGER PRIMARY KEY,
+        created_at REAL NOT NULL,
+        source TEXT,
+        rule_id TEXT,
+        event_id INTEGER,
+        api_key_id INTEGER,
+        acknowledged_at REAL,
+        acknowledged_by TEXT
+    );
+    CREATE TABLE logs (
+        log_id INTEGER PRIMARY KEY,
+        trigger_id INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        source TEXT,
+        rule_id TEXT,
+        event_id INTEGER,
+        to_number TEXT NOT NULL,
+        type TEXT NOT NULL,              -- call | sms | both
+        template_id TEXT,
+        message TEXT,
+        params TEXT NOT NULL,            -- JSON: from, voice, repeat, gather, language
+        call_sid TEXT,
+        sms_sid TEXT,
+        status TEXT NOT NULL,            -- initiated | queued | failed | ...
+        call_status TEXT,
+        sms_status TEXT,
+        acknowledged_at REAL,
+        error TEXT                       -- JSON {code, message} or NULL
+    );
+    CREATE INDEX logs_created ON logs (created_at);
+    CREATE INDEX logs_source ON logs (source, log_id);
+    CREATE INDEX logs_trigger ON logs (trigger_id);
+    CREATE INDEX logs_call_sid ON logs (call_sid);
+    CREATE INDEX logs_sms_sid ON logs (sms_sid);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        log_id INTEGER NOT NULL,
+        channel TEXT NOT NULL,           -- call | sms
+        state TEXT NOT NULL,             -- pending | sent | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,   -- when it is due (retry backoff, deferred sends)
+        leased_until REAL,               -- set while an attempt is in flight
+        last_error TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+    CREATE INDEX outbox_log ON outbox (log_id);
+    """,
+]
