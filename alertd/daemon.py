@@ -56,6 +56,7 @@ class Daemon:
             raise ApiError(503, "The database cannot be written; nothing was accepted. Try again.") from None
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self.provider.start()
         self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock)
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")

@@ -1,0 +1,156 @@
+"""Shared fixtures: a real daemon on a loopback socket, a fake Twilio, API keys.
+
+The daemon runs in-process (uvicorn in a thread with its own event loop) so a
+test can hand it a FakeClock and look at its store, but every request goes
+over a real socket, and the real twilio library talks to FakeTwilio over
+another one.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import uvicorn
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from alertd import config as config_mod  # noqa: E402
+from alertd.api.auth import generate_key  # noqa: E402
+from alertd.daemon import Daemon  # noqa: E402
+from fake_twilio import FakeTwilio  # noqa: E402
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "test-token"
+CALLER_ID = "+15557654321"
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def write_config(folder: Path, port: int, overrides: dict | None = None) -> Path:
+    data = {
+        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"},
+        "database": "alertd.db",
+        "rules": "rules",
+        "timezone": "America/New_York",
+        "provider": {"kind": "simulator", "numbers": [CALLER_ID], "auth_token": AUTH_TOKEN},
+        "dispatch": {"backoff_base": "0.05s", "backoff_max": "0.2s", "max_attempts": 5},
+        "contacts": {"manager": "+15551230001", "oncall_primary": "+15551230002",
+                     "oncall_secondary": "+15551230003"},
+        "groups": {"oncall": ["oncall_primary", "oncall_secondary"]},
+    }
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    (folder / "rules").mkdir(exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class RunningDaemon:
+    """A daemon serving on 127.0.0.1; ``api`` is a requests session with a valid key."""
+
+    def __init__(self, folder: Path, overrides: dict | None = None, clock=None):
+        self.folder, self.overrides, self.clock = folder, overrides, clock
+        self.sock = free_socket()
+        self.port = self.sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.config_path = write_config(folder, self.port, overrides)
+        self.config, _ = config_mod.load(self.config_path)
+        self.daemon = Daemon(self.config, clock=clock)
+        self.key, prefix, digest = generate_key()
+        self.daemon.store.create_key("test", prefix, digest, time.time())
+        self.api = requests.Session()
+        self.api.headers["Authorization"] = f"Bearer {self.key}"
+        self._start()
+
+    def _start(self) -> None:
+        cfg = uvicorn.Config(self.daemon.app, access_log=False, log_config=None, lifespan="on")
+        self.server = uvicorn.Server(cfg)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("daemon did not start")
+            time.sleep(0.01)
+
+    def run(self, coro, timeout: float = 10):
+        """Run a coroutine on the daemon's own event loop (e.g. dispatcher.run_once())."""
+        loop = self.daemon.loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def notify(self, body: dict, **kwargs) -> requests.Response:
+        return self.api.post(self.url("/api/v1/calls/notify"), json=body, timeout=10, **kwargs)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
+        self.daemon.store.close()
+
+    def wait_until(self, predicate, timeout: float = 5.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def fake_twilio():
+    with FakeTwilio(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN) as fake:
+        yield fake
+
+
+def twilio_overrides(fake: FakeTwilio) -> dict:
+    return {"provider": {"kind": "twilio", "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN,
+                         "api_base_url": fake.base_url, "numbers": [CALLER_ID], "timeout": "2s"}}
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    """make_daemon(overrides=None, clock=None) -> RunningDaemon; stopped at teardown."""
+    started: list[RunningDaemon] = []
+
+    def make(overrides: dict | None = None, clock=None, folder: Path | None = None) -> RunningDaemon:
+        d = RunningDaemon(folder or tmp_path, overrides, clock)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        if d.thread.is_alive():
+            d.stop()
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    """A daemon with the simulator provider."""
+    return make_daemon()
+
+
+@pytest.fixture
+def twilio_daemon(make_daemon, fake_twilio):
+    """A daemon whose provider is the real twilio library pointed at FakeTwilio."""
+    d = make_daemon(twilio_overrides(fake_twilio))
+    d.fake = fake_twilio
+    return d
