@@ -69,6 +69,53 @@ def check_rules(cfg) -> list[str]:
     return list(result.errors)
 
 
+def cmd_test_rule(args) -> int:
+    """Evaluate one rule against a sample event; prints what would be sent, sends nothing."""
+    cfg = _load(args)
+    from .engine.evaluate import evaluate
+    from .rules.loader import load_rules
+    from .sources.schedule import next_fire_times
+    result = load_rules(cfg.rules, contacts=cfg.contact_numbers(), groups=cfg.groups, timezone=cfg.timezone,
+                        display_root=cfg.path.parent if cfg.path else None)
+    for line in result.errors:
+        print(f"warning: {line}", file=sys.stderr)
+    rule = result.ruleset.rules.get(args.rule_id)
+    if rule is None:
+        print(f"no rule '{args.rule_id}' (loaded: {', '.join(result.ruleset.rules) or 'none'})", file=sys.stderr)
+        return 1
+    event: object = {}
+    if args.event:
+        text = sys.stdin.read() if args.event == "-" else open(args.event, encoding="utf-8").read()
+        try:
+            event = json.loads(text) if text.strip() else {}
+        except ValueError as exc:
+            print(f"{args.event}: not JSON: {exc}", file=sys.stderr)
+            return 1
+    now = SystemClock().now()
+    d = evaluate(rule, event, now, contacts=cfg.contact_numbers(), groups=cfg.groups, ruleset=result.ruleset,
+                 rotations=tuple(getattr(cfg, "rotations", {}) or ()), resolved=args.resolved, preview=True)
+    tz = result.ruleset.timezone_of(rule)
+    print(f"rule:        {rule.id} ({result.ruleset.files.get(rule.id)})")
+    print(f"when:        {'holds' if d.when_held else 'does not hold'}" + (f"  ({rule.when})" if rule.when else ""))
+    print(f"active now:  {'yes' if d.active else 'no (outside the active window)'}")
+    print(f"would send:  {'yes' if d.notify and d.sendable else 'no'}")
+    print(f"dedup key:   {d.dedup_key}")
+    print(f"to:          {', '.join(d.recipients + d.rotations) or '-'}")
+    print(f"action type: {d.action_type}" + (f"  (template {d.template_id})" if d.template_id else ""))
+    print(f"voice:       {d.voice}, repeat {d.repeat}, gather {'yes' if d.gather else 'no'}"
+          + (f", language {d.language}" if d.language else ""))
+    print(f"message:     {d.message}")
+    print(f"send at:     {d.send_at.isoformat() if d.send_at else 'at once'}")
+    for k, st in enumerate(d.escalate):
+        print(f"escalate[{k}]: after {st.after}, to {', '.join(st.recipients + st.rotations)}")
+    if rule.source.poll is not None or rule.source.schedule is not None:
+        runs = ", ".join(t.isoformat() for t in next_fire_times(rule, tz, now))
+        print(f"next runs:   {runs}")
+    for e in d.errors:
+        print(f"error:       {e}")
+    return 0 if not d.errors else 1
+
+
 def cmd_keys(args) -> int:
     cfg = _load(args)
     store = _store(cfg)
@@ -126,6 +173,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[common], help="run the daemon in the foreground").set_defaults(func=cmd_run)
     sub.add_parser("check", parents=[common], help="validate the config and every rule file"
                    ).set_defaults(func=cmd_check)
+    tr = sub.add_parser("test-rule", parents=[common], help="evaluate one rule against a sample event; sends nothing")
+    tr.add_argument("rule_id")
+    tr.add_argument("--event", help="a JSON file with the event, or - for standard input")
+    tr.add_argument("--resolved", action="store_true", help="evaluate as the resolved notification")
+    tr.set_defaults(func=cmd_test_rule)
     keys = sub.add_parser("keys", parents=[common], help="manage API keys")
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", parents=[common], help="create a key and print it once")

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sqlite3
 
+import aiohttp
 import structlog
 import uvicorn
 
@@ -17,6 +19,9 @@ from .config import Config
 from .dispatch import Dispatcher, submit
 from .providers.simulator import SimulatorProvider
 from .providers.twilio import TwilioProvider
+from .engine.runner import RuleRunner, Sources
+from .rules.reload import RuleManager
+from .sources.schedule import Scheduler
 from .store import Store
 
 log = structlog.get_logger("alertd")
@@ -45,6 +50,10 @@ class Daemon:
             self.provider.callbacks = self.callbacks
         self.dispatcher: Dispatcher | None = None
         self.auth = Authenticator(self.store, self.clock)
+        self.runner = RuleRunner(self)
+        self.sources = Sources(self.runner)
+        self.rules = RuleManager(config, on_swap=self._on_swap)
+        self.scheduler: Scheduler | None = None
         self._worker: asyncio.Task | None = None
         self.app = create_app(self, lifespan=self.lifespan)
 
@@ -55,15 +64,35 @@ class Daemon:
             log.error("database write failed", error=str(exc))
             raise ApiError(503, "The database cannot be written; nothing was accepted. Try again.") from None
 
+    def _on_swap(self, ruleset) -> None:
+        self.runner.ruleset = ruleset
+        if self.scheduler is not None:
+            self.scheduler.sync(ruleset)
+
     async def start(self) -> None:
+        """Everything that must be up before the API listens (systemd's READY)."""
         self.loop = asyncio.get_running_loop()
         await self.provider.start()
         self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock)
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        self.sources.http = aiohttp.ClientSession()
+        self.rules.load_initial()
+        self.scheduler = Scheduler(self.sources.run_rule)
+        self.scheduler.start()
+        self.scheduler.sync(self.runner.ruleset)
+        self.rules.watch(self.loop)
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            # only the main thread may own signals; tests run the daemon in another
+            self.loop.add_signal_handler(signal.SIGHUP, self.rules.reload)
         log.info("alertd started", provider=self.config.provider.kind, database=str(self.config.database),
                  listen=self.config.server.listen)
 
     async def stop(self) -> None:
+        self.rules.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        if self.sources.http is not None:
+            await self.sources.http.close()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self._worker is not None:

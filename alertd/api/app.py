@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from . import errors, logs, notify, twilio_hooks
+from . import errors, hooks, logs, notify, twilio_hooks
 
 log = structlog.get_logger("alertd.http")
 
@@ -49,11 +49,13 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     app.include_router(notify.router)
     app.include_router(logs.router)
     app.include_router(twilio_hooks.router)
+    app.include_router(hooks.router)
 
     @app.get("/healthz", summary="Liveness: ok while the database answers")
     async def healthz(request: Request) -> JSONResponse:
         ok = daemon.store.ping()
-        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+        rules = {"loaded": len(daemon.runner.ruleset), "errors": daemon.rules.errors}
+        return JSONResponse({"ok": ok, "rules": rules}, status_code=200 if ok else 503)
 
     app.add_middleware(RequestLog)
     return app

@@ -291,6 +291,45 @@ class Store:
                       (now, by, row["trigger_id"]))
             return True
 
+    # --- the rules engine ----------------------------------------------------
+    def record_event(self, kind: str, name: str, payload: Any, now: float) -> int:
+        with self.tx() as c:
+            return c.execute("INSERT INTO events (received_at, kind, name, payload) VALUES (?, ?, ?, ?)",
+                             (now, kind, name, json.dumps(payload, default=str))).lastrowid
+
+    def set_event_fired(self, event_id: int, fired: list[str]) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE events SET fired = ? WHERE event_id = ?", (json.dumps(fired), event_id))
+
+    def get_event(self, event_id: int) -> dict | None:
+        row = self.conn.execute("SELECT * FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "payload": json.loads(row["payload"]),
+                "fired": json.loads(row["fired"]) if row["fired"] else []}
+
+    def get_rule_state(self, rule_id: str, dedup_key: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM rule_state WHERE rule_id = ? AND dedup_key = ?",
+                                 (rule_id, dedup_key)).fetchone()
+
+    def put_rule_state(self, rule_id: str, dedup_key: str, *, firing: bool, since: float | None,
+                       notified_at: float | None, last_sent_at: float | None, now: float) -> None:
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO rule_state (rule_id, dedup_key, firing, since, notified_at, last_sent_at,"
+                " last_evaluated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule_id, dedup_key) DO UPDATE SET"
+                " firing = excluded.firing, since = excluded.since, notified_at = excluded.notified_at,"
+                " last_sent_at = excluded.last_sent_at, last_evaluated_at = excluded.last_evaluated_at",
+                (rule_id, dedup_key, int(firing), since, notified_at, last_sent_at, now))
+
+    def rule_summaries(self) -> dict[str, dict]:
+        """rule id -> {firing: any key firing, last_sent_at}."""
+        out: dict[str, dict] = {}
+        for r in self.conn.execute("SELECT rule_id, MAX(firing) AS firing, MAX(last_sent_at) AS last_sent_at"
+                                   " FROM rule_state GROUP BY rule_id"):
+            out[r["rule_id"]] = {"firing": bool(r["firing"]), "last_sent_at": r["last_sent_at"]}
+        return out
+
 
 def _template(row: sqlite3.Row) -> dict:
     return {"template_id": row["id"], "name": row["name"], **json.loads(row["fields"]),

@@ -71,4 +71,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
     CREATE INDEX outbox_log ON outbox (log_id);
     """,
+    # 2: the rules engine: every received event, and per (rule, dedup key) state
+    """
+    CREATE TABLE events (
+        event_id INTEGER PRIMARY KEY,
+        received_at REAL NOT NULL,
+        kind TEXT NOT NULL,              -- webhook | poll | schedule
+        name TEXT,                       -- webhook name or rule id
+        payload TEXT NOT NULL,           -- JSON
+        fired TEXT                       -- JSON list of rule ids
+    );
+    CREATE INDEX events_received ON events (received_at);
+    CREATE TABLE rule_state (
+        rule_id TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        firing INTEGER NOT NULL DEFAULT 0,
+        since REAL,                      -- when firing last flipped
+        notified_at REAL,                -- last firing/repeat notice of this episode
+        last_sent_at REAL,               -- for cooldown
+        last_evaluated_at REAL,
+        PRIMARY KEY (rule_id, dedup_key)
+    );
+    """,
 ]

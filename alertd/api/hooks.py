@@ -1,0 +1,53 @@
+"""Webhooks (/hooks/NAME, GET and POST) and the rules API (GET /api/v1/rules)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ..clock import from_timestamp, iso
+from .errors import ApiError
+from .notify import read_body
+
+router = APIRouter()
+
+
+@router.api_route("/hooks/{name}", methods=["GET", "POST"], summary="A webhook bound to rules")
+async def hook(request: Request, name: str) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    if not daemon.runner.ruleset.for_webhook(name):
+        raise ApiError(404, f"No rule listens on webhook '{name}'.")
+    body = None
+    if request.method == "POST":
+        body = await read_body(request, daemon.config.server.max_body_bytes, allow_empty=True)
+    query = dict(request.query_params)
+    try:
+        result = await daemon.sources.webhook(name, body, query)
+    except KeyError:
+        raise ApiError(404, f"No rule listens on webhook '{name}'.") from None
+    return JSONResponse({"ok": True, **result})
+
+
+@router.get("/api/v1/rules", summary="Every rule, its state and the current load errors")
+async def rules(request: Request) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    runner, manager = daemon.runner, daemon.rules
+    summaries = daemon.store.rule_summaries()
+    jobs = daemon.scheduler.jobs() if daemon.scheduler else {}
+    out = []
+    for rule_id, rule in runner.ruleset.rules.items():
+        s = summaries.get(rule_id, {})
+        src = rule.source
+        source = ({"webhook": src.webhook, "format": src.webhook_format} if src.webhook is not None else
+                  {"poll": src.poll.model_dump(mode="json")} if src.poll is not None else
+                  {"schedule": src.schedule.model_dump(mode="json")})
+        out.append({
+            "id": rule_id, "description": rule.description, "file": runner.ruleset.files.get(rule_id),
+            "source": source, "firing": bool(s.get("firing")),
+            "last_evaluated": iso(from_timestamp(runner.last_evaluated.get(rule_id))),
+            "last_fired": iso(from_timestamp(runner.last_fired.get(rule_id) or s.get("last_sent_at"))),
+            "next_run": iso(jobs.get(rule_id)),
+        })
+    return JSONResponse({"ok": True, "rules": out, "errors": manager.errors,
+                         "loaded_at": iso(from_timestamp(manager.loaded_at))})

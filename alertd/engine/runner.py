@@ -1,0 +1,211 @@
+"""The rules engine at work: events in, notifications out through the outbox.
+
+Pure decisions come from ``evaluate`` and ``state.step``; this module adds the
+I/O around them: the stored state per (rule, dedup key), the event record,
+and the rows handed to ``dispatch.submit``. Nothing here raises for bad data:
+a template that does not render becomes a 'failed' trigger-log row.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from ..clock import from_timestamp
+from ..rules.models import Rule
+from ..rules.ruleset import RuleSet
+from .evaluate import Decision, evaluate
+from .state import AlertState, cooldown_allows, step
+
+log = structlog.get_logger("alertd.engine")
+
+
+def _ts(dt: datetime | None) -> float | None:
+    return dt.timestamp() if dt is not None else None
+
+
+class RuleRunner:
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.ruleset = RuleSet(timezone=daemon.config.timezone)
+        self.last_evaluated: dict[str, float] = {}
+        self.last_fired: dict[str, float] = {}
+
+    # --- evaluation -----------------------------------------------------------
+    def evaluate(self, rule: Rule, event: Any, now: datetime, **kwargs) -> Decision:
+        cfg = self.daemon.config
+        return evaluate(rule, event, now, contacts=cfg.contact_numbers(), groups=cfg.groups,
+                        ruleset=self.ruleset, rotations=tuple(getattr(cfg, "rotations", {}) or ()), **kwargs)
+
+    async def handle(self, rule: Rule, event: Any, event_id: int | None, *, alert: bool = False) -> list[int]:
+        """Evaluate ``rule`` on one event; returns the log ids of what it sent."""
+        now = self.daemon.clock.now()
+        self.last_evaluated[rule.id] = now.timestamp()
+        try:
+            decision = self.evaluate(rule, event, now)
+            stateful = rule.source.stateful
+            if not stateful:
+                if not decision.matched:
+                    return []
+                return await self._send_if_cooled(rule, decision, event_id, now)
+            # alert formats: `when` chooses which alerts the rule cares about; the
+            # alert's own status says firing or resolved. polls: `when` is the condition.
+            if alert:
+                if not decision.when_held:
+                    return []
+                firing = event.get("status") != "resolved"
+                key = f"{decision.dedup_key}:{event.get('fingerprint')}" if rule.dedup_key else str(
+                    event.get("fingerprint"))
+            else:
+                firing, key = decision.when_held, decision.dedup_key
+            return await self._step(rule, event, event_id, decision, key, firing, now)
+        except Exception:  # a bug must cost one evaluation, never the daemon
+            log.exception("rule evaluation failed", rule_id=rule.id)
+            return []
+
+    async def _step(self, rule: Rule, event: Any, event_id, decision: Decision, key: str, firing: bool,
+                    now: datetime) -> list[int]:
+        store = self.daemon.store
+        row = store.get_rule_state(rule.id, key)
+        prev = None
+        last_sent = None
+        if row is not None:
+            prev = AlertState(bool(row["firing"]), from_timestamp(row["since"]) or now,
+                              from_timestamp(row["notified_at"]))
+            last_sent = from_timestamp(row["last_sent_at"])
+        can = decision.active and cooldown_allows(last_sent, now, rule.cooldown)
+        state, action = step(prev, firing, now, repeat_every=rule.repeat_every,
+                             notify_resolved=rule.notify_resolved, can_notify=can)
+        log_ids: list[int] = []
+        if action == "resolved":
+            decision = self.evaluate(rule, event, now, resolved=True)
+        if action is not None:
+            decision.dedup_key = key
+            log_ids = await self._send(rule, decision, event_id, now)
+            last_sent = now
+        store.put_rule_state(rule.id, key, firing=state.firing, since=_ts(state.since),
+                             notified_at=_ts(state.notified_at), last_sent_at=_ts(last_sent), now=now.timestamp())
+        return log_ids
+
+    async def _send_if_cooled(self, rule: Rule, decision: Decision, event_id, now: datetime) -> list[int]:
+        if rule.cooldown is None:
+            return await self._send(rule, decision, event_id, now)
+        store, key = self.daemon.store, decision.dedup_key
+        row = store.get_rule_state(rule.id, key)
+        last_sent = from_timestamp(row["last_sent_at"]) if row else None
+        if not cooldown_allows(last_sent, now, rule.cooldown):
+            log.info("cooldown", rule_id=rule.id, dedup_key=key)
+            return []
+        log_ids = await self._send(rule, decision, event_id, now)
+        store.put_rule_state(rule.id, key, firing=False, since=None, notified_at=None,
+                             last_sent_at=now.timestamp(), now=now.timestamp())
+        return log_ids
+
+    # --- sending --------------------------------------------------------------
+    def rows(self, rule: Rule, decision: Decision) -> tuple[dict, list[dict]]:
+        """The trigger and the log rows a decision asks for (failed rows for its errors)."""
+        daemon = self.daemon
+        template = daemon.store.get_template(decision.template_id) if decision.template_id else None
+        errors = list(decision.errors)
+        if decision.template_id and template is None:
+            errors.append(f"unknown API template '{decision.template_id}' in notify.template")
+
+        def field(name: str, default: Any) -> Any:
+            value = getattr(decision, name)
+            if value is None and template is not None:
+                value = template.get("from" if name == "from_" else name)
+            return default if value is None else value
+
+        message = field("message", None)
+        action = field("action_type", "call")
+        params = {"voice": field("voice", "alice"), "repeat": field("repeat", 1), "gather": bool(field("gather", False)),
+                  "language": field("language", None)}
+        source = decision.source or (template or {}).get("source") or f"rule:{rule.id}"
+        trigger = {"source": source, "rule_id": rule.id}
+        send_at = _ts(decision.send_at)
+        rows: list[dict] = []
+        if message is None and not any("message" in e or "template" in e for e in errors):
+            errors.append("nothing to say: no message")
+        for number in decision.recipients:
+            from_ = field("from_", None) or _pick_from(daemon, number)
+            row = {"to": number, "type": action, "message": message, "template_id": decision.template_id,
+                   "params": dict(params, **{"from": from_}), "send_at": send_at}
+            if message is None:
+                row.update(status="failed", error={"code": None, "message": "; ".join(errors)})
+            rows.append(row)
+        if message is not None and errors or not rows:
+            # a bad recipient (or none at all) is a row of its own, so nothing vanishes
+            rows.append({"to": "", "type": action, "message": message, "template_id": decision.template_id,
+                         "params": dict(params, **{"from": None}), "status": "failed",
+                         "error": {"code": None, "message": "; ".join(errors) or "no recipient"}})
+        return trigger, rows
+
+    async def _send(self, rule: Rule, decision: Decision, event_id, now: datetime) -> list[int]:
+        trigger, rows = self.rows(rule, decision)
+        trigger["event_id"] = event_id
+        stored = await self.daemon.submit(trigger, rows)
+        self.last_fired[rule.id] = now.timestamp()
+        log.info("rule fired", rule_id=rule.id, dedup_key=decision.dedup_key, resolved=decision.resolved,
+                 log_ids=[r["log_id"] for r in stored], errors=decision.errors or None)
+        return [r["log_id"] for r in stored]
+
+
+def _pick_from(daemon, number: str) -> str:
+    from ..api.notify import pick_from
+    return pick_from(daemon.config.provider.numbers, number, daemon.default_from)
+
+
+class Sources:
+    """Entry points for the three sources; each records its event and runs the rules."""
+
+    def __init__(self, runner: RuleRunner, http_session=None):
+        self.runner, self.http = runner, http_session
+
+    async def webhook(self, name: str, body: Any, query: dict[str, str]) -> dict:
+        """Raises KeyError when no rule listens on ``name``; PayloadError for a bad alert body."""
+        from ..sources.webhook import events_from
+        daemon, ruleset = self.runner.daemon, self.runner.ruleset
+        rules = ruleset.for_webhook(name)
+        if not rules:
+            raise KeyError(name)
+        now = daemon.clock.timestamp()
+        event_payload = {"body": body, "query": {k: v for k, v in query.items() if k != "key"}}
+        event_id = daemon.store.record_event("webhook", name, event_payload, now)
+        fired: list[str] = []
+        log_ids: list[int] = []
+        for rule in rules:
+            fmt = rule.source.webhook_format
+            try:
+                events = events_from(fmt, body, query)
+            except ValueError as exc:
+                log.warning("webhook payload does not fit the rule's format", rule_id=rule.id, error=str(exc))
+                continue
+            for event in events:
+                ids = await self.runner.handle(rule, event, event_id, alert=fmt != "generic")
+                if ids:
+                    log_ids.extend(ids)
+                    if rule.id not in fired:
+                        fired.append(rule.id)
+        if fired:
+            daemon.store.set_event_fired(event_id, fired)
+        return {"event_id": event_id, "fired": fired, "log_ids": log_ids}
+
+    async def run_rule(self, rule_id: str) -> None:
+        """A scheduler tick: poll the rule's URL, or make its schedule event."""
+        runner = self.runner
+        rule = runner.ruleset.rules.get(rule_id)
+        if rule is None:
+            return
+        daemon = runner.daemon
+        try:
+            if rule.source.poll is not None:
+                from ..sources.poll import check
+                spec = rule.source.poll
+                event = await check(self.http, url=spec.url, method=spec.method, headers=dict(spec.headers),
+                                    body=spec.body, timeout=spec.timeout.total_seconds())
+            else:
+                event = {"scheduled_at": daemon.clock.now().isoformat()}
+            await runner.handle(rule, event, None)
+        except Exception:
+            log.exception("scheduled rule failed", rule_id=rule_id)

@@ -1,0 +1,1 @@
+"""Sources turn the outside world into events: webhook, poll, schedule."""
