@@ -1,8 +1,9 @@
-"""alertd run | check | keys | log. Exit codes: 0 ok, 1 problems found, 2 usage."""
+"""alertd run | check | keys | log | test-rule | oncall | silence. Exit codes: 0 ok, 1 problems found, 2 usage."""
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from datetime import datetime
 
@@ -32,7 +33,16 @@ def cmd_run(args) -> int:
     from . import logconf
     from .daemon import serve
     logconf.configure(cfg.log.level, cfg.log.format)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with
+    # the handler that was in place before it started: without this one, the
+    # process would end "killed by SIGTERM" instead of exiting 0 (issue 2, systemd)
+    signal.signal(signal.SIGTERM, _exit_0)
+    signal.signal(signal.SIGINT, _exit_0)  # Ctrl-C: the same clean stop, no traceback
     return serve(cfg)
+
+
+def _exit_0(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def cmd_check(args) -> int:
@@ -64,7 +74,8 @@ def check_rules(cfg) -> list[str]:
         return []
     if not cfg.rules.exists():
         return []
-    result = load_rules(cfg.rules, contacts=cfg.contact_numbers(), groups=cfg.groups, timezone=cfg.timezone,
+    result = load_rules(cfg.rules, contacts=cfg.contact_numbers(), groups=cfg.groups,
+                        rotations=tuple(getattr(cfg, "rotations", {}) or ()), timezone=cfg.timezone,
                         display_root=cfg.path.parent if cfg.path else None)
     return list(result.errors)
 
@@ -75,7 +86,8 @@ def cmd_test_rule(args) -> int:
     from .engine.evaluate import evaluate
     from .rules.loader import load_rules
     from .sources.schedule import next_fire_times
-    result = load_rules(cfg.rules, contacts=cfg.contact_numbers(), groups=cfg.groups, timezone=cfg.timezone,
+    result = load_rules(cfg.rules, contacts=cfg.contact_numbers(), groups=cfg.groups,
+                        rotations=tuple(getattr(cfg, "rotations", {}) or ()), timezone=cfg.timezone,
                         display_root=cfg.path.parent if cfg.path else None)
     for line in result.errors:
         print(f"warning: {line}", file=sys.stderr)
@@ -191,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--source")
     lg.add_argument("--json", action="store_true", help="one JSON object per line")
     lg.set_defaults(func=cmd_log)
+    from . import cli_ops
+    cli_ops.add_parsers(sub, common)
     return p
 
 

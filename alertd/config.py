@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from . import phones, yamlfile
 from .durations import parse_duration
@@ -107,6 +108,39 @@ class Contact(Strict):
         return phones.normalize(v)
 
 
+class Rotation(Strict):
+    """An on-call rotation: ``members`` take turns of ``shift``, handing over at
+    ``start``'s wall-clock time in the config timezone (see alertd/oncall.py)."""
+
+    members: list[str] = Field(min_length=1)
+    shift: timedelta
+    start: datetime  # naive = the config timezone; an explicit offset is kept
+    _norm_shift = field_validator("shift", mode="before")(_duration)
+
+    @field_validator("shift")
+    @classmethod
+    def _shift(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 60:
+            raise ValueError("must be at least 1m (write it like 12h, 1d or 1w)")
+        return v
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, v: Any) -> Any:
+        # YAML reads an unquoted 2026-01-05T09:00:00 as a datetime and 2026-01-05
+        # as a date, but 2026-01-05T09:00 (no seconds) as a string: take all three
+        if isinstance(v, datetime):
+            return v
+        if isinstance(v, date):
+            return datetime.combine(v, time())
+        if isinstance(v, str):
+            try:
+                return datetime.fromisoformat(v.strip().replace("Z", "+00:00"))
+            except ValueError:
+                pass
+        raise ValueError(f"{v!r} is not a date-time like 2026-01-05T09:00")
+
+
 class Config(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: Path = Path("/var/lib/alertd/alertd.db")
@@ -117,6 +151,7 @@ class Config(Strict):
     log: LogConfig = Field(default_factory=LogConfig)
     contacts: dict[str, Contact] = Field(default_factory=dict)
     groups: dict[str, list[str]] = Field(default_factory=dict)
+    rotations: dict[str, Rotation] = Field(default_factory=dict)
     path: Path | None = Field(None, exclude=True)  # where it was loaded from
 
     @field_validator("contacts", mode="before")
@@ -146,6 +181,32 @@ class Config(Strict):
                 if m not in contacts:
                     raise ValueError(f"group '{name}': unknown contact '{m}'")
         return v
+
+    @model_validator(mode="after")
+    def _names(self, info: ValidationInfo) -> "Config":
+        # load() reports these itself, each at its own line; this catches Config built directly
+        if not (info.context or {}).get("names_checked_by_loader"):
+            problems = self.name_problems()
+            if problems:
+                raise ValueError("; ".join(f"{yamlfile.format_loc(loc)}: {msg}" for loc, msg in problems))
+        return self
+
+    def name_problems(self) -> list[tuple[tuple, str]]:
+        """Cross-references of rotations: (key path, message) per problem.
+
+        Contact, group and rotation names share one namespace, because a name
+        in a rule's ``to`` may be any of the three.
+        """
+        problems: list[tuple[tuple, str]] = []
+        for name, rot in self.rotations.items():
+            for kind, names in (("contact", self.contacts), ("group", self.groups)):
+                if name in names:
+                    problems.append((("rotations", name), f"'{name}' is already a {kind};"
+                                     " contact, group and rotation names share one namespace"))
+            for i, member in enumerate(rot.members):
+                if member not in self.contacts:
+                    problems.append((("rotations", name, "members", i), f"unknown contact '{member}'"))
+        return problems
 
     @property
     def tz(self) -> ZoneInfo:
@@ -200,9 +261,12 @@ def load(path: str | Path | None = None) -> tuple[Config, list[str]]:
     warnings = [f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: environment variable {name} is not set"
                 for loc, name in unset]
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"names_checked_by_loader": True})
     except ValidationError as exc:
         raise ConfigError([f"{doc.where(e['loc'])}: {_describe(e)}" for e in exc.errors()]) from None
+    names = config.name_problems()
+    if names:
+        raise ConfigError([f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: {msg}" for loc, msg in names])
     base = path.resolve().parent
     config.path = path.resolve()
     config.database = config.database if config.database.is_absolute() else base / config.database

@@ -8,15 +8,25 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+def _dumps(obj, **_: object) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
 def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
     stream = stream or sys.stdout
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
-    renderer = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    if console:
+        renderer, factory = structlog.dev.ConsoleRenderer(), structlog.PrintLoggerFactory(file=stream)
+    else:
+        # orjson renders a line in a fraction of json.dumps' time: two lines per notify add up
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+        factory = structlog.PrintLoggerFactory(file=stream)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -26,7 +36,7 @@ def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
     # libraries log through the standard library: keep them quiet and key-free

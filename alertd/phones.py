@@ -1,6 +1,8 @@
 """Phone numbers: what the reference accepts (US 10-digit or E.164), as E.164."""
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 
@@ -13,7 +15,12 @@ def normalize(raw: str, region: str = "US") -> str:
     """
     if not isinstance(raw, str) or not raw.strip():
         raise ValueError("Invalid phone number format: empty")
-    text = raw.strip()
+    return _normalize(raw.strip(), region)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few numbers come back all day; parsing costs ~14 us
+def _normalize(text: str, region: str) -> str:
+    raw = text
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException:

@@ -154,3 +154,18 @@ def twilio_daemon(make_daemon, fake_twilio):
     d = make_daemon(twilio_overrides(fake_twilio))
     d.fake = fake_twilio
     return d
+
+
+@pytest.fixture
+def structlog_output():
+    """What alertd logs through structlog during the test: JSON lines in a StringIO."""
+    import io
+
+    import structlog
+
+    from alertd import logconf
+
+    stream = io.StringIO()
+    logconf.configure("debug", "json", stream=stream)
+    yield stream
+    structlog.reset_defaults()

@@ -40,22 +40,23 @@ def describe_validation(exc: ValidationError | RequestValidationError) -> str:
 _REASONS = {404: "Not found.", 405: "Method not allowed.", 413: "Request body too large."}
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The envelope for any exception raised by an endpoint."""
+    if isinstance(exc, ApiError):
         return envelope(exc.code, exc.error, exc.headers, **exc.extra)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if isinstance(exc, (RequestValidationError, ValidationError)):
         return envelope(400, describe_validation(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else _REASONS.get(exc.status_code, "Error.")
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else "Error."
         return envelope(exc.status_code, _REASONS.get(exc.status_code, detail), getattr(exc, "headers", None))
+    ref = secrets.token_hex(6)
+    log.error("unexpected error", ref=ref, path=request.url.path, exc_info=exc)
+    return envelope(500, f"Internal error (reference {ref}); see the alertd log.")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        ref = secrets.token_hex(6)
-        log.error("unexpected error", ref=ref, path=request.url.path, exc_info=exc)
-        return envelope(500, f"Internal error (reference {ref}); see the alertd log.")
+
+def install(app: FastAPI) -> None:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return response_for(request, exc)
+
+    for kind in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
+        app.add_exception_handler(kind, handler)

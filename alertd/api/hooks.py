@@ -11,7 +11,9 @@ from .notify import read_body
 router = APIRouter()
 
 
-@router.api_route("/hooks/{name}", methods=["GET", "POST"], summary="A webhook bound to rules")
+# two routes, not one api_route with two methods: FastAPI would give both the same operation id
+@router.get("/hooks/{name}", summary="A webhook bound to rules (GET: query parameters only)", operation_id="hook_get")
+@router.post("/hooks/{name}", summary="A webhook bound to rules", operation_id="hook_post")
 async def hook(request: Request, name: str) -> JSONResponse:
     daemon = request.app.state.daemon
     daemon.auth(request)

@@ -34,6 +34,7 @@ def log_row(row) -> dict:
         "error": json.loads(row["error"]) if row["error"] else None,
         "rule_id": row["rule_id"] if "rule_id" in keys else None,
         "trigger_id": row["trigger_id"],
+        "silence_id": row["silence_id"] if "silence_id" in keys else None,
     }
 
 

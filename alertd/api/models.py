@@ -54,6 +54,16 @@ class NotifyRequest(_Common):
     template_id: str | None = Field(None, description="A saved template; inline parameters override it.")
     send_sms: bool | None = Field(None, description='Shorthand for action_type "both".')
 
+    @field_validator("to", mode="before")
+    @classmethod
+    def _to_shape(cls, v: object) -> object:
+        # checked before the union so a null or an object gives one readable
+        # error instead of pydantic's per-branch ones ("to.str: ...")
+        items = v if isinstance(v, list) else [v]
+        if any(isinstance(i, bool) or not isinstance(i, (str, int)) for i in items):
+            raise ValueError("to must be a phone number or an array of 1 to 10 phone numbers")
+        return v
+
     @field_validator("to")
     @classmethod
     def _to(cls, v: str | int | list) -> list[str]:

@@ -18,8 +18,8 @@ log = structlog.get_logger("alertd.api")
 router = APIRouter(prefix="/api/v1/calls")
 
 
-async def read_body(request: Request, limit: int) -> Any:
-    """The JSON (or form) body. Raises ApiError 400 / 413."""
+async def read_body(request: Request, limit: int, *, allow_empty: bool = False) -> Any:
+    """The JSON (or form) body; None when empty and ``allow_empty``. Raises ApiError 400 / 413."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"Request body too large (limit {limit} bytes).")
@@ -33,6 +33,8 @@ async def read_body(request: Request, limit: int) -> Any:
         form = await request.form()
         return {k: (form.getlist(k) if len(form.getlist(k)) > 1 else v) for k, v in form.items()}
     if not raw.strip():
+        if allow_empty:
+            return None
         raise ApiError(400, "Request body is empty: send a JSON object.")
     try:
         return json.loads(raw)

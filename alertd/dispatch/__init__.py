@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import structlog
 
+from .. import silences
 from ..clock import SystemClock
 from ..config import Config
 from ..providers import Outgoing, Provider, ProviderError
@@ -65,7 +66,12 @@ class Dispatcher:
             try:
                 sid = await self.provider.send(out)
                 result.update(outcome="sent", sid=sid)
-            except ProviderError as exc:
+            except Exception as exc:
+                if not isinstance(exc, ProviderError):
+                    # a bug in a provider (or an exception type it forgot to map) must not
+                    # lose the item: retried like a transient failure, within max_attempts
+                    log.exception("provider raised an unexpected exception", log_id=out.log_id)
+                    exc = ProviderError(repr(exc), None)
                 result["error"] = exc.as_dict()
                 attempts = attempts_before + 1
                 if exc.permanent:
@@ -76,10 +82,6 @@ class Dispatcher:
                 else:
                     result["outcome"] = "retry"
                     result["next_attempt_at"] = self.clock.timestamp() + self._backoff(attempts, exc.retry_after)
-            except Exception as exc:  # a bug in a provider must not lose the item: retry it
-                log.exception("provider crashed", log_id=out.log_id)
-                result.update(outcome="retry", error={"code": None, "message": repr(exc)},
-                              next_attempt_at=self.clock.timestamp() + self._backoff(attempts_before + 1, None))
             finally:
                 self.in_flight -= 1
         log.info("provider request", log_id=out.log_id, channel=out.channel, outcome=result["outcome"],
@@ -98,9 +100,12 @@ class Dispatcher:
             for outbox_id, channel in row["items"]:
                 jobs.append(self.attempt(outbox_id, 0, self.outgoing(row, channel)))
                 owners.append(row)
-        results = await asyncio.gather(*jobs) if jobs else []
+        if len(jobs) == 1:  # the common case: no task to create
+            results = [await jobs[0]]
+        else:
+            results = list(await asyncio.gather(*jobs)) if jobs else []
         if results:
-            self.store.record_results(results)
+            self.store.record_results(results, complete=True)
         for row in rows:
             row.setdefault("outcomes", [])
         for row, res in zip(owners, results):
@@ -172,7 +177,10 @@ async def submit(dispatcher: Dispatcher, trigger: dict, rows: list[dict]) -> lis
     nothing could be stored: the caller must not answer ok then."""
     now = dispatcher.clock.timestamp()
     trigger.setdefault("created_at", now)
-    later = [r for r in rows if r.get("send_at") and r["send_at"] > now]
+    # a silenced row is stored with its silence's id and no outbox item (alertd/silences.py)
+    silences.hold_back(dispatcher.store, trigger, rows, now)
+    # only rows still to send are deferred: a silenced or failed row keeps its status
+    later = [r for r in rows if r.get("send_at") and r["send_at"] > now and r.get("status", "queued") == "queued"]
     for r in later:
         r["status"] = "scheduled"
     stored = dispatcher.store.create_trigger(trigger, rows, lease_until=now + LEASE_SECONDS)

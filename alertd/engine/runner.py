@@ -31,6 +31,7 @@ class RuleRunner:
         self.ruleset = RuleSet(timezone=daemon.config.timezone)
         self.last_evaluated: dict[str, float] = {}
         self.last_fired: dict[str, float] = {}
+        self._when_errors: dict[str, str] = {}  # rule id -> the last `when` failure of a poll
 
     # --- evaluation -----------------------------------------------------------
     def evaluate(self, rule: Rule, event: Any, now: datetime, **kwargs) -> Decision:
@@ -44,6 +45,9 @@ class RuleRunner:
         self.last_evaluated[rule.id] = now.timestamp()
         try:
             decision = self.evaluate(rule, event, now)
+            if any(e.startswith("when failed") for e in decision.errors):
+                return await self._when_failed(rule, decision, event_id)
+            self._when_errors.pop(rule.id, None)
             stateful = rule.source.stateful
             if not stateful:
                 if not decision.matched:
@@ -63,6 +67,20 @@ class RuleRunner:
         except Exception:  # a bug must cost one evaluation, never the daemon
             log.exception("rule evaluation failed", rule_id=rule.id)
             return []
+
+    async def _when_failed(self, rule: Rule, decision: Decision, event_id) -> list[int]:
+        """`when` could not be evaluated (``"hot" > 30``): nobody can be told whether
+        it holds, so the event must not vanish: a failed row with the reason."""
+        reason = "; ".join(decision.errors)
+        log.error("rule condition failed", rule_id=rule.id, error=reason)
+        if rule.source.poll is not None and self._when_errors.get(rule.id) == reason:
+            return []  # a poll failing the same way every tick is one row, not one per tick
+        self._when_errors[rule.id] = reason
+        row = {"to": "", "type": rule.notify.action_type or "call", "message": None, "template_id": None,
+               "params": {"from": None}, "status": "failed", "error": {"code": None, "message": reason}}
+        stored = await self.daemon.submit({"source": f"rule:{rule.id}", "rule_id": rule.id, "event_id": event_id},
+                                          [row])
+        return [r["log_id"] for r in stored]
 
     async def _step(self, rule: Rule, event: Any, event_id, decision: Decision, key: str, firing: bool,
                     now: datetime) -> list[int]:
@@ -127,7 +145,7 @@ class RuleRunner:
         rows: list[dict] = []
         if message is None and not any("message" in e or "template" in e for e in errors):
             errors.append("nothing to say: no message")
-        for number in decision.recipients:
+        for number in dict.fromkeys(decision.recipients + _on_call(daemon, decision)):
             from_ = field("from_", None) or _pick_from(daemon, number)
             row = {"to": number, "type": action, "message": message, "template_id": decision.template_id,
                    "params": dict(params, **{"from": from_}), "send_at": send_at}
@@ -149,6 +167,20 @@ class RuleRunner:
         log.info("rule fired", rule_id=rule.id, dedup_key=decision.dedup_key, resolved=decision.resolved,
                  log_ids=[r["log_id"] for r in stored], errors=decision.errors or None)
         return [r["log_id"] for r in stored]
+
+
+def _on_call(daemon, decision: Decision) -> list[str]:
+    """Decision.rotations as the numbers on call when the rows are due (alertd/oncall.py)."""
+    from ..oncall import resolve_rotation
+    now = daemon.clock.now()
+    at = max(now, decision.send_at) if decision.send_at else now
+    numbers = []
+    for name in decision.rotations:
+        try:
+            numbers.append(resolve_rotation(daemon.config, daemon.store, name, at))
+        except KeyError:  # the loader checks names against the config; a mismatch must not cost the others
+            log.error("unknown rotation", rotation=name, rule_id=decision.rule_id)
+    return numbers
 
 
 def _pick_from(daemon, number: str) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import contextvars
 import logging
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -106,6 +108,11 @@ def compute_signature(auth_token: str, url: str, params: dict) -> str:
     return RequestValidator(auth_token).compute_signature(url, params)
 
 
+@functools.lru_cache(maxsize=4)
+def _basic_auth(auth: tuple[str, str]) -> str:
+    return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
+
 class _HttpClient(AsyncTwilioHttpClient):
     """Adds what the stock client lacks: a real aiohttp timeout, and the
     Retry-After header of the last answer, per task (concurrent sends each
@@ -121,7 +128,11 @@ class _HttpClient(AsyncTwilioHttpClient):
                       timeout=None, allow_redirects=False):
         headers = dict(headers or {})
         if auth:  # aiohttp 3.14 deprecates BasicAuth objects; the header is the same thing
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = _basic_auth(auth)
+        if isinstance(data, dict):
+            # encode the form ourselves: aiohttp's FormData path costs ~10% of a notify's CPU
+            data = urlencode(data, doseq=True).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         async with self.session.request(method.upper(), url, params=params, data=data, headers=headers,
                                         timeout=self._client_timeout,
                                         allow_redirects=allow_redirects) as resp:
@@ -178,7 +189,9 @@ class TwilioProvider:
             return call.sid
         except TwilioRestException as exc:
             transient = exc.status == 429 or exc.status >= 500 or exc.code in _TRANSIENT_CODES
-            raise ProviderError(exc.msg or f"HTTP {exc.status}", exc.code or exc.status,
+            # the library prefixes Twilio's own message with "Unable to create record: "
+            message = (exc.msg or "").partition("Unable to create record: ")[2] or exc.msg
+            raise ProviderError(message or f"HTTP {exc.status}", exc.code or exc.status,
                                 permanent=not transient, retry_after=_retry_after.get()) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None) from None

@@ -27,7 +27,10 @@ async def check(session: aiohttp.ClientSession, *, url: str, method: str = "GET"
         async with session.request(method, url, **kwargs) as resp:
             raw = await resp.content.read(MAX_BODY)
             event["status"] = resp.status
-            text = raw.decode(resp.charset or "utf-8", errors="replace")
+            try:
+                text = raw.decode(resp.charset or "utf-8", errors="replace")
+            except LookupError:  # a charset Python does not know: read UTF-8 rather than lose the check
+                text = raw.decode("utf-8", errors="replace")
             try:
                 event["body"] = json.loads(text) if text.strip() else None
             except ValueError:

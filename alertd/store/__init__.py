@@ -150,7 +150,8 @@ class Store:
         """Write one trigger, its log rows and an outbox item per channel, atomically.
 
         ``rows``: dicts with to, type, message, template_id, params (dict), and
-        optionally status (a row created already 'failed' gets no outbox items).
+        optionally status (a row created already 'failed' or 'silenced' gets no
+        outbox items) and silence_id.
         Returns the rows with log_id and ``items`` [(outbox_id, channel)] added.
         The items are leased until ``lease_until`` so the background worker leaves
         them to the caller's first attempt.
@@ -165,11 +166,12 @@ class Store:
                 status = row.get("status", "queued")
                 row["log_id"] = c.execute(
                     "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
-                    " template_id, message, params, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " template_id, message, params, status, error, silence_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
                      row["to"], row["type"], row.get("template_id"), row.get("message"),
                      json.dumps(row.get("params") or {}), status,
-                     json.dumps(row["error"]) if row.get("error") else None)).lastrowid
+                     json.dumps(row["error"]) if row.get("error") else None, row.get("silence_id"))).lastrowid
                 row["trigger_id"] = trigger_id
                 row["items"] = []
                 if status not in ("queued", "scheduled"):
@@ -182,30 +184,42 @@ class Store:
                     row["items"].append((oid, channel))
         return rows
 
-    def record_results(self, results: Iterable[dict]) -> None:
+    def record_results(self, results: Iterable[dict], *, complete: bool = False) -> None:
         """Apply attempt outcomes in one transaction.
 
         Each result: outbox_id, log_id, channel, outcome ('sent' | 'failed' |
-        'retry'), sid, error (dict), next_attempt_at (for retry).
+        'retry'), sid, error (dict), next_attempt_at (for retry). ``complete``:
+        the results hold every outbox item of each log row they touch (the API's
+        first attempt), so the row's status follows from them without a query.
         """
+        by_log: dict[int, list[dict]] = {}
+        for r in results:
+            by_log.setdefault(r["log_id"], []).append(r)
         status_sql = _status_sql()
         with self.tx() as c:
-            touched = set()
-            for r in results:
-                if r["outcome"] == "sent":
-                    c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL, leased_until = NULL"
-                              " WHERE id = ?", (r["outbox_id"],))
-                    column = "call_sid" if r["channel"] == "call" else "sms_sid"
-                    c.execute(f"UPDATE logs SET {column} = ? WHERE log_id = ?", (r["sid"], r["log_id"]))
+            for log_id, group in by_log.items():
+                sids = {"call": None, "sms": None}
+                error = None
+                for r in group:
+                    if r["outcome"] == "sent":
+                        c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
+                                  " leased_until = NULL WHERE id = ?", (r["outbox_id"],))
+                        sids[r["channel"]] = r["sid"]
+                    else:
+                        error = json.dumps(r.get("error"))
+                        c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
+                                  " next_attempt_at = ?, leased_until = NULL WHERE id = ?",
+                                  ("failed" if r["outcome"] == "failed" else "pending", error,
+                                   r.get("next_attempt_at") or 0, r["outbox_id"]))
+                c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+                          " error = COALESCE(?, error) WHERE log_id = ?", (sids["call"], sids["sms"], error, log_id))
+                if complete:
+                    outcomes = [r["outcome"] for r in group]
+                    status = ("queued" if "retry" in outcomes else
+                              "failed" if all(o == "failed" for o in outcomes) else "initiated")
+                    c.execute("UPDATE logs SET status = ? WHERE log_id = ?", (status, log_id))
                 else:
-                    state = "failed" if r["outcome"] == "failed" else "pending"
-                    c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
-                              " next_attempt_at = ?, leased_until = NULL WHERE id = ?",
-                              (state, json.dumps(r.get("error")), r.get("next_attempt_at") or 0, r["outbox_id"]))
-                    c.execute("UPDATE logs SET error = ? WHERE log_id = ?", (json.dumps(r.get("error")), r["log_id"]))
-                touched.add(r["log_id"])
-            for log_id in touched:
-                c.execute(status_sql, (log_id,))
+                    c.execute(status_sql, (log_id,))
 
     def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
         """Lease up to ``limit`` due outbox items; returns them joined with their

@@ -55,8 +55,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX logs_created ON logs (created_at);
     CREATE INDEX logs_source ON logs (source, log_id);
     CREATE INDEX logs_trigger ON logs (trigger_id);
-    CREATE INDEX logs_call_sid ON logs (call_sid);
-    CREATE INDEX logs_sms_sid ON logs (sms_sid);
+    CREATE INDEX logs_to ON logs (to_number, created_at);   -- an inbound SMS "1" finds its trigger
     CREATE TABLE outbox (
         id INTEGER PRIMARY KEY,
         log_id INTEGER NOT NULL,
@@ -92,5 +91,30 @@ MIGRATIONS: list[str] = [
         last_evaluated_at REAL,
         PRIMARY KEY (rule_id, dedup_key)
     );
+    """,
+    # 3: silences, on-call overrides, and the silence a log row was held by
+    """
+    CREATE TABLE silences (
+        silence_id TEXT PRIMARY KEY,     -- sil_ + hex
+        matcher TEXT NOT NULL,           -- rule_id | source | to
+        value TEXT NOT NULL,             -- a rule id, a source label, or an E.164 number
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT,                 -- 'api key N' or 'cli'
+        ended_at REAL                    -- set when removed early (rows are kept as the trace)
+    );
+    CREATE INDEX silences_match ON silences (matcher, value, ends_at);
+    CREATE TABLE oncall_overrides (
+        override_id INTEGER PRIMARY KEY,
+        rotation TEXT NOT NULL,
+        contact TEXT NOT NULL,           -- a contact name from the config
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX oncall_overrides_rotation ON oncall_overrides (rotation, ends_at);
+    ALTER TABLE logs ADD COLUMN silence_id TEXT;
     """,
 ]

@@ -1,0 +1,113 @@
+"""Shared helpers for the benchmarks: subprocesses, free ports, CPU time, percentiles."""
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM if the benchmark dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, 15)
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
+    """A child process that does not outlive the benchmark."""
+    return subprocess.Popen(argv, cwd=ROOT, preexec_fn=_die_with_parent, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Until GET url answers 200; raises if the process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process we started, then SIGKILL it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15 of proc(5))
+
+
+class FakeProvider:
+    """bench/fake_provider.py in its own process."""
+
+    def __init__(self) -> None:
+        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py")], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True, bufsize=1)
+        info = self._read(timeout=20)
+        self.base_url, self.account_sid, self.auth_token = info["base_url"], info["account_sid"], info["auth_token"]
+        self.pid = self.proc.pid
+
+    def _read(self, timeout: float) -> dict:
+        import selectors
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if not sel.select(timeout):
+                raise RuntimeError(f"fake provider gave no answer within {timeout} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"fake provider exited ({self.proc.poll()})")
+        return json.loads(line)
+
+    def command(self, line: str, timeout: float = 20) -> dict:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self._read(timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.command("quit", timeout=5)
+            except (OSError, RuntimeError, ValueError):
+                pass
+        stop(self.proc)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+

@@ -1,0 +1,79 @@
+"""The yardstick for bench/notify.py: the least a notify endpoint must do.
+
+A bare Starlette endpoint that reads the JSON body, inserts one SQLite row
+(WAL, synchronous=NORMAL, as alertd's store) and makes one aiohttp POST to the
+fake provider's Calls.json, then answers with the sid. Served by uvicorn with
+uvloop + httptools, which is what alertd's uvicorn picks when they are installed.
+
+    python bench/yardstick.py --port P --provider URL --account-sid AC.. --auth-token T --database PATH
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import sqlite3
+import time
+
+import aiohttp
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def create_app(provider: str, account_sid: str, auth_token: str, database: str) -> Starlette:
+    conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, created_at REAL, to_number TEXT,"
+                 " message TEXT, call_sid TEXT)")
+    url = f"{provider.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Calls.json"
+    auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+    state: dict = {}
+
+    async def notify(request: Request) -> JSONResponse:
+        body = json.loads(await request.body())
+        to, message = body["to"], body["message"]
+        log_id = conn.execute("INSERT INTO logs (created_at, to_number, message) VALUES (?, ?, ?)",
+                              (time.time(), to, message)).lastrowid
+        form = {"To": to, "From": "+15557654321", "Twiml": f"<Response><Say>{message}</Say></Response>",
+                "StatusCallback": f"http://127.0.0.1/twilio/status?log_id={log_id}"}
+        async with state["session"].post(url, data=form, headers={"Authorization": auth}) as resp:
+            sid = (await resp.json())["sid"]
+        return JSONResponse({"ok": True, "calls": [{"to": to, "type": "call", "call_sid": sid,
+                                                    "status": "initiated", "log_id": log_id}]})
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        state["session"] = aiohttp.ClientSession()
+        try:
+            yield
+        finally:
+            await state["session"].close()
+            conn.close()
+
+    return Starlette(routes=[Route("/api/v1/calls/notify", notify, methods=["POST"]),
+                             Route("/healthz", healthz)], lifespan=lifespan)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--provider", required=True)
+    p.add_argument("--account-sid", required=True)
+    p.add_argument("--auth-token", required=True)
+    p.add_argument("--database", required=True)
+    a = p.parse_args()
+    app = create_app(a.provider, a.account_sid, a.auth_token, a.database)
+    uvicorn.run(app, host="127.0.0.1", port=a.port, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning", server_header=False)
+
+
+if __name__ == "__main__":
+    main()
