@@ -19,8 +19,9 @@ SMS_FINAL = {"delivered", "undelivered", "failed", "read"}
 
 
 class CallbackHandler:
-    def __init__(self, store: Store, clock=None):
+    def __init__(self, store: Store, clock=None, followups=None):
         self.store, self.clock = store, clock or SystemClock()
+        self.followups = followups  # alertd.escalation.Followups: retries of unanswered calls
 
     def _status(self, log_id: int, channel: str, sid: str | None, status: str) -> bool:
         row = self.store.get_log(log_id)
@@ -36,7 +37,12 @@ class CallbackHandler:
         return True
 
     def call_status(self, log_id: int, sid: str | None, status: str, answered_by: str | None = None) -> bool:
-        return self._status(log_id, "call", sid, status)
+        known = self._status(log_id, "call", sid, status)
+        if known and answered_by:
+            self.store.set_answered_by(log_id, answered_by)
+        if known and status in CALL_FINAL and self.followups is not None:
+            self.followups.call_ended(log_id, status, answered_by)
+        return known
 
     def sms_status(self, log_id: int, sid: str | None, status: str) -> bool:
         return self._status(log_id, "sms", sid, status)
@@ -46,6 +52,13 @@ class CallbackHandler:
         if (digits or "").strip() != "1":
             log.info("key pressed", log_id=log_id, digits=digits)
             return False
-        ok = self.store.acknowledge(log_id, self.clock.timestamp(), by=from_)
-        log.info("acknowledged", log_id=log_id, by=from_, known=ok)
-        return ok
+        trigger_id = self.store.acknowledge(log_id, self.clock.timestamp(), by=from_)
+        log.info("acknowledged", log_id=log_id, trigger_id=trigger_id, by=from_, via="call")
+        return trigger_id is not None
+
+    def acknowledge(self, log_id: int, by: str | None, via: str) -> int | None:
+        """Acknowledge the trigger of ``log_id`` (SMS reply, API, dashboard); its trigger id or None."""
+        trigger_id = self.store.acknowledge(log_id, self.clock.timestamp(), by=by)
+        if trigger_id is not None:
+            log.info("acknowledged", log_id=log_id, trigger_id=trigger_id, by=by, via=via)
+        return trigger_id

@@ -10,16 +10,18 @@ import aiohttp
 import structlog
 import uvicorn
 
+from . import phones
 from .api.app import create_app
 from .api.auth import Authenticator
 from .api.errors import ApiError
 from .callbacks import CallbackHandler
-from .clock import SystemClock
+from .clock import SystemClock, from_timestamp
 from .config import Config
 from .dispatch import Dispatcher, submit
 from .providers.simulator import SimulatorProvider
 from .providers.twilio import TwilioProvider
 from .engine.runner import RuleRunner, Sources
+from .escalation import Followups
 from .rules.reload import RuleManager
 from .sources.schedule import Scheduler
 from .store import Store
@@ -45,7 +47,9 @@ class Daemon:
         self.store = store or Store(config.database)
         self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
         self.default_from = config.provider.numbers[0] if config.provider.numbers else SIMULATOR_FROM
-        self.callbacks = CallbackHandler(self.store, self.clock)
+        self.followups = Followups(self.store, self.clock, submit=self.submit, caller_id=self.caller_id,
+                                   resolve_rotation=self._resolve_rotation)
+        self.callbacks = CallbackHandler(self.store, self.clock, self.followups)
         if isinstance(self.provider, SimulatorProvider):
             self.provider.callbacks = self.callbacks
         self.dispatcher: Dispatcher | None = None
@@ -56,6 +60,13 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self._worker: asyncio.Task | None = None
         self.app = create_app(self, lifespan=self.lifespan)
+
+    def _resolve_rotation(self, name: str, now: float) -> str:
+        from .oncall import resolve_rotation
+        return resolve_rotation(self.config, self.store, name, from_timestamp(now))
+
+    def caller_id(self, to: str) -> str:
+        return phones.pick_caller_id(self.config.provider.numbers, to, self.default_from)
 
     async def submit(self, trigger: dict, rows: list[dict]) -> list[dict]:
         try:
@@ -73,7 +84,8 @@ class Daemon:
         """Everything that must be up before the API listens (systemd's READY)."""
         self.loop = asyncio.get_running_loop()
         await self.provider.start()
-        self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock)
+        self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock, followups=self.followups)
+        self.followups.poke = self.dispatcher.poke
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self.sources.http = aiohttp.ClientSession()
         self.rules.load_initial()

@@ -28,3 +28,18 @@ def _normalize(text: str, region: str) -> str:
     if not phonenumbers.is_possible_number(parsed):
         raise ValueError(f"Invalid phone number format: {raw!r}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def pick_caller_id(numbers: list[str], to: str, default: str) -> str:
+    """The caller ID for ``to``: the account's first number with the same country
+    calling code (a local-looking number is answered more often), else its first."""
+    if not numbers:
+        return default
+    try:
+        code = phonenumbers.parse(to).country_code
+        for n in numbers:
+            if phonenumbers.parse(n).country_code == code:
+                return n
+    except phonenumbers.NumberParseException:
+        pass
+    return numbers[0]

@@ -94,6 +94,13 @@ class RunningDaemon:
         loop = self.daemon.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
+    def pause_worker(self) -> None:
+        """Stop the background worker: the test drives run_once()/run_due() itself."""
+        async def stop():
+            self.daemon.dispatcher.stop()
+            await self.daemon._worker
+        self.run(stop())
+
     def url(self, path: str) -> str:
         return self.base_url + path
 

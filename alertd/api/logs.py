@@ -31,9 +31,13 @@ def log_row(row) -> dict:
         "sms_status": row["sms_status"],
         "acknowledged": row["acknowledged_at"] is not None,
         "acknowledged_at": iso(from_timestamp(row["acknowledged_at"])),
+        "acknowledged_by": row["acknowledged_by"],
         "error": json.loads(row["error"]) if row["error"] else None,
         "rule_id": row["rule_id"] if "rule_id" in keys else None,
         "trigger_id": row["trigger_id"],
+        "attempt": row["attempt"],
+        "step": row["step"],
+        "answered_by": row["answered_by"],
         "silence_id": row["silence_id"] if "silence_id" in keys else None,
     }
 
@@ -68,3 +72,12 @@ async def get_log(request: Request, log_id: str) -> JSONResponse:
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
     return JSONResponse({"ok": True, "log": log_row(row)})
+
+
+@router.post("/logs/{log_id}/ack", summary="Acknowledge the trigger of a log row (cancels its retries and escalation)")
+async def ack(request: Request, log_id: str) -> JSONResponse:
+    daemon = request.app.state.daemon
+    key_id = daemon.auth(request)
+    if not log_id.isdigit() or daemon.callbacks.acknowledge(int(log_id), f"api key {key_id}", "api") is None:
+        raise ApiError(404, f"Log row not found: {log_id}")
+    return JSONResponse({"ok": True, "log": log_row(daemon.store.get_log(int(log_id)))})

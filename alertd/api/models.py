@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .. import phones
+from ..durations import parse_duration
 
 Voice = Literal["alice", "man", "woman"]
 ActionType = Literal["call", "sms", "both"]
@@ -49,10 +50,45 @@ class _Common(BaseModel):
         return None if v is None else phones.normalize(str(v))
 
 
+def _seconds(v: object) -> float:
+    return parse_duration(v).total_seconds()  # type: ignore[arg-type]
+
+
+class RetryIn(BaseModel):
+    """alertd extension: place an unanswered call again."""
+    model_config = ConfigDict(extra="forbid")
+    times: int = Field(..., ge=0, le=10, description="Extra attempts (times: 2 means at most 3 calls).")
+    every: float = Field(..., description="Wait between attempts: 30s, 2m, ...")
+    _every = field_validator("every", mode="before")(classmethod(lambda cls, v: _seconds(v)))
+
+
+class EscalateIn(BaseModel):
+    """alertd extension: who is called next while nobody has acknowledged."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    after: float = Field(..., description="Counted from the first attempt: 5m, 10m, ...")
+    to: list[str] = Field(..., min_length=1, max_length=10,
+                          description="Numbers, or contact, group or rotation names from the config.")
+    action_type: ActionType | None = None
+    message: str | None = Field(None, max_length=4000)
+    voice: str | None = None
+    language: str | None = None
+    repeat: int | None = Field(None, ge=1, le=5)
+    gather: bool | None = None
+    retry: RetryIn | None = None
+    _after = field_validator("after", mode="before")(classmethod(lambda cls, v: _seconds(v)))
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _to(cls, v: object) -> object:
+        return [v] if isinstance(v, (str, int)) else v
+
+
 class NotifyRequest(_Common):
     to: str | int | list[str | int] = Field(..., description="Phone number(s): US 10-digit or E.164; up to 10.")
     template_id: str | None = Field(None, description="A saved template; inline parameters override it.")
     send_sms: bool | None = Field(None, description='Shorthand for action_type "both".')
+    retry: RetryIn | None = Field(None, description="alertd extension: retries of unanswered calls.")
+    escalate: list[EscalateIn] | None = Field(None, max_length=10, description="alertd extension: escalation steps.")
 
     @field_validator("to", mode="before")
     @classmethod

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from ..dispatch import submit
+from .. import phones
+from ..escalation import build_spec
 from .errors import ApiError, describe_validation
 from .models import TEMPLATE_FIELDS, NotifyRequest, TemplateCreate, TemplateDelete
 
@@ -76,23 +77,12 @@ def resolve_params(daemon, req: NotifyRequest, template: dict | None) -> dict:
     return merged
 
 
-def pick_from(numbers: list[str], to: str, default: str) -> str:
-    """The caller ID for ``to``: the account's first number with the same country code."""
-    if not numbers:
-        return default
-    for n in numbers:
-        if n[:2] == to[:2]:
-            return n
-    return numbers[0]
-
-
 def build_rows(daemon, to: list[str], merged: dict, template_id: str | None) -> list[dict]:
     params = {"voice": merged.get("voice") or "alice", "repeat": merged.get("repeat") or 1,
               "gather": bool(merged.get("gather")), "language": merged.get("language")}
     rows = []
     for number in to:
-        p = dict(params, **{"from": merged.get("from") or pick_from(daemon.config.provider.numbers, number,
-                                                                    daemon.default_from)})
+        p = dict(params, **{"from": merged.get("from") or daemon.caller_id(number)})
         rows.append({"to": number, "type": merged["action_type"], "message": merged["message"],
                      "template_id": template_id, "params": p})
     return rows
@@ -130,6 +120,8 @@ async def notify(request: Request) -> JSONResponse:
     merged = resolve_params(daemon, req, template)
     rows = build_rows(daemon, req.to, merged, req.template_id)
     trigger = {"source": merged.get("source"), "api_key_id": key_id}
+    if req.retry is not None or req.escalate:
+        trigger["spec"] = escalation_spec(daemon, req, rows[0])
     rows = await daemon.submit(trigger, rows)
     calls = [call_entry(r) for r in rows]
     structlog.contextvars.bind_contextvars(log_ids=[r["log_id"] for r in rows])
@@ -137,6 +129,31 @@ async def notify(request: Request) -> JSONResponse:
         first = rows[0].get("error") or {}
         raise ApiError(400, first.get("message") or "Every recipient was refused.", calls=calls)
     return _ok({"calls": calls})
+
+
+def escalation_spec(daemon, req: NotifyRequest, first: dict) -> dict:
+    """retry/escalate of a notify request as the trigger's spec. Raises ApiError 400."""
+    names = daemon.config
+    steps = []
+    for k, st in enumerate(req.escalate or ()):
+        numbers, rotations = [], []
+        for entry in st.to:
+            entry = str(entry)
+            if entry in names.contacts:
+                numbers.append(names.contacts[entry].phone)
+            elif entry in names.groups:
+                numbers.extend(names.contacts[m].phone for m in names.groups[entry])
+            elif entry in (getattr(names, "rotations", None) or {}):
+                rotations.append(entry)
+            else:
+                try:
+                    numbers.append(phones.normalize(entry))
+                except ValueError:
+                    raise ApiError(400, f"escalate[{k}].to: {entry!r} is not a number, contact, group or rotation")
+        steps.append({**st.model_dump(exclude={"to"}), "to": numbers, "rotations": rotations})
+    base = {"type": first["type"], "message": first["message"],
+            "params": {k: v for k, v in first["params"].items() if k != "from"}}
+    return build_spec(req.retry.model_dump() if req.retry else None, steps, base)
 
 
 def _template_out(t: dict) -> dict:

@@ -6,12 +6,17 @@ The log id travels in the URL: a callback can beat the stored sid.
 """
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from .. import phones
 from ..providers.twilio import call_twiml, gather_reply_twiml, signature_valid
 from .errors import ApiError
 
+log = structlog.get_logger("alertd.twilio")
 router = APIRouter(prefix="/twilio", include_in_schema=False)
 _EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -73,3 +78,39 @@ async def twiml(request: Request) -> Response:
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
     return _xml(call_twiml(daemon.dispatcher.outgoing(daemon.store.row_dict(row), "call")))
+
+
+ACK_WORDS = {"1", "ACK", "OK"}
+ACK_WINDOW = 24 * 3600
+
+
+def _message(text: str) -> Response:
+    return _xml(f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{escape(text)}</Message></Response>')
+
+
+@router.post("/sms")
+async def inbound_sms(request: Request) -> Response:
+    """A reply to an alert SMS (set {public_url}/twilio/sms as the number's messaging webhook).
+
+    1, ACK or OK (any case, spaces ignored) from a number that was notified
+    acknowledges that number's most recent unacknowledged trigger of the last
+    24 hours; anything else is answered with a short help text.
+    """
+    params = await verified_params(request)
+    daemon = request.app.state.daemon
+    sender, body = params.get("From", ""), params.get("Body", "")
+    word = "".join(body.split()).upper()
+    log.info("inbound sms", sender=sender, body=body[:160])
+    if word not in ACK_WORDS:
+        return _message("alertd: reply 1, ACK or OK to acknowledge your latest alert.")
+    try:
+        number = phones.normalize(sender)
+    except ValueError:
+        return _message("alertd: this number cannot acknowledge alerts.")
+    now = daemon.clock.timestamp()
+    row = daemon.store.latest_open_trigger_for(number, now - ACK_WINDOW)
+    if row is None:
+        return _message("alertd: no open alert to acknowledge for this number.")
+    daemon.callbacks.acknowledge(row["log_id"], number, "sms")
+    message = daemon.store.get_log(row["log_id"])["message"] or ""
+    return _message(f"Acknowledged: {message[:100]}")

@@ -26,7 +26,8 @@ LEASE_SECONDS = 120.0  # longer than any provider timeout: an item in flight is 
 
 
 class Dispatcher:
-    def __init__(self, store: Store, provider: Provider, config: Config, clock=None, *, rng=None):
+    def __init__(self, store: Store, provider: Provider, config: Config, clock=None, *, rng=None, followups=None):
+        self.followups = followups  # alertd.escalation.Followups: due retries and escalation steps
         self.store, self.provider, self.config = store, provider, config
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -152,12 +153,15 @@ class Dispatcher:
             self.last_loop_at = time.monotonic()
             try:
                 done = await self.run_once()
+                if self.followups is not None:
+                    done += await self.followups.run_due()
             except Exception:
                 log.exception("dispatch loop error")
                 done = 0
             if done:
                 continue
-            due = self.store.next_due_at()
+            dues = [self.store.next_due_at(), self.store.next_followup_at() if self.followups else None]
+            due = min((d for d in dues if d is not None), default=None)
             wait = 1.0 if due is None else min(1.0, max(0.02, due - self.clock.timestamp()))
             self._wake.clear()
             try:

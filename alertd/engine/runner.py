@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from ..clock import from_timestamp
+from ..escalation import build_spec
 from ..rules.models import Rule
 from ..rules.ruleset import RuleSet
 from .evaluate import Decision, evaluate
@@ -146,7 +147,7 @@ class RuleRunner:
         if message is None and not any("message" in e or "template" in e for e in errors):
             errors.append("nothing to say: no message")
         for number in dict.fromkeys(decision.recipients + _on_call(daemon, decision)):
-            from_ = field("from_", None) or _pick_from(daemon, number)
+            from_ = field("from_", None) or daemon.caller_id(number)
             row = {"to": number, "type": action, "message": message, "template_id": decision.template_id,
                    "params": dict(params, **{"from": from_}), "send_at": send_at}
             if message is None:
@@ -157,6 +158,13 @@ class RuleRunner:
             rows.append({"to": "", "type": action, "message": message, "template_id": decision.template_id,
                          "params": dict(params, **{"from": None}), "status": "failed",
                          "error": {"code": None, "message": "; ".join(errors) or "no recipient"}})
+        if message is not None and (decision.retry or decision.escalate):
+            steps = [{"after": st.after.total_seconds(), "to": st.recipients, "rotations": st.rotations,
+                      "action_type": st.action_type, "message": st.message, "voice": st.voice,
+                      "language": st.language, "repeat": st.repeat, "gather": st.gather, "retry": st.retry}
+                     for st in decision.escalate]
+            trigger["spec"] = build_spec(decision.retry, steps, {"type": action, "message": message,
+                                                                  "params": params})
         return trigger, rows
 
     async def _send(self, rule: Rule, decision: Decision, event_id, now: datetime) -> list[int]:
@@ -181,11 +189,6 @@ def _on_call(daemon, decision: Decision) -> list[str]:
         except KeyError:  # the loader checks names against the config; a mismatch must not cost the others
             log.error("unknown rotation", rotation=name, rule_id=decision.rule_id)
     return numbers
-
-
-def _pick_from(daemon, number: str) -> str:
-    from ..api.notify import pick_from
-    return pick_from(daemon.config.provider.numbers, number, daemon.default_from)
 
 
 class Sources:

@@ -184,6 +184,7 @@ def _skeleton(source: str) -> str | None:
     return "".join(parts)
 
 
+@lru_cache(maxsize=32768)  # by the text as written: each evaluation looks it up
 def compile_expression(source: str) -> Callable[..., Any]:
     """Compile a ``when`` expression (no ``{{ }}``); raises RenderError on a syntax error."""
     return _expression(_strip_braces(source))

@@ -8,8 +8,10 @@ error should block a reload (all files or none) is the caller's decision.
 """
 from __future__ import annotations
 
+import gc
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Mapping
@@ -188,6 +190,23 @@ def _parse(path: Path, display: str, environ: Mapping[str, str]) -> _File:
     return f
 
 
+@contextmanager
+def _no_cyclic_gc():
+    # A load builds a few hundred thousand small objects that stay alive, and
+    # the cyclic collector would walk the growing heap over and over (16 full
+    # passes for 10,000 rules: half the load time) to find almost nothing.
+    # Reference counting frees garbage as usual meanwhile; the collector is
+    # back on when the load returns, however it returns.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_no_cyclic_gc()
 def load_rules(
     folder: str | Path,
     *,

@@ -156,22 +156,32 @@ class Store:
         The items are leased until ``lease_until`` so the background worker leaves
         them to the caller's first attempt.
         """
-        now = trigger["created_at"]
+        now = trigger.get("now") or trigger["created_at"]
         with self.tx() as c:
-            trigger_id = c.execute(
-                "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id) VALUES (?, ?, ?, ?, ?)",
-                (now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
-                 trigger.get("api_key_id"))).lastrowid
+            trigger_id = trigger.get("trigger_id")
+            if trigger_id is None:
+                spec = trigger.get("spec") or {}
+                trigger_id = trigger["trigger_id"] = c.execute(
+                    "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                     trigger.get("api_key_id"), json.dumps(spec) if spec else None)).lastrowid
+                # escalation steps are stored with the trigger: they survive a restart, kill -9 included
+                for k, step in enumerate(spec.get("escalate") or (), start=1):
+                    c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
+                              " VALUES (?, 'escalate', ?, ?, 'pending', ?)",
+                              (trigger_id, k, now + step["after"], now))
             for row in rows:
                 status = row.get("status", "queued")
                 row["log_id"] = c.execute(
                     "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
-                    " template_id, message, params, status, error, silence_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " template_id, message, params, status, error, silence_id, attempt, step)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
                      row["to"], row["type"], row.get("template_id"), row.get("message"),
                      json.dumps(row.get("params") or {}), status,
-                     json.dumps(row["error"]) if row.get("error") else None, row.get("silence_id"))).lastrowid
+                     json.dumps(row["error"]) if row.get("error") else None, row.get("silence_id"),
+                     row.get("attempt", 1), row.get("step", 0))).lastrowid
                 row["trigger_id"] = trigger_id
                 row["items"] = []
                 if status not in ("queued", "scheduled"):
@@ -292,18 +302,75 @@ class Store:
                 f"UPDATE logs SET {column}_status = ?, {column}_sid = COALESCE({column}_sid, ?) WHERE log_id = ?",
                 (status, sid, log_id)).rowcount == 1
 
-    def acknowledge(self, log_id: int, now: float, by: str | None = None) -> bool:
-        """Mark a log row (and its trigger) acknowledged; False when unknown.
-        The first acknowledgement's time is kept."""
+    def acknowledge(self, log_id: int, now: float, by: str | None = None) -> int | None:
+        """Acknowledge the whole trigger of ``log_id``: every row of it shows who
+        and when (the first acknowledgement's), and every pending retry,
+        escalation step and unsent delivery of it is cancelled. Returns the
+        trigger id, or None when the log id is unknown."""
         with self.tx() as c:
             row = c.execute("SELECT trigger_id FROM logs WHERE log_id = ?", (log_id,)).fetchone()
             if row is None:
-                return False
-            c.execute("UPDATE logs SET acknowledged_at = COALESCE(acknowledged_at, ?) WHERE log_id = ?", (now, log_id))
+                return None
+            tid = row["trigger_id"]
             c.execute("UPDATE triggers SET acknowledged_at = COALESCE(acknowledged_at, ?),"
-                      " acknowledged_by = COALESCE(acknowledged_by, ?) WHERE trigger_id = ?",
-                      (now, by, row["trigger_id"]))
-            return True
+                      " acknowledged_by = COALESCE(acknowledged_by, ?) WHERE trigger_id = ?", (now, by, tid))
+            first = c.execute("SELECT acknowledged_at, acknowledged_by FROM triggers WHERE trigger_id = ?",
+                              (tid,)).fetchone()
+            c.execute("UPDATE logs SET acknowledged_at = ?, acknowledged_by = ? WHERE trigger_id = ?",
+                      (first["acknowledged_at"], first["acknowledged_by"], tid))
+            c.execute("UPDATE followups SET state = 'cancelled', done_at = ? WHERE trigger_id = ? AND state = 'pending'",
+                      (now, tid))
+            cancelled = [r[0] for r in c.execute(
+                "UPDATE outbox SET state = 'cancelled', leased_until = NULL WHERE state = 'pending'"
+                " AND leased_until IS NULL AND log_id IN (SELECT log_id FROM logs WHERE trigger_id = ?)"
+                " RETURNING log_id", (tid,))]
+            for lid in set(cancelled):
+                c.execute("UPDATE logs SET status = 'cancelled' WHERE log_id = ? AND status IN ('queued', 'scheduled')",
+                          (lid,))
+            return tid
+
+    def trigger(self, trigger_id: int) -> dict | None:
+        row = self.conn.execute("SELECT * FROM triggers WHERE trigger_id = ?", (trigger_id,)).fetchone()
+        if row is None:
+            return None
+        return {**dict(row), "spec": json.loads(row["spec"]) if row["spec"] else {}}
+
+    def set_answered_by(self, log_id: int, answered_by: str) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE logs SET answered_by = ? WHERE log_id = ?", (answered_by, log_id))
+
+    def add_followup(self, trigger_id: int, kind: str, due_at: float, now: float, *, log_id: int | None = None,
+                     step: int | None = None) -> int:
+        with self.tx() as c:
+            return c.execute("INSERT INTO followups (trigger_id, kind, log_id, step, due_at, state, created_at)"
+                             " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+                             (trigger_id, kind, log_id, step, due_at, now)).lastrowid
+
+    def claim_followups(self, now: float, limit: int = 100) -> list[sqlite3.Row]:
+        """Due follow-ups, marked done in the same transaction: each runs once,
+        also when the daemon dies right after (at-most-once beats a double call)."""
+        with self.tx() as c:
+            rows = c.execute("SELECT * FROM followups WHERE state = 'pending' AND due_at <= ? ORDER BY due_at LIMIT ?",
+                             (now, limit)).fetchall()
+            if rows:
+                marks = ",".join("?" * len(rows))
+                c.execute(f"UPDATE followups SET state = 'done', done_at = ? WHERE id IN ({marks})",
+                          (now, *[r["id"] for r in rows]))
+            return rows
+
+    def next_followup_at(self) -> float | None:
+        return self.conn.execute("SELECT MIN(due_at) FROM followups WHERE state = 'pending'").fetchone()[0]
+
+    def followups(self, trigger_id: int) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM followups WHERE trigger_id = ? ORDER BY id", (trigger_id,)).fetchall()
+
+    def latest_open_trigger_for(self, number: str, since: float) -> sqlite3.Row | None:
+        """The most recent unacknowledged trigger that notified ``number`` since ``since``."""
+        return self.conn.execute(
+            "SELECT l.log_id, l.trigger_id FROM logs l JOIN triggers t USING (trigger_id)"
+            " WHERE l.to_number = ? AND l.created_at >= ? AND t.acknowledged_at IS NULL"
+            " AND (l.call_sid IS NOT NULL OR l.sms_sid IS NOT NULL)"
+            " ORDER BY l.created_at DESC, l.log_id DESC LIMIT 1", (number, since)).fetchone()
 
     # --- the rules engine ----------------------------------------------------
     def record_event(self, kind: str, name: str, payload: Any, now: float) -> int:

@@ -117,4 +117,25 @@ MIGRATIONS: list[str] = [
     CREATE INDEX oncall_overrides_rotation ON oncall_overrides (rotation, ends_at);
     ALTER TABLE logs ADD COLUMN silence_id TEXT;
     """,
+    # 4: until someone answers: retries of unanswered calls, escalation steps, who acknowledged
+    """
+    ALTER TABLE triggers ADD COLUMN spec TEXT;            -- JSON: retry and escalate, as resolved at send
+    ALTER TABLE logs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE logs ADD COLUMN step INTEGER NOT NULL DEFAULT 0;   -- 0 the notification, k escalation step k
+    ALTER TABLE logs ADD COLUMN acknowledged_by TEXT;
+    ALTER TABLE logs ADD COLUMN answered_by TEXT;         -- Twilio AnsweredBy: human, machine_start, fax
+    CREATE TABLE followups (
+        id INTEGER PRIMARY KEY,
+        trigger_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,              -- retry | escalate
+        log_id INTEGER,                  -- retry: the unanswered call to place again
+        step INTEGER,                    -- escalate: the step number, from 1
+        due_at REAL NOT NULL,
+        state TEXT NOT NULL,             -- pending | done | cancelled
+        created_at REAL NOT NULL,
+        done_at REAL
+    );
+    CREATE INDEX followups_due ON followups (state, due_at);
+    CREATE INDEX followups_trigger ON followups (trigger_id, state);
+    """,
 ]

@@ -1,0 +1,155 @@
+"""Until someone answers: retries of unanswered calls and escalation steps.
+
+"Delivered" means a human answered: with gather, answered *and* pressed 1.
+A call that ends busy, no-answer, failed or canceled, that reached a
+voicemail (Twilio's AnsweredBy), or, with gather, ended without a press, is
+placed again ``retry.times`` more times, ``retry.every`` apart. Escalation
+steps are stored with the trigger at send time (Store.create_trigger) and run
+when the trigger is still unacknowledged ``after`` the first attempt. Every
+pending step lives in SQLite, so a restart or kill -9 loses none; one that
+fell due while the daemon was down runs once at start.
+
+The trigger's ``spec`` (JSON) holds what a follow-up needs, resolved at send:
+``{"retry": {"times", "every"}, "escalate": [{"after", "to", "rotations",
+"type", "message", "params", "retry"}]}`` (times in seconds).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+
+from .store import Store
+
+log = structlog.get_logger("alertd.escalation")
+UNANSWERED = {"busy", "no-answer", "failed", "canceled"}
+
+
+def retry_spec(value: Any) -> dict | None:
+    """A Retry model / dict -> {"times": int, "every": seconds} or None."""
+    if value is None:
+        return None
+    times = value["times"] if isinstance(value, dict) else value.times
+    every = value["every"] if isinstance(value, dict) else value.every
+    every = every.total_seconds() if hasattr(every, "total_seconds") else float(every)
+    return {"times": int(times), "every": every} if times else None
+
+
+def unanswered(status: str, row, answered_by: str | None, gather: bool) -> bool:
+    if status in UNANSWERED:
+        return True
+    if status != "completed":
+        return False
+    if answered_by and (answered_by.startswith("machine") or answered_by == "fax"):
+        return True  # a voicemail is not a human
+    return gather and row["acknowledged_at"] is None
+
+
+class Followups:
+    def __init__(self, store: Store, clock, submit=None, resolve_rotation=None, caller_id=None):
+        self.store, self.clock = store, clock
+        self.submit = submit  # async (trigger, rows) -> rows: the daemon's one way into the outbox
+        self.resolve_rotation = resolve_rotation  # (name, now) -> E.164
+        self.caller_id = caller_id
+        self.poke = lambda: None  # set by the daemon: wake the worker for a new due time
+
+    def _retry_for(self, spec: dict, step: int) -> dict | None:
+        if step and step <= len(spec.get("escalate") or ()):
+            return spec["escalate"][step - 1].get("retry")
+        return spec.get("retry")
+
+    def call_ended(self, log_id: int, status: str, answered_by: str | None = None) -> None:
+        """A call's final status arrived: place it again when nobody answered."""
+        row = self.store.get_log(log_id)
+        if row is None or row["type"] not in ("call", "both"):
+            return
+        trigger = self.store.trigger(row["trigger_id"])
+        if trigger is None or trigger["acknowledged_at"] is not None:
+            return
+        gather = bool(json.loads(row["params"]).get("gather"))
+        if not unanswered(status, row, answered_by, gather):
+            return
+        retry = self._retry_for(trigger["spec"], row["step"])
+        if not retry or row["attempt"] > retry["times"]:
+            return
+        now = self.clock.timestamp()
+        self.store.add_followup(row["trigger_id"], "retry", now + retry["every"], now, log_id=log_id)
+        log.info("call unanswered; retry scheduled", log_id=log_id, status=status, answered_by=answered_by,
+                 attempt=row["attempt"], of=retry["times"] + 1, trigger_id=row["trigger_id"])
+        self.poke()
+
+    async def run_due(self) -> int:
+        """Run every due follow-up once; returns how many ran."""
+        now = self.clock.timestamp()
+        due = self.store.claim_followups(now)
+        for f in due:
+            try:
+                await self._run(f, now)
+            except Exception:  # one bad follow-up must not stop the others or the loop
+                log.exception("follow-up failed", followup_id=f["id"], trigger_id=f["trigger_id"])
+        return len(due)
+
+    async def _run(self, f, now: float) -> None:
+        trigger = self.store.trigger(f["trigger_id"])
+        if trigger is None or trigger["acknowledged_at"] is not None:
+            return
+        head = {"trigger_id": trigger["trigger_id"], "source": trigger["source"], "rule_id": trigger["rule_id"],
+                "event_id": trigger["event_id"], "created_at": trigger["created_at"], "now": now}
+        if f["kind"] == "retry":
+            old = self.store.get_log(f["log_id"])
+            row = {"to": old["to_number"], "type": "call", "message": old["message"],
+                   "template_id": old["template_id"], "params": json_params(old), "attempt": old["attempt"] + 1,
+                   "step": old["step"]}
+            stored = await self.submit(head, [row])
+            log.info("retry placed", trigger_id=trigger["trigger_id"], log_ids=[r["log_id"] for r in stored],
+                     attempt=row["attempt"])
+            return
+        step = trigger["spec"]["escalate"][f["step"] - 1]
+        numbers = list(step.get("to") or [])
+        for name in step.get("rotations") or ():
+            try:
+                numbers.append(self.resolve_rotation(name, now))
+            except (KeyError, ValueError) as exc:
+                log.error("escalation rotation unresolved", rotation=name, error=str(exc))
+        rows = [{"to": n, "type": step["type"], "message": step["message"], "template_id": None,
+                 "params": dict(step["params"], **{"from": step["params"].get("from") or self.caller_id(n)}),
+                 "step": f["step"]} for n in dict.fromkeys(numbers)]
+        if not rows:
+            rows = [{"to": "", "type": step["type"], "message": step["message"], "params": step["params"],
+                     "status": "failed", "step": f["step"],
+                     "error": {"code": None, "message": f"escalation step {f['step']}: no recipient"}}]
+        stored = await self.submit(head, rows)
+        log.info("escalation step", trigger_id=trigger["trigger_id"], step=f["step"],
+                 log_ids=[r["log_id"] for r in stored])
+
+
+def json_params(row) -> dict:
+    return json.loads(row["params"])
+
+
+def build_spec(retry: Any, steps: list[dict], base: dict) -> dict:
+    """The trigger's spec from a notification's retry and escalation steps.
+
+    ``base``: the notification's type, message and params, which a step
+    inherits unless it sets its own (as does its retry). Each step dict: after
+    (seconds), to (numbers), rotations, and optionally action_type, message,
+    voice, language, repeat, gather, retry.
+    """
+    spec: dict[str, Any] = {}
+    base_retry = retry_spec(retry)
+    if base_retry:
+        spec["retry"] = base_retry
+    out = []
+    for st in steps:
+        params = dict(base["params"])
+        for key in ("voice", "language", "repeat", "gather"):
+            if st.get(key) is not None:
+                params[key] = st[key]
+        out.append({"after": float(st["after"]), "to": list(st.get("to") or ()),
+                    "rotations": list(st.get("rotations") or ()),
+                    "type": st.get("action_type") or base["type"], "message": st.get("message") or base["message"],
+                    "params": params, "retry": retry_spec(st.get("retry")) or base_retry})
+    if out:
+        spec["escalate"] = out
+    return spec
