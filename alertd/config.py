@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from . import phones, yamlfile
+from . import credentials, phones, yamlfile
 from .durations import parse_duration
 
 DEFAULT_PATH = "/etc/alertd/config.yaml"
@@ -67,6 +67,9 @@ class ProviderConfig(Strict):
     kind: Literal["twilio", "simulator"] = "simulator"
     account_sid: str = ""
     auth_token: str = ""
+    # or from a file: a path, or a bare name in $CREDENTIALS_DIRECTORY (systemd's LoadCredential=)
+    account_sid_file: str | None = None
+    auth_token_file: str | None = None
     api_base_url: str = "https://api.twilio.com"
     numbers: list[str] = Field(default_factory=list)
     max_concurrency: int = Field(10, ge=1, le=1000)
@@ -81,6 +84,29 @@ class ProviderConfig(Strict):
     def _numbers(cls, v: list[str]) -> list[str]:
         return [phones.normalize(n) for n in v]
 
+    @field_validator("account_sid_file", "auth_token_file")
+    @classmethod
+    def _secret_file(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # checked here, at the key's own line; read into the inline field in _read_secret_files
+        if not v:
+            return None
+        inline = info.field_name.removesuffix("_file")
+        if info.data.get(inline):
+            raise ValueError(f"set {inline} or {info.field_name}, not both")
+        ctx = info.context or {}
+        if credentials.wanted(v, ctx.get("secrets", "read")):
+            credentials.read(v, base=ctx.get("base"))
+        return v
+
+    @model_validator(mode="after")
+    def _read_secret_files(self, info: ValidationInfo) -> "ProviderConfig":
+        ctx = info.context or {}
+        for inline in ("account_sid", "auth_token"):
+            source = getattr(self, f"{inline}_file")
+            if source and credentials.wanted(source, ctx.get("secrets", "read")):
+                setattr(self, inline, credentials.read(source, base=ctx.get("base")))
+        return self
+
     @property
     def configured(self) -> bool:
         return self.kind == "simulator" or bool(self.account_sid and self.auth_token)
@@ -91,6 +117,27 @@ class DispatchConfig(Strict):
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_max: timedelta = timedelta(minutes=5)
     _norm = field_validator("backoff_base", "backoff_max", mode="before")(_duration)
+
+
+class PerNumberLimits(Strict):
+    """At most ``calls`` calls and ``sms`` messages to one number in any ``per``;
+    a channel left out is not limited. What exceeds is folded (alertd/storm.py)."""
+
+    calls: int | None = Field(None, ge=1)
+    sms: int | None = Field(None, ge=1)
+    per: timedelta = timedelta(minutes=15)
+    _norm_per = field_validator("per", mode="before")(_duration)
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 1:
+            raise ValueError("must be at least 1s (write it like 15m)")
+        return v
+
+
+class LimitsConfig(Strict):
+    per_number: PerNumberLimits | None = None  # None: no limit, as the reference API
 
 
 class LogConfig(Strict):
@@ -148,10 +195,12 @@ class Config(Strict):
     timezone: str = "UTC"
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     contacts: dict[str, Contact] = Field(default_factory=dict)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rotations: dict[str, Rotation] = Field(default_factory=dict)
+    retention: timedelta = timedelta(days=90)  # log rows, outbox items and events older than this are pruned
     path: Path | None = Field(None, exclude=True)  # where it was loaded from
 
     @field_validator("contacts", mode="before")
@@ -159,6 +208,15 @@ class Config(Strict):
     def _contacts(cls, v: Any) -> Any:
         if isinstance(v, dict):
             return {k: {"phone": c} if isinstance(c, (str, int)) else c for k, c in v.items()}
+        return v
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, v: Any) -> timedelta:
+        v = _duration(v)
+        # shorter would prune a trigger still being escalated or retried
+        if v < timedelta(days=1):
+            raise ValueError("must be at least 1d (write it like 30d or 52w)")
         return v
 
     @field_validator("timezone")
@@ -243,9 +301,10 @@ def _describe(err: dict) -> str:
     return f"{key}: {msg}" if key else msg
 
 
-def load(path: str | Path | None = None) -> tuple[Config, list[str]]:
+def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") -> tuple[Config, list[str]]:
     """Load and validate a config file. Returns (config, warnings).
 
+    ``secrets``: whether the ``*_file`` secrets are read (alertd/credentials.py).
     Raises ConfigError with one ``file:line: message`` per problem.
     """
     path = Path(path or os.environ.get("ALERTD_CONFIG") or DEFAULT_PATH)
@@ -261,7 +320,8 @@ def load(path: str | Path | None = None) -> tuple[Config, list[str]]:
     warnings = [f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: environment variable {name} is not set"
                 for loc, name in unset]
     try:
-        config = Config.model_validate(data, context={"names_checked_by_loader": True})
+        config = Config.model_validate(data, context={"names_checked_by_loader": True, "secrets": secrets,
+                                                      "base": path.resolve().parent})
     except ValidationError as exc:
         raise ConfigError([f"{doc.where(e['loc'])}: {_describe(e)}" for e in exc.errors()]) from None
     names = config.name_problems()
@@ -271,7 +331,13 @@ def load(path: str | Path | None = None) -> tuple[Config, list[str]]:
     config.path = path.resolve()
     config.database = config.database if config.database.is_absolute() else base / config.database
     config.rules = config.rules if config.rules.is_absolute() else base / config.rules
-    if config.provider.kind == "twilio" and not config.provider.configured:
+    unread = [f for f in ("account_sid_file", "auth_token_file")
+              if getattr(config.provider, f) and not credentials.wanted(getattr(config.provider, f), secrets)]
+    if secrets == "check":
+        warnings += [f"{doc.where(('provider', f))}: provider.{f}: not checked: '{getattr(config.provider, f)}'"
+                     " is read from $CREDENTIALS_DIRECTORY when alertd runs under systemd" for f in unread]
+    p = config.provider
+    if p.kind == "twilio" and not ((p.account_sid or p.account_sid_file) and (p.auth_token or p.auth_token_file)):
         warnings.append(f"{path}: provider: Twilio credentials are not configured; notify answers 503")
     if config.provider.kind == "twilio" and not config.server.public_url:
         warnings.append(f"{path}: server.public_url is not set; Twilio cannot reach the status and press-1 callbacks")

@@ -10,10 +10,9 @@ import aiohttp
 import structlog
 import uvicorn
 
-from . import phones
+from . import phones, retention
 from .api.app import create_app
 from .api.auth import Authenticator
-from .api.errors import ApiError
 from .callbacks import CallbackHandler
 from .clock import SystemClock, from_timestamp
 from .config import Config
@@ -23,8 +22,9 @@ from .providers.twilio import TwilioProvider
 from .engine.runner import RuleRunner, Sources
 from .escalation import Followups
 from .rules.reload import RuleManager
+from .service import NotifyingServer
 from .sources.schedule import Scheduler
-from .store import Store
+from .store import Store, StoreError
 
 log = structlog.get_logger("alertd")
 SIMULATOR_FROM = "+15005550006"  # Twilio's own test-credentials "from" number
@@ -71,9 +71,9 @@ class Daemon:
     async def submit(self, trigger: dict, rows: list[dict]) -> list[dict]:
         try:
             return await submit(self.dispatcher, trigger, rows)
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
             log.error("database write failed", error=str(exc))
-            raise ApiError(503, "The database cannot be written; nothing was accepted. Try again.") from None
+            raise StoreError("The database cannot be written; nothing was accepted. Try again.") from None
 
     def _on_swap(self, ruleset) -> None:
         self.runner.ruleset = ruleset
@@ -86,12 +86,14 @@ class Daemon:
         await self.provider.start()
         self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock, followups=self.followups)
         self.followups.poke = self.dispatcher.poke
+        self.dispatcher.timers.append(self.runner.groups)  # rule groups due after group_wait
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self.sources.http = aiohttp.ClientSession()
         self.rules.load_initial()
         self.scheduler = Scheduler(self.sources.run_rule)
         self.scheduler.start()
         self.scheduler.sync(self.runner.ruleset)
+        retention.schedule(self)
         self.rules.watch(self.loop)
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             # only the main thread may own signals; tests run the daemon in another
@@ -126,7 +128,7 @@ class Daemon:
 def serve(config: Config) -> int:
     """Run in the foreground until SIGTERM/SIGINT; returns the exit code."""
     daemon = Daemon(config)
-    server = uvicorn.Server(uvicorn.Config(
+    server = NotifyingServer(daemon, uvicorn.Config(
         daemon.app, host=config.server.host, port=config.server.port, access_log=False, log_config=None,
         lifespan="on", server_header=False, timeout_graceful_shutdown=15))
     server.run()

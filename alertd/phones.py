@@ -33,6 +33,11 @@ def _normalize(text: str, region: str) -> str:
 def pick_caller_id(numbers: list[str], to: str, default: str) -> str:
     """The caller ID for ``to``: the account's first number with the same country
     calling code (a local-looking number is answered more often), else its first."""
+    return _pick(tuple(numbers), to, default)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pick(numbers: tuple[str, ...], to: str, default: str) -> str:
     if not numbers:
         return default
     try:

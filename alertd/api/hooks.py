@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..clock import from_timestamp, iso
+from ..sources.webhook import PayloadError
 from .errors import ApiError
 from .notify import read_body
 
@@ -27,6 +28,8 @@ async def hook(request: Request, name: str) -> JSONResponse:
         result = await daemon.sources.webhook(name, body, query)
     except KeyError:
         raise ApiError(404, f"No rule listens on webhook '{name}'.") from None
+    except PayloadError as exc:
+        raise ApiError(400, str(exc)) from None
     return JSONResponse({"ok": True, **result})
 
 

@@ -39,6 +39,7 @@ def log_row(row) -> dict:
         "step": row["step"],
         "answered_by": row["answered_by"],
         "silence_id": row["silence_id"] if "silence_id" in keys else None,
+        "summary_log_id": row["summary_log_id"] if "summary_log_id" in keys else None,
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import structlog
 
-from .. import silences
+from .. import silences, storm
 from ..clock import SystemClock
 from ..config import Config
 from ..providers import Outgoing, Provider, ProviderError
@@ -28,6 +28,8 @@ LEASE_SECONDS = 120.0  # longer than any provider timeout: an item in flight is 
 class Dispatcher:
     def __init__(self, store: Store, provider: Provider, config: Config, clock=None, *, rng=None, followups=None):
         self.followups = followups  # alertd.escalation.Followups: due retries and escalation steps
+        # more work with due times (rule groups): each has async run_due() -> int and next_due_at()
+        self.timers: list[Any] = []
         self.store, self.provider, self.config = store, provider, config
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -155,12 +157,15 @@ class Dispatcher:
                 done = await self.run_once()
                 if self.followups is not None:
                     done += await self.followups.run_due()
+                for timer in self.timers:
+                    done += await timer.run_due()
             except Exception:
                 log.exception("dispatch loop error")
                 done = 0
             if done:
                 continue
-            dues = [self.store.next_due_at(), self.store.next_followup_at() if self.followups else None]
+            dues = [self.store.next_due_at(), self.store.next_followup_at() if self.followups else None,
+                    *(timer.next_due_at() for timer in self.timers)]
             due = min((d for d in dues if d is not None), default=None)
             wait = 1.0 if due is None else min(1.0, max(0.02, due - self.clock.timestamp()))
             self._wake.clear()
@@ -183,11 +188,15 @@ async def submit(dispatcher: Dispatcher, trigger: dict, rows: list[dict]) -> lis
     trigger.setdefault("created_at", now)
     # a silenced row is stored with its silence's id and no outbox item (alertd/silences.py)
     silences.hold_back(dispatcher.store, trigger, rows, now)
+    # a row over limits.per_number is stored 'throttled', folded into a summary (alertd/storm.py)
+    summaries = storm.fold(dispatcher.store, rows, now, dispatcher.config.limits.per_number)
     # only rows still to send are deferred: a silenced or failed row keeps its status
     later = [r for r in rows if r.get("send_at") and r["send_at"] > now and r.get("status", "queued") == "queued"]
     for r in later:
         r["status"] = "scheduled"
-    stored = dispatcher.store.create_trigger(trigger, rows, lease_until=now + LEASE_SECONDS)
+    stored = dispatcher.store.create_trigger(trigger, rows, lease_until=now + LEASE_SECONDS, prepare=summaries)
+    if summaries is not None:
+        dispatcher.poke()  # a new summary may be due sooner than the worker's next look
     if later:
         # deferred rows are the worker's from the start: no lease to wait out
         dispatcher.store.release_rows([r["log_id"] for r in later])

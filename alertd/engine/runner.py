@@ -13,10 +13,13 @@ from typing import Any
 import structlog
 
 from ..clock import from_timestamp
+from ..sources.webhook import PayloadError, events_from
+from ..store import StoreError
 from ..escalation import build_spec
 from ..rules.models import Rule
 from ..rules.ruleset import RuleSet
 from .evaluate import Decision, evaluate
+from .grouping import Groups
 from .state import AlertState, cooldown_allows, step
 
 log = structlog.get_logger("alertd.engine")
@@ -32,13 +35,18 @@ class RuleRunner:
         self.ruleset = RuleSet(timezone=daemon.config.timezone)
         self.last_evaluated: dict[str, float] = {}
         self.last_fired: dict[str, float] = {}
+        self._names: tuple | None = None
         self._when_errors: dict[str, str] = {}  # rule id -> the last `when` failure of a poll
+        self.groups = Groups(self)  # group_by: events wait here for group_wait (alertd/engine/grouping.py)
 
     # --- evaluation -----------------------------------------------------------
     def evaluate(self, rule: Rule, event: Any, now: datetime, **kwargs) -> Decision:
         cfg = self.daemon.config
-        return evaluate(rule, event, now, contacts=cfg.contact_numbers(), groups=cfg.groups,
-                        ruleset=self.ruleset, rotations=tuple(getattr(cfg, "rotations", {}) or ()), **kwargs)
+        if self._names is None:  # the config does not change while the daemon runs
+            self._names = (cfg.contact_numbers(), tuple(getattr(cfg, "rotations", {}) or ()))
+        contacts, rotations = self._names
+        return evaluate(rule, event, now, contacts=contacts, groups=cfg.groups,
+                        ruleset=self.ruleset, rotations=rotations, **kwargs)
 
     async def handle(self, rule: Rule, event: Any, event_id: int | None, *, alert: bool = False) -> list[int]:
         """Evaluate ``rule`` on one event; returns the log ids of what it sent."""
@@ -53,7 +61,7 @@ class RuleRunner:
             if not stateful:
                 if not decision.matched:
                     return []
-                return await self._send_if_cooled(rule, decision, event_id, now)
+                return await self._send_if_cooled(rule, decision, event_id, now, event)
             # alert formats: `when` chooses which alerts the rule cares about; the
             # alert's own status says firing or resolved. polls: `when` is the condition.
             if alert:
@@ -65,6 +73,8 @@ class RuleRunner:
             else:
                 firing, key = decision.when_held, decision.dedup_key
             return await self._step(rule, event, event_id, decision, key, firing, now)
+        except StoreError:
+            raise  # the database refused the write: the caller must not answer ok
         except Exception:  # a bug must cost one evaluation, never the daemon
             log.exception("rule evaluation failed", rule_id=rule.id)
             return []
@@ -77,7 +87,9 @@ class RuleRunner:
         if rule.source.poll is not None and self._when_errors.get(rule.id) == reason:
             return []  # a poll failing the same way every tick is one row, not one per tick
         self._when_errors[rule.id] = reason
-        row = {"to": "", "type": rule.notify.action_type or "call", "message": None, "template_id": None,
+        named = self.ruleset.templates.get(rule.notify.template or "")
+        action = rule.notify.action_type or (named.action_type if named else None) or "call"
+        row = {"to": "", "type": action, "message": None, "template_id": None,
                "params": {"from": None}, "status": "failed", "error": {"code": None, "message": reason}}
         stored = await self.daemon.submit({"source": f"rule:{rule.id}", "rule_id": rule.id, "event_id": event_id},
                                           [row])
@@ -101,27 +113,36 @@ class RuleRunner:
             decision = self.evaluate(rule, event, now, resolved=True)
         if action is not None:
             decision.dedup_key = key
-            log_ids = await self._send(rule, decision, event_id, now)
+            log_ids = await self._notify(rule, decision, event, event_id, now)
             last_sent = now
         store.put_rule_state(rule.id, key, firing=state.firing, since=_ts(state.since),
                              notified_at=_ts(state.notified_at), last_sent_at=_ts(last_sent), now=now.timestamp())
         return log_ids
 
-    async def _send_if_cooled(self, rule: Rule, decision: Decision, event_id, now: datetime) -> list[int]:
+    async def _send_if_cooled(self, rule: Rule, decision: Decision, event_id, now: datetime,
+                              event: Any = None) -> list[int]:
         if rule.cooldown is None:
-            return await self._send(rule, decision, event_id, now)
+            return await self._notify(rule, decision, event, event_id, now)
         store, key = self.daemon.store, decision.dedup_key
         row = store.get_rule_state(rule.id, key)
         last_sent = from_timestamp(row["last_sent_at"]) if row else None
         if not cooldown_allows(last_sent, now, rule.cooldown):
             log.info("cooldown", rule_id=rule.id, dedup_key=key)
             return []
-        log_ids = await self._send(rule, decision, event_id, now)
+        log_ids = await self._notify(rule, decision, event, event_id, now)
         store.put_rule_state(rule.id, key, firing=False, since=None, notified_at=None,
                              last_sent_at=now.timestamp(), now=now.timestamp())
         return log_ids
 
     # --- sending --------------------------------------------------------------
+    async def _notify(self, rule: Rule, decision: Decision, event: Any, event_id, now: datetime) -> list[int]:
+        """Send now, or, for a rule with group_by, add the event to its group
+        (sent group_wait later by Groups.run_due; nothing is sent now: [])."""
+        if rule.group_by:
+            self.groups.add(rule, decision, event, event_id, now)
+            return []
+        return await self._send(rule, decision, event_id, now)
+
     def rows(self, rule: Rule, decision: Decision) -> tuple[dict, list[dict]]:
         """The trigger and the log rows a decision asks for (failed rows for its errors)."""
         daemon = self.daemon
@@ -146,19 +167,21 @@ class RuleRunner:
         rows: list[dict] = []
         if message is None and not any("message" in e or "template" in e for e in errors):
             errors.append("nothing to say: no message")
+        # an `at` that is not a time must not turn a reminder into a send right now
+        unsendable = message is None or any(e.startswith("notify.at") for e in errors)
         for number in dict.fromkeys(decision.recipients + _on_call(daemon, decision)):
             from_ = field("from_", None) or daemon.caller_id(number)
             row = {"to": number, "type": action, "message": message, "template_id": decision.template_id,
                    "params": dict(params, **{"from": from_}), "send_at": send_at}
-            if message is None:
+            if unsendable:
                 row.update(status="failed", error={"code": None, "message": "; ".join(errors)})
             rows.append(row)
-        if message is not None and errors or not rows:
+        if not unsendable and errors or not rows:
             # a bad recipient (or none at all) is a row of its own, so nothing vanishes
             rows.append({"to": "", "type": action, "message": message, "template_id": decision.template_id,
                          "params": dict(params, **{"from": None}), "status": "failed",
                          "error": {"code": None, "message": "; ".join(errors) or "no recipient"}})
-        if message is not None and (decision.retry or decision.escalate):
+        if not unsendable and (decision.retry or decision.escalate):
             steps = [{"after": st.after.total_seconds(), "to": st.recipients, "rotations": st.rotations,
                       "action_type": st.action_type, "message": st.message, "voice": st.voice,
                       "language": st.language, "repeat": st.repeat, "gather": st.gather, "retry": st.retry}
@@ -199,7 +222,6 @@ class Sources:
 
     async def webhook(self, name: str, body: Any, query: dict[str, str]) -> dict:
         """Raises KeyError when no rule listens on ``name``; PayloadError for a bad alert body."""
-        from ..sources.webhook import events_from
         daemon, ruleset = self.runner.daemon, self.runner.ruleset
         rules = ruleset.for_webhook(name)
         if not rules:
@@ -214,8 +236,9 @@ class Sources:
             try:
                 events = events_from(fmt, body, query)
             except ValueError as exc:
+                # recorded above, so nothing is lost; the sender learns its payload is wrong
                 log.warning("webhook payload does not fit the rule's format", rule_id=rule.id, error=str(exc))
-                continue
+                raise PayloadError(f"body: {exc} (webhook '{name}' expects format {fmt})") from None
             for event in events:
                 ids = await self.runner.handle(rule, event, event_id, alert=fmt != "generic")
                 if ids:

@@ -78,4 +78,5 @@ class Scheduler:
             self._specs[rule_id] = spec
 
     def jobs(self) -> dict[str, datetime | None]:
-        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+        """Rule id -> next run, for the rules' jobs only (not housekeeping such as retention)."""
+        return {job.id: job.next_run_time for job in self.scheduler.get_jobs() if job.id in self._specs}

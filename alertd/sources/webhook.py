@@ -38,7 +38,7 @@ def _fingerprint(alert: dict) -> str:
 def alert_events(body: Any, fmt: str) -> list[dict]:
     """One event per alert, each with status 'firing' or 'resolved' and a fingerprint."""
     if not isinstance(body, dict) or not isinstance(body.get("alerts"), list):
-        raise PayloadError(f"a {fmt} webhook body needs an 'alerts' list")
+        raise PayloadError(f"an {fmt} payload needs an 'alerts' list")
     common = {k: body.get(k) for k in ("receiver", "groupLabels", "commonLabels", "commonAnnotations",
                                        "externalURL", "groupKey", "title", "message", "orgId")
               if k in body}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .schema import MIGRATIONS
 
@@ -146,26 +146,33 @@ class Store:
             return c.execute("DELETE FROM templates WHERE id = ?", (template_id,)).rowcount == 1
 
     # --- triggers, log rows and their outbox items -------------------------
-    def create_trigger(self, trigger: dict, rows: list[dict], lease_until: float) -> list[dict]:
+    def create_trigger(self, trigger: dict, rows: list[dict], lease_until: float, *,
+                       prepare: Callable[[sqlite3.Connection], None] | None = None) -> list[dict]:
         """Write one trigger, its log rows and an outbox item per channel, atomically.
 
         ``rows``: dicts with to, type, message, template_id, params (dict), and
-        optionally status (a row created already 'failed' or 'silenced' gets no
-        outbox items) and silence_id.
+        optionally status (a row created already 'failed', 'silenced' or
+        'throttled' gets no outbox items), silence_id, summary_log_id and
+        ``channels`` (the channels to send when not all of its type's).
+        ``prepare(conn)`` runs first inside the same transaction (alertd/storm.py
+        writes its summaries there, so a fold and its throttled rows commit together).
         Returns the rows with log_id and ``items`` [(outbox_id, channel)] added.
         The items are leased until ``lease_until`` so the background worker leaves
         them to the caller's first attempt.
         """
         now = trigger.get("now") or trigger["created_at"]
         with self.tx() as c:
+            if prepare is not None:
+                prepare(c)
             trigger_id = trigger.get("trigger_id")
             if trigger_id is None:
                 spec = trigger.get("spec") or {}
                 trigger_id = trigger["trigger_id"] = c.execute(
-                    "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
-                     trigger.get("api_key_id"), json.dumps(spec) if spec else None)).lastrowid
+                     trigger.get("api_key_id"), json.dumps(spec) if spec else None,
+                     trigger.get("group_id"))).lastrowid
                 # escalation steps are stored with the trigger: they survive a restart, kill -9 included
                 for k, step in enumerate(spec.get("escalate") or (), start=1):
                     c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
@@ -175,18 +182,19 @@ class Store:
                 status = row.get("status", "queued")
                 row["log_id"] = c.execute(
                     "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
-                    " template_id, message, params, status, error, silence_id, attempt, step)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " template_id, message, params, status, error, silence_id, attempt, step, send_at,"
+                    " summary_log_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
                      row["to"], row["type"], row.get("template_id"), row.get("message"),
                      json.dumps(row.get("params") or {}), status,
                      json.dumps(row["error"]) if row.get("error") else None, row.get("silence_id"),
-                     row.get("attempt", 1), row.get("step", 0))).lastrowid
+                     row.get("attempt", 1), row.get("step", 0), max(now, row.get("send_at") or now),
+                     row.get("summary_log_id"))).lastrowid
                 row["trigger_id"] = trigger_id
                 row["items"] = []
                 if status not in ("queued", "scheduled"):
                     continue
-                for channel in (("call", "sms") if row["type"] == "both" else (row["type"],)):
+                for channel in row.get("channels") or (("call", "sms") if row["type"] == "both" else (row["type"],)):
                     oid = c.execute(
                         "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, created_at)"
                         " VALUES (?, ?, 'pending', ?, ?, ?)",
@@ -306,28 +314,39 @@ class Store:
         """Acknowledge the whole trigger of ``log_id``: every row of it shows who
         and when (the first acknowledgement's), and every pending retry,
         escalation step and unsent delivery of it is cancelled. Returns the
-        trigger id, or None when the log id is unknown."""
+        trigger id, or None when the log id is unknown.
+
+        A storm summary (alertd/storm.py) stands for the triggers folded into
+        it: acknowledging it acknowledges them too."""
         with self.tx() as c:
             row = c.execute("SELECT trigger_id FROM logs WHERE log_id = ?", (log_id,)).fetchone()
             if row is None:
                 return None
             tid = row["trigger_id"]
-            c.execute("UPDATE triggers SET acknowledged_at = COALESCE(acknowledged_at, ?),"
-                      " acknowledged_by = COALESCE(acknowledged_by, ?) WHERE trigger_id = ?", (now, by, tid))
-            first = c.execute("SELECT acknowledged_at, acknowledged_by FROM triggers WHERE trigger_id = ?",
-                              (tid,)).fetchone()
-            c.execute("UPDATE logs SET acknowledged_at = ?, acknowledged_by = ? WHERE trigger_id = ?",
-                      (first["acknowledged_at"], first["acknowledged_by"], tid))
-            c.execute("UPDATE followups SET state = 'cancelled', done_at = ? WHERE trigger_id = ? AND state = 'pending'",
-                      (now, tid))
-            cancelled = [r[0] for r in c.execute(
-                "UPDATE outbox SET state = 'cancelled', leased_until = NULL WHERE state = 'pending'"
-                " AND leased_until IS NULL AND log_id IN (SELECT log_id FROM logs WHERE trigger_id = ?)"
-                " RETURNING log_id", (tid,))]
-            for lid in set(cancelled):
-                c.execute("UPDATE logs SET status = 'cancelled' WHERE log_id = ? AND status IN ('queued', 'scheduled')",
-                          (lid,))
+            folded = [r[0] for r in c.execute(
+                "SELECT DISTINCT f.trigger_id FROM logs s JOIN logs f ON f.summary_log_id = s.log_id"
+                " WHERE s.trigger_id = ? AND f.trigger_id != ?", (tid, tid))]
+            for t in (tid, *folded):
+                self._acknowledge_trigger(c, t, now, by)
             return tid
+
+    @staticmethod
+    def _acknowledge_trigger(c: sqlite3.Connection, tid: int, now: float, by: str | None) -> None:
+        c.execute("UPDATE triggers SET acknowledged_at = COALESCE(acknowledged_at, ?),"
+                  " acknowledged_by = COALESCE(acknowledged_by, ?) WHERE trigger_id = ?", (now, by, tid))
+        first = c.execute("SELECT acknowledged_at, acknowledged_by FROM triggers WHERE trigger_id = ?",
+                          (tid,)).fetchone()
+        c.execute("UPDATE logs SET acknowledged_at = ?, acknowledged_by = ? WHERE trigger_id = ?",
+                  (first["acknowledged_at"], first["acknowledged_by"], tid))
+        c.execute("UPDATE followups SET state = 'cancelled', done_at = ? WHERE trigger_id = ? AND state = 'pending'",
+                  (now, tid))
+        cancelled = [r[0] for r in c.execute(
+            "UPDATE outbox SET state = 'cancelled', leased_until = NULL WHERE state = 'pending'"
+            " AND leased_until IS NULL AND log_id IN (SELECT log_id FROM logs WHERE trigger_id = ?)"
+            " RETURNING log_id", (tid,))]
+        for lid in set(cancelled):
+            c.execute("UPDATE logs SET status = 'cancelled' WHERE log_id = ? AND status IN ('queued', 'scheduled')",
+                      (lid,))
 
     def trigger(self, trigger_id: int) -> dict | None:
         row = self.conn.execute("SELECT * FROM triggers WHERE trigger_id = ?", (trigger_id,)).fetchone()

@@ -138,4 +138,33 @@ MIGRATIONS: list[str] = [
     CREATE INDEX followups_due ON followups (state, due_at);
     CREATE INDEX followups_trigger ON followups (trigger_id, state);
     """,
+    # 5: storm control: per-number limits fold what exceeds them into a summary, and rule groups
+    """
+    ALTER TABLE logs ADD COLUMN send_at REAL;             -- when it goes out: the time it counts against limits
+    ALTER TABLE logs ADD COLUMN summary_log_id INTEGER;   -- throttled: the summary it was folded into
+    CREATE INDEX logs_to_send ON logs (to_number, send_at);
+    CREATE INDEX logs_summary ON logs (summary_log_id) WHERE summary_log_id IS NOT NULL;
+    ALTER TABLE triggers ADD COLUMN group_id INTEGER;     -- the rule group this trigger sent, if any
+    CREATE INDEX triggers_group ON triggers (group_id) WHERE group_id IS NOT NULL;
+    CREATE TABLE rule_groups (
+        group_id INTEGER PRIMARY KEY,
+        rule_id TEXT NOT NULL,
+        group_key TEXT NOT NULL,         -- JSON: the group_by values and whether resolved
+        resolved INTEGER NOT NULL DEFAULT 0,
+        first_at REAL NOT NULL,          -- the first event of the group arrived
+        due_at REAL NOT NULL,            -- first_at + group_wait: the notification goes out
+        events INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,             -- pending | sending | sent
+        done_at REAL
+    );
+    CREATE INDEX rule_groups_open ON rule_groups (rule_id, group_key, state);
+    CREATE INDEX rule_groups_due ON rule_groups (state, due_at);
+    CREATE TABLE rule_group_events (
+        id INTEGER PRIMARY KEY,
+        group_id INTEGER NOT NULL,
+        event_id INTEGER,                -- the events row it arrived in
+        event TEXT NOT NULL              -- JSON, as the rule saw it (deleted once the group is sent)
+    );
+    CREATE INDEX rule_group_events_group ON rule_group_events (group_id, id);
+    """,
 ]

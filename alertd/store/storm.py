@@ -1,0 +1,60 @@
+"""Storm control's SQL: what counts against a number's limit, and the summaries (see alertd/storm.py)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from . import Store
+
+SUMMARY_SOURCE = "alertd:summary"  # the source of a summary's trigger and log row
+
+
+def counted_times(store: Store, number: str, channel: str, since: float, until: float) -> list[float]:
+    """When the notifications that count against ``number``'s ``channel`` limit
+    in (since, until] go out, oldest first.
+
+    Counted: first attempts (retries of an unanswered call have attempt > 1),
+    escalation steps and summaries, on that channel, sent or still to send.
+    Not counted: what was throttled, silenced or failed at once (no outbox item),
+    a send that failed for good, one cancelled by an acknowledgement.
+    """
+    return [r[0] for r in store.conn.execute(
+        "SELECT l.send_at FROM logs l JOIN outbox o ON o.log_id = l.log_id"
+        " WHERE l.to_number = ? AND l.send_at > ? AND l.send_at <= ? AND l.attempt = 1"
+        " AND o.channel = ? AND o.state IN ('pending', 'sent') ORDER BY l.send_at",
+        (number, since, until, channel))]
+
+
+def open_summary(c: sqlite3.Connection, number: str, channel: str, since: float) -> sqlite3.Row | None:
+    """The summary to ``number`` on ``channel`` that more alerts can still fold
+    into: not sent yet and not in flight, due after ``since``."""
+    return c.execute(
+        "SELECT l.log_id, l.params FROM logs l JOIN outbox o ON o.log_id = l.log_id"
+        " WHERE l.to_number = ? AND l.send_at > ? AND l.source = ? AND o.channel = ?"
+        " AND o.state = 'pending' AND o.leased_until IS NULL ORDER BY l.log_id DESC LIMIT 1",
+        (number, since, SUMMARY_SOURCE, channel)).fetchone()
+
+
+def create_summary(c: sqlite3.Connection, number: str, channel: str, message: str, params: dict,
+                   due_at: float, now: float) -> int:
+    """A summary: its own trigger, a log row 'scheduled' and an outbox item due
+    at ``due_at``, the worker's from the start (no lease). Returns its log id."""
+    trigger_id = c.execute("INSERT INTO triggers (created_at, source) VALUES (?, ?)",
+                           (now, SUMMARY_SOURCE)).lastrowid
+    log_id = c.execute(
+        "INSERT INTO logs (trigger_id, created_at, source, to_number, type, message, params, status,"
+        " attempt, step, send_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'scheduled', 1, 0, ?)",
+        (trigger_id, now, SUMMARY_SOURCE, number, channel, message, json.dumps(params), due_at)).lastrowid
+    c.execute("INSERT INTO outbox (log_id, channel, state, next_attempt_at, created_at)"
+              " VALUES (?, ?, 'pending', ?, ?)", (log_id, channel, due_at, now))
+    return log_id
+
+
+def update_summary(c: sqlite3.Connection, log_id: int, message: str, params: dict) -> None:
+    c.execute("UPDATE logs SET message = ?, params = ? WHERE log_id = ?", (message, json.dumps(params), log_id))
+
+
+def folded_into(store: Store, summary_log_id: int) -> list[sqlite3.Row]:
+    """The log rows folded into a summary, oldest first."""
+    return store.conn.execute("SELECT * FROM logs WHERE summary_log_id = ? ORDER BY log_id",
+                              (summary_log_id,)).fetchall()

@@ -1,0 +1,176 @@
+"""Retention: history older than `retention` is pruned in small batches; pending work never is."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from alertd import config as config_mod, retention
+from alertd.store import Store
+
+DAY = 86400.0
+NOW = 1_800_000_000.0
+OLD, RECENT = NOW - 100 * DAY, NOW - 1 * DAY
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "alertd.db")
+    yield s
+    s.close()
+
+
+def notify(store: Store, at: float, *, outcome: str | None = "sent", channel: str = "sms", spec=None,
+           source: str = "test") -> dict:
+    """One trigger with one log row at ``at``; its outbox item sent, failed, or (None) left pending."""
+    trigger = {"created_at": at, "source": source, **({"spec": spec} if spec else {})}
+    (row,) = store.create_trigger(trigger, [{"to": "+15551230001", "type": channel, "message": "m", "params": {}}],
+                                  lease_until=at)
+    if outcome is not None:
+        (oid, ch), = row["items"]
+        store.record_results([{"outbox_id": oid, "log_id": row["log_id"], "channel": ch, "outcome": outcome,
+                               "sid": "SM1", "error": {"code": 1, "message": "x"}}])
+    return row
+
+
+def count(store: Store, table: str) -> int:
+    return store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def prune(store: Store, batch: int = 500) -> dict:
+    return asyncio.run(retention.prune(store, NOW, timedelta(days=90), batch=batch))
+
+
+def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store):
+    old = [notify(store, OLD + i, outcome="sent" if i % 2 else "failed") for i in range(7)]
+    recent = [notify(store, RECENT + i) for i in range(3)]
+    for i in range(5):
+        store.record_event("webhook", "door", {"i": i}, OLD + i)
+    store.record_event("webhook", "door", {"i": "recent"}, RECENT)
+
+    totals = prune(store, batch=3)
+
+    assert totals == {"logs": 7, "outbox": 7, "triggers": 7, "followups": 0, "kept": 0, "events": 5,
+                      "batches": 3 + 2}  # 3+3+1 log rows, then 3+2 events
+    assert [r["log_id"] for r in store.list_logs(limit=100)] == [r["log_id"] for r in reversed(recent)]
+    assert all(store.get_log(r["log_id"]) is None and store.trigger(r["trigger_id"]) is None for r in old)
+    assert count(store, "outbox") == 3 and count(store, "triggers") == 3
+    assert [e["payload"] for e in store.conn.execute("SELECT payload FROM events")] == ['{"i": "recent"}']
+
+
+def test_an_outbox_item_still_pending_is_never_pruned(store):
+    waiting = notify(store, OLD, outcome=None)           # still being retried
+    retrying = notify(store, OLD + 1, outcome="retry")   # failed transiently: pending again
+    done = notify(store, OLD + 2)
+    both = store.create_trigger({"created_at": OLD + 3},
+                                [{"to": "+15551230002", "type": "both", "message": "m", "params": {}}], OLD)[0]
+    (call, _), (sms, _) = both["items"]
+    store.record_results([{"outbox_id": call, "log_id": both["log_id"], "channel": "call", "outcome": "sent",
+                           "sid": "CA1"}])  # the SMS of the same row is still pending
+
+    totals = prune(store, batch=2)
+
+    assert totals["logs"] == 1 and totals["kept"] == 3
+    assert store.get_log(done["log_id"]) is None
+    for row in (waiting, retrying, both):
+        assert store.get_log(row["log_id"]) is not None
+        assert store.trigger(row["trigger_id"]) is not None
+    pending = store.conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+    assert pending == 3 and count(store, "outbox") == 4  # the row's sent call stays with its pending SMS
+    # once sent, they go at the next run
+    for oid, row in ((waiting["items"][0][0], waiting), (retrying["items"][0][0], retrying), (sms, both)):
+        store.record_results([{"outbox_id": oid, "log_id": row["log_id"], "channel": "sms", "outcome": "sent",
+                               "sid": "SM2"}])
+    assert prune(store)["logs"] == 3 and count(store, "logs") == 0 and count(store, "outbox") == 0
+
+
+def test_a_trigger_with_a_pending_escalation_step_is_kept_with_its_rows(store):
+    spec = {"escalate": [{"after": 1000 * DAY, "to": ["+15551230003"]}]}  # far in the future: still pending
+    escalating = notify(store, OLD, spec=spec)
+    finished = notify(store, OLD + 1, spec={"escalate": [{"after": 60, "to": ["+15551230003"]}]})
+    store.claim_followups(OLD + 61)  # the finished trigger's step ran
+
+    totals = prune(store)
+
+    assert totals["logs"] == 1 and totals["kept"] == 1 and totals["followups"] == 1
+    assert store.get_log(escalating["log_id"]) is not None and len(store.followups(escalating["trigger_id"])) == 1
+    assert store.trigger(finished["trigger_id"]) is None and store.followups(finished["trigger_id"]) == []
+
+
+def test_a_trigger_keeps_its_rows_that_are_newer_than_the_cutoff(store):
+    row = notify(store, OLD)
+    later = store.create_trigger({"created_at": RECENT, "trigger_id": row["trigger_id"]},
+                                 [{"to": "+15551230004", "type": "sms", "message": "escalated", "params": {}}],
+                                 lease_until=RECENT)[0]
+    assert prune(store)["logs"] == 1
+    assert store.trigger(row["trigger_id"]) is not None and store.get_log(later["log_id"]) is not None
+
+
+def test_pruning_yields_to_the_event_loop_between_batches(store):
+    for i in range(40):
+        notify(store, OLD + i)
+        store.record_event("webhook", "door", {}, OLD + i)
+
+    async def run() -> tuple[dict, int]:
+        turns = 0
+        done = asyncio.Event()
+
+        async def api():  # stands for a request handler waiting for its turn
+            nonlocal turns
+            while not done.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.create_task(api())
+        await asyncio.sleep(0)
+        totals = await retention.prune(store, NOW, timedelta(days=90), batch=5)
+        done.set()
+        await other
+        return totals, turns
+
+    totals, turns = asyncio.run(run())
+    assert totals["logs"] == 40 and totals["events"] == 40
+    assert totals["batches"] == 9 + 9  # 8 full batches and an empty one, for each table
+    assert turns >= totals["batches"]  # the other task ran between every two batches
+
+
+def test_nothing_to_prune_is_two_cheap_statements(store):
+    notify(store, RECENT)
+    assert prune(store) == {"logs": 0, "outbox": 0, "triggers": 0, "followups": 0, "kept": 0, "events": 0,
+                            "batches": 2}
+
+
+def test_the_daemon_schedules_the_daily_job(daemon):
+    d = daemon.daemon
+    assert retention.JOB_ID not in d.scheduler.jobs()  # jobs() lists the rules' jobs only
+    job = d.scheduler.scheduler.get_job(retention.JOB_ID)
+    assert job.trigger.interval == timedelta(days=1) and job.coalesce and job.max_instances == 1
+    # a rule reload rebuilds the rule jobs only
+    d.scheduler.sync(d.runner.ruleset)
+    assert d.scheduler.scheduler.get_job(retention.JOB_ID) is not None
+    # the job itself, run now on the daemon's loop
+    assert daemon.notify({"to": "+15551234567", "message": "kept: recent"}).status_code == 200
+    daemon.run(retention.run(d))
+    assert len(d.store.list_logs()) == 1
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, timedelta(days=90)), ("30d", timedelta(days=30)), ("52w", timedelta(weeks=52)),
+])
+def test_retention_is_a_duration_in_the_config(tmp_path, value, expected):
+    path = tmp_path / "config.yaml"
+    path.write_text("" if value is None else f"retention: {value}\n")
+    assert config_mod.load(path)[0].retention == expected
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("12h", "config.yaml:1: retention: must be at least 1d (write it like 30d or 52w)"),
+    ("ninety", "config.yaml:1: retention: invalid duration 'ninety': write it like 30s, 5m, 2h, 1d or 1w"),
+])
+def test_a_bad_retention_is_an_error_at_its_line(tmp_path, value, expected):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"retention: {value}\n")
+    with pytest.raises(config_mod.ConfigError) as exc:
+        config_mod.load(path)
+    assert [p.replace(str(tmp_path) + "/", "") for p in exc.value.problems] == [expected]

@@ -1,0 +1,50 @@
+"""When the database cannot be written, nothing is answered ok."""
+import pytest
+
+
+@pytest.fixture
+def read_only(daemon):
+    def set_query_only(on: bool):
+        async def go():
+            daemon.daemon.store.conn.execute(f"PRAGMA query_only={int(on)}")
+        daemon.run(go())
+    yield set_query_only
+    set_query_only(False)
+
+
+def test_notify_answers_503_when_the_database_refuses_the_write(daemon, read_only):
+    read_only(True)
+    r = daemon.notify({"to": "+15551234567", "message": "hi"})
+    assert r.status_code == 503
+    body = r.json()
+    assert body["ok"] is False and body["code"] == 503 and "nothing was accepted" in body["error"]
+    assert r.headers["retry-after"] == "5"
+    read_only(False)
+    assert daemon.api.get(daemon.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
+    assert daemon.daemon.provider.sent == []
+
+
+def test_webhook_answers_503_when_the_database_refuses_the_write(make_daemon, tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "door.yaml").write_text(
+        "rules:\n  - id: door\n    source: {webhook: door}\n    notify: {to: manager, message: open}\n")
+    d = make_daemon()
+
+    async def go():
+        d.daemon.store.conn.execute("PRAGMA query_only=1")
+    d.run(go())
+    r = d.api.post(d.url("/hooks/door"), json={"state": "open"}, timeout=10)
+    assert r.status_code == 503 and r.json()["code"] == 503
+
+
+def test_alertmanager_hook_answers_400_for_a_body_without_alerts(make_daemon, tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "am.yaml").write_text(
+        "rules:\n  - id: am\n    source: {webhook: am, format: alertmanager}\n"
+        "    notify: {to: manager, message: x}\n")
+    d = make_daemon()
+    r = d.api.post(d.url("/hooks/am"), json={"status": "firing"}, timeout=10)
+    assert r.status_code == 400
+    assert r.json() == {"ok": False, "code": 400,
+                        "error": "body: an alertmanager payload needs an 'alerts' list "
+                                 "(webhook 'am' expects format alertmanager)"}
