@@ -49,51 +49,41 @@ class Retry(Strict):
     every: PositiveDuration
 
 
-class EscalateStep(Strict):
+class _Delivery(Strict):
+    """What a notification and an escalation step have in common."""
+
+    to: StrList
+    action_type: ActionType | None = None
+    message: Text | None = None
+    voice: Voice | None = None
+    language: str | None = None
+    repeat: Repeat | None = None
+    gather: bool | None = None
+    retry: Retry | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _to_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise problem("no recipient", hint="list contacts, groups, rotations or numbers")
+        return value
+
+
+class EscalateStep(_Delivery):
     """Runs when the trigger is still unacknowledged ``after`` the first attempt.
 
     Unset fields inherit from the notification.
     """
 
     after: Duration
-    to: StrList
-    action_type: ActionType | None = None
-    message: Text | None = None
-    voice: Voice | None = None
-    language: str | None = None
-    repeat: Repeat | None = None
-    gather: bool | None = None
-    retry: Retry | None = None
-
-    @field_validator("to")
-    @classmethod
-    def _to_not_empty(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise problem("no recipient", hint="list contacts, groups, rotations or numbers")
-        return value
 
 
-class Notify(Strict):
-    to: StrList
+class Notify(_Delivery):
     template: str | None = None
-    message: Text | None = None
-    action_type: ActionType | None = None
-    voice: Voice | None = None
-    repeat: Repeat | None = None
-    gather: bool | None = None
-    language: str | None = None
     from_: Text | None = Field(None, alias="from")
     delay: Duration | None = None
     at: Text | None = None
-    retry: Retry | None = None
     escalate: list[EscalateStep] = []
-
-    @field_validator("to")
-    @classmethod
-    def _to_not_empty(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise problem("no recipient", hint="list contacts, groups, rotations or numbers")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Notify:
