@@ -8,6 +8,7 @@ from __future__ import annotations
 import structlog
 
 from .clock import SystemClock
+from .metrics import Metrics
 from .store import Store
 
 log = structlog.get_logger("alertd.callbacks")
@@ -19,8 +20,9 @@ SMS_FINAL = {"delivered", "undelivered", "failed", "read"}
 
 
 class CallbackHandler:
-    def __init__(self, store: Store, clock=None, followups=None):
+    def __init__(self, store: Store, clock=None, followups=None, metrics=None):
         self.store, self.clock = store, clock or SystemClock()
+        self.metrics = metrics or Metrics()
         self.followups = followups  # alertd.escalation.Followups: retries of unanswered calls
 
     def _status(self, log_id: int, channel: str, sid: str | None, status: str) -> bool:
@@ -54,6 +56,8 @@ class CallbackHandler:
             return False
         trigger_id = self.store.acknowledge(log_id, self.clock.timestamp(), by=from_)
         log.info("acknowledged", log_id=log_id, trigger_id=trigger_id, by=from_, via="call")
+        if trigger_id is not None:
+            self.metrics.acknowledged("call")
         return trigger_id is not None
 
     def acknowledge(self, log_id: int, by: str | None, via: str) -> int | None:
@@ -61,4 +65,5 @@ class CallbackHandler:
         trigger_id = self.store.acknowledge(log_id, self.clock.timestamp(), by=by)
         if trigger_id is not None:
             log.info("acknowledged", log_id=log_id, trigger_id=trigger_id, by=by, via=via)
+            self.metrics.acknowledged(via)
         return trigger_id

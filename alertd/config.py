@@ -34,10 +34,38 @@ def _duration(value: Any) -> timedelta:
     return value if isinstance(value, timedelta) else parse_duration(value)
 
 
+class MetricsConfig(Strict):
+    """GET /metrics: on the API's own listener (default 127.0.0.1), without a key unless asked."""
+
+    enabled: bool = True
+    require_key: bool = False
+
+
+class RateLimitConfig(Strict):
+    """A token bucket per API key: bursts of up to ``requests``, refilled at ``requests`` per ``per``."""
+
+    requests: int = Field(600, ge=1)
+    per: timedelta = timedelta(minutes=1)
+    _norm_per = field_validator("per", mode="before")(_duration)
+
+    @field_validator("per")
+    @classmethod
+    def _per(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 1:
+            raise ValueError("must be at least 1s (write it like 1m)")
+        return v
+
+
 class ServerConfig(Strict):
     listen: str = "127.0.0.1:8080"
     public_url: str | None = None  # where Twilio reaches us; default http://{listen}
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    # on by default, far above what a monitoring system sends; null turns it off
+    rate_limit: RateLimitConfig | None = Field(default_factory=RateLimitConfig)
+    # /healthz fails when an outbox item has been due for longer than this
+    health_max_outbox_age: timedelta = timedelta(minutes=10)
+    _norm_health = field_validator("health_max_outbox_age", mode="before")(_duration)
 
     @field_validator("listen")
     @classmethod
@@ -140,6 +168,23 @@ class LimitsConfig(Strict):
     per_number: PerNumberLimits | None = None  # None: no limit, as the reference API
 
 
+class DeadmanConfig(Strict):
+    """Tell ``to`` (a contact or a number) when no provider request has
+    succeeded, and at least one failed, for ``after`` (alertd/deadman.py)."""
+
+    to: str
+    after: timedelta = timedelta(minutes=10)
+    action_type: Literal["call", "sms", "both"] = "call"
+    _norm_after = field_validator("after", mode="before")(_duration)
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, v: timedelta) -> timedelta:
+        if v.total_seconds() < 60:
+            raise ValueError("must be at least 1m (write it like 10m)")
+        return v
+
+
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -201,6 +246,7 @@ class Config(Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rotations: dict[str, Rotation] = Field(default_factory=dict)
     retention: timedelta = timedelta(days=90)  # log rows, outbox items and events older than this are pruned
+    deadman: DeadmanConfig | None = None  # off unless configured
     path: Path | None = Field(None, exclude=True)  # where it was loaded from
 
     @field_validator("contacts", mode="before")
@@ -264,6 +310,12 @@ class Config(Strict):
             for i, member in enumerate(rot.members):
                 if member not in self.contacts:
                     problems.append((("rotations", name, "members", i), f"unknown contact '{member}'"))
+        if self.deadman is not None and self.deadman.to not in self.contacts:
+            try:
+                phones.normalize(self.deadman.to)
+            except ValueError:
+                problems.append((("deadman", "to"), f"unknown contact '{self.deadman.to}'"
+                                 " (a contact's name or a number like +15551230001)"))
         return problems
 
     @property

@@ -13,14 +13,17 @@ import uvicorn
 from . import phones, retention
 from .api.app import create_app
 from .api.auth import Authenticator
+from .api.ratelimit import RateLimiter
 from .callbacks import CallbackHandler
 from .clock import SystemClock, from_timestamp
 from .config import Config
+from .deadman import DeadMan
 from .dispatch import Dispatcher, submit
 from .providers.simulator import SimulatorProvider
 from .providers.twilio import TwilioProvider
 from .engine.runner import RuleRunner, Sources
 from .escalation import Followups
+from .metrics import Metrics
 from .rules.reload import RuleManager
 from .service import NotifyingServer
 from .sources.schedule import Scheduler
@@ -44,21 +47,24 @@ class Daemon:
     def __init__(self, config: Config, *, clock=None, provider=None, store: Store | None = None):
         self.config = config
         self.clock = clock or SystemClock()
+        self.metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store or Store(config.database)
         self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
         self.default_from = config.provider.numbers[0] if config.provider.numbers else SIMULATOR_FROM
         self.followups = Followups(self.store, self.clock, submit=self.submit, caller_id=self.caller_id,
-                                   resolve_rotation=self._resolve_rotation)
-        self.callbacks = CallbackHandler(self.store, self.clock, self.followups)
+                                   resolve_rotation=self._resolve_rotation, metrics=self.metrics)
+        self.callbacks = CallbackHandler(self.store, self.clock, self.followups, metrics=self.metrics)
         if isinstance(self.provider, SimulatorProvider):
             self.provider.callbacks = self.callbacks
         self.dispatcher: Dispatcher | None = None
-        self.auth = Authenticator(self.store, self.clock)
+        self.auth = Authenticator(self.store, self.clock, RateLimiter.from_config(config.server.rate_limit))
         self.runner = RuleRunner(self)
         self.sources = Sources(self.runner)
         self.rules = RuleManager(config, on_swap=self._on_swap)
         self.scheduler: Scheduler | None = None
         self._worker: asyncio.Task | None = None
+        self.deadman: DeadMan | None = None
+        self.metrics.watch(self)
         self.app = create_app(self, lifespan=self.lifespan)
 
     def _resolve_rotation(self, name: str, now: float) -> str:
@@ -70,10 +76,12 @@ class Daemon:
 
     async def submit(self, trigger: dict, rows: list[dict]) -> list[dict]:
         try:
-            return await submit(self.dispatcher, trigger, rows)
+            stored = await submit(self.dispatcher, trigger, rows)
         except sqlite3.OperationalError as exc:
             log.error("database write failed", error=str(exc))
             raise StoreError("The database cannot be written; nothing was accepted. Try again.") from None
+        self.metrics.stored(stored)  # silenced, throttled, failed at once: the provider never saw them
+        return stored
 
     def _on_swap(self, ruleset) -> None:
         self.runner.ruleset = ruleset
@@ -84,7 +92,11 @@ class Daemon:
         """Everything that must be up before the API listens (systemd's READY)."""
         self.loop = asyncio.get_running_loop()
         await self.provider.start()
-        self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock, followups=self.followups)
+        self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock, followups=self.followups,
+                                     metrics=self.metrics)
+        if self.config.deadman is not None:
+            self.deadman = DeadMan(self, self.dispatcher)
+            self.dispatcher.timers.append(self.deadman)
         self.followups.poke = self.dispatcher.poke
         self.dispatcher.timers.append(self.runner.groups)  # rule groups due after group_wait
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")

@@ -15,7 +15,7 @@ def parse_duration(value: str | int | float) -> timedelta:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"invalid duration {value!r}: must not be negative")
-        return timedelta(seconds=value)
+        return _timedelta(value, value)
     text = str(value).strip().lower().replace(" ", "")
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
@@ -25,7 +25,16 @@ def parse_duration(value: str | int | float) -> timedelta:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(f"invalid duration {value!r}: write it like 30s, 5m, 2h, 1d or 1w")
-    return timedelta(seconds=total)
+    return _timedelta(total, value)
+
+
+def _timedelta(seconds: float, value: object) -> timedelta:
+    # timedelta stops at 999,999,999 days and overflows past it: that is a bad
+    # value, not a crash (an API request with "after": 1e14 answered 500)
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"invalid duration {value!r}: out of range") from None
 
 
 def format_duration(td: timedelta) -> str:

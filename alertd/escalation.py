@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from .metrics import Metrics
 from .store import Store
 
 log = structlog.get_logger("alertd.escalation")
@@ -47,8 +48,9 @@ def unanswered(status: str, row, answered_by: str | None, gather: bool) -> bool:
 
 
 class Followups:
-    def __init__(self, store: Store, clock, submit=None, resolve_rotation=None, caller_id=None):
+    def __init__(self, store: Store, clock, submit=None, resolve_rotation=None, caller_id=None, metrics=None):
         self.store, self.clock = store, clock
+        self.metrics = metrics or Metrics()
         self.submit = submit  # async (trigger, rows) -> rows: the daemon's one way into the outbox
         self.resolve_rotation = resolve_rotation  # (name, now) -> E.164
         self.caller_id = caller_id
@@ -102,6 +104,7 @@ class Followups:
                    "template_id": old["template_id"], "params": json_params(old), "attempt": old["attempt"] + 1,
                    "step": old["step"]}
             stored = await self.submit(head, [row])
+            self.metrics.call_retries.inc()
             log.info("retry placed", trigger_id=trigger["trigger_id"], log_ids=[r["log_id"] for r in stored],
                      attempt=row["attempt"])
             return
@@ -120,6 +123,7 @@ class Followups:
                      "status": "failed", "step": f["step"],
                      "error": {"code": None, "message": f"escalation step {f['step']}: no recipient"}}]
         stored = await self.submit(head, rows)
+        self.metrics.escalation_steps.inc()
         log.info("escalation step", trigger_id=trigger["trigger_id"], step=f["step"],
                  log_ids=[r["log_id"] for r in stored])
 

@@ -143,6 +143,33 @@ def fold(store: Store, rows: list[dict], now: float, limits: Any) -> Callable | 
     return write_summaries
 
 
+def hold_summaries(store: Store, claimed: list[dict], now: float, limits: Any) -> list[dict]:
+    """The claimed outbox items to attempt now: a summary's first attempt waits
+    again (postponed, unleased) while its window is still full. That happens
+    when a notification it counted on went out later than planned (the
+    provider answered 429 for a while): limits count what really went out,
+    so the summary's due time moves with it. Called by the dispatch worker.
+    """
+    if limits is None:
+        return claimed
+    caps, per = channel_limits(limits), limits.per.total_seconds()
+    ready = []
+    for item in claimed:
+        cap = caps.get(item["channel"])
+        if item["source"] != q.SUMMARY_SOURCE or item["attempts"] or cap is None:
+            ready.append(item)
+            continue
+        times = q.counted_times(store, item["to"], item["channel"], now - per, now, exclude_log_id=item["log_id"])
+        if len(times) < cap:
+            ready.append(item)
+            continue
+        due = _due(times, cap, per)
+        q.postpone(store, item["log_id"], item["outbox_id"], due)
+        log.info("summary waits for the window", log_id=item["log_id"], to=item["to"], channel=item["channel"],
+                 wait_s=round(due - now, 3))
+    return ready
+
+
 def _fold_one(c, row: dict, channel: str, due: float, at: float, per: float, now: float) -> int:
     """Fold one row's ``channel`` into the open summary, or start one due at ``due``."""
     found = q.open_summary(c, row["to"], channel, at - per)

@@ -6,6 +6,9 @@ one JSON line {"base_url", "account_sid", "auth_token", "pid"} when ready,
 then answers one JSON line per command line on stdin:
 
     latency SECONDS   every create request waits this long before answering
+    concurrency N     answer 429 (Retry-After: 1) beyond N requests in flight; 0: no limit
+    created           {"created": {To: [[kind, monotonic arrival, Body or Twiml], ...]},
+                       "outcomes": {outcome: n}} (created resources; outcomes of every request)
     reset             forget recorded requests (latency goes back to 0)
     arrivals          {"arrivals": {To: [monotonic arrival, ...]}, "count": n}
     count             {"count": n} (requests received since the last reset)
@@ -47,6 +50,18 @@ def main() -> int:
             if cmd == "latency":
                 fake.latency = float(arg)
                 reply({"ok": True})
+            elif cmd == "concurrency":
+                fake.max_concurrent = int(arg) or None
+                reply({"ok": True})
+            elif cmd == "created":
+                created: dict[str, list] = {}
+                outcomes: dict[str, int] = {}
+                for r in list(fake.requests):
+                    outcomes[r.outcome] = outcomes.get(r.outcome, 0) + 1
+                    if r.sid:
+                        text = r.form.get("Body") if r.kind == "sms" else r.form.get("Twiml")
+                        created.setdefault(str(r.form.get("To", "")), []).append([r.kind, r.time, text])
+                reply({"created": created, "outcomes": outcomes})
             elif cmd == "reset":
                 fake.reset()
                 reply({"ok": True})

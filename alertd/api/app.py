@@ -5,9 +5,8 @@ import time
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from . import errors, hooks, logs, notify, silences, twilio_hooks
+from . import errors, health, hooks, logs, notify, silences, twilio_hooks
 
 log = structlog.get_logger("alertd.http")
 
@@ -64,12 +63,7 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     app.include_router(twilio_hooks.router)
     app.include_router(hooks.router)
     app.include_router(silences.router)
-
-    @app.get("/healthz", summary="Liveness: ok while the database answers")
-    async def healthz(request: Request) -> JSONResponse:
-        ok = daemon.store.ping()
-        rules = {"loaded": len(daemon.runner.ruleset), "errors": daemon.rules.errors}
-        return JSONResponse({"ok": ok, "rules": rules}, status_code=200 if ok else 503)
+    app.include_router(health.router)  # /healthz, /metrics
 
     app.add_middleware(RequestLog, owner=app, fast={("POST", "/api/v1/calls/notify"): notify.notify})
     return app

@@ -14,6 +14,7 @@ from fastapi import Request
 
 from ..store import Store
 from .errors import ApiError
+from .ratelimit import RateLimiter
 
 KEY_PREFIX = "ak_live_"
 TOUCH_EVERY = 60.0  # last_used_at is written at most once a minute per key
@@ -39,12 +40,14 @@ def presented_key(request: Request) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, store: Store, clock):
+    def __init__(self, store: Store, clock, limiter: RateLimiter | None = None):
         self.store, self.clock = store, clock
+        self.limiter = limiter  # server.rate_limit; None: no limit
         self._touched: dict[int, float] = {}
 
     def __call__(self, request: Request) -> int:
-        """Returns the key's id. Raises ApiError 401 (missing, unknown, revoked)."""
+        """Returns the key's id. Raises ApiError 401 (missing, unknown, revoked)
+        or 429 (over server.rate_limit, with Retry-After)."""
         key = presented_key(request)
         if not key:
             raise ApiError(401, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
@@ -57,6 +60,12 @@ class Authenticator:
         if row["revoked_at"] is not None:
             raise ApiError(401, "API key has been revoked.")
         now = self.clock.timestamp()
+        if self.limiter is not None:
+            wait = self.limiter.take(row["id"], now)
+            if wait is not None:
+                retry = self.limiter.retry_after(wait)
+                raise ApiError(429, f"Rate limit exceeded: at most {self.limiter.text} per API key;"
+                               f" retry after {retry} s.", {"Retry-After": retry})
         if now - self._touched.get(row["id"], 0.0) >= TOUCH_EVERY:
             self._touched[row["id"]] = now
             self.store.touch_key(row["id"], now)

@@ -20,6 +20,7 @@ async def hook(request: Request, name: str) -> JSONResponse:
     daemon.auth(request)
     if not daemon.runner.ruleset.for_webhook(name):
         raise ApiError(404, f"No rule listens on webhook '{name}'.")
+    daemon.metrics.webhook_events.labels(name).inc()  # a name some rule listens on: bounded by the rules
     body = None
     if request.method == "POST":
         body = await read_body(request, daemon.config.server.max_body_bytes, allow_empty=True)

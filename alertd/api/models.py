@@ -126,3 +126,26 @@ class TemplateDelete(BaseModel):
 
 
 TEMPLATE_FIELDS = ("message", "action_type", "from", "voice", "repeat", "gather", "language", "source")
+
+
+def json_body(*models: type[BaseModel]) -> dict:
+    """openapi_extra for an endpoint that reads its body itself: a JSON body of
+    one of ``models``. Each schema is made self-contained: pydantic points nested
+    models at "#/$defs/...", which resolves against the root of /openapi.json,
+    where there is no $defs, so clients and fuzzers saw no usable body at all."""
+    def inline(value, defs):
+        if isinstance(value, dict):
+            ref = value.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")], defs)
+            return {k: inline(v, defs) for k, v in value.items()}
+        if isinstance(value, list):
+            return [inline(v, defs) for v in value]
+        return value
+
+    schemas = []
+    for model in models:
+        schema = model.model_json_schema()
+        schemas.append(inline(schema, schema.pop("$defs", {})))
+    schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

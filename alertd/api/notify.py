@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from .. import phones
 from ..escalation import build_spec
 from .errors import ApiError, describe_validation
-from .models import TEMPLATE_FIELDS, NotifyRequest, TemplateCreate, TemplateDelete
+from .models import TEMPLATE_FIELDS, NotifyRequest, TemplateCreate, TemplateDelete, json_body
 
 log = structlog.get_logger("alertd.api")
 router = APIRouter(prefix="/api/v1/calls")
@@ -104,8 +104,7 @@ def call_entry(row: dict) -> dict:
 
 
 @router.post("/notify", summary="Trigger an alert call or SMS",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": NotifyRequest.model_json_schema()}}}})
+             openapi_extra=json_body(NotifyRequest))
 async def notify(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
     key_id = daemon.auth(request)
@@ -168,8 +167,7 @@ async def list_templates(request: Request) -> JSONResponse:
 
 
 @router.post("/templates", summary="Create or delete a template",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "oneOf": [TemplateCreate.model_json_schema(), TemplateDelete.model_json_schema()]}}}}})
+             openapi_extra=json_body(TemplateCreate, TemplateDelete))
 async def post_templates(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
     daemon.auth(request)

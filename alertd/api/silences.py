@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import silences
 from .errors import ApiError
+from .models import json_body
 from .notify import parse, read_body
 
 log = structlog.get_logger("alertd.api")
@@ -48,8 +49,7 @@ async def list_silences(request: Request) -> JSONResponse:
 
 
 @router.post("/silences", summary="Create a silence, or end one with {\"action\": \"delete\"}",
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                 "oneOf": [SilenceCreate.model_json_schema(), SilenceDelete.model_json_schema()]}}}}})
+             openapi_extra=json_body(SilenceCreate, SilenceDelete))
 async def post_silences(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
     key_id = daemon.auth(request)

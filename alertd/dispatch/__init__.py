@@ -18,6 +18,7 @@ import structlog
 from .. import silences, storm
 from ..clock import SystemClock
 from ..config import Config
+from ..metrics import Metrics
 from ..providers import Outgoing, Provider, ProviderError
 from ..store import Store
 
@@ -26,7 +27,8 @@ LEASE_SECONDS = 120.0  # longer than any provider timeout: an item in flight is 
 
 
 class Dispatcher:
-    def __init__(self, store: Store, provider: Provider, config: Config, clock=None, *, rng=None, followups=None):
+    def __init__(self, store: Store, provider: Provider, config: Config, clock=None, *, rng=None, followups=None,
+                 metrics=None):
         self.followups = followups  # alertd.escalation.Followups: due retries and escalation steps
         # more work with due times (rule groups): each has async run_due() -> int and next_due_at()
         self.timers: list[Any] = []
@@ -39,6 +41,15 @@ class Dispatcher:
         self._stopping = False
         self.last_loop_at = time.monotonic()
         self.in_flight = 0
+        # attempts started or about to start, inline and the worker's; at max_concurrency the
+        # API stops attempting inline and hands new items to the worker (see deliver_now)
+        self.busy = 0
+        self.metrics = metrics or Metrics()
+        # the provider's health, for the dead man's switch (alertd/deadman.py) and /metrics:
+        # clock time of the first failed request since the last success, and what failed since
+        self.failing_since: float | None = None
+        self.failures = 0
+        self.last_error: dict | None = None
 
     # --- building what the provider sends ---------------------------------
     def outgoing(self, row: Any, channel: str) -> Outgoing:
@@ -68,7 +79,9 @@ class Dispatcher:
             self.in_flight += 1
             try:
                 sid = await self.provider.send(out)
-                result.update(outcome="sent", sid=sid)
+                result.update(outcome="sent", sid=sid, sent_at=self.clock.timestamp())
+                if self.failing_since is not None:
+                    self._recovered()
             except Exception as exc:
                 if not isinstance(exc, ProviderError):
                     # a bug in a provider (or an exception type it forgot to map) must not
@@ -76,6 +89,8 @@ class Dispatcher:
                     log.exception("provider raised an unexpected exception", log_id=out.log_id)
                     exc = ProviderError(repr(exc), None)
                 result["error"] = exc.as_dict()
+                if not exc.permanent:  # a refused number says nothing about the provider
+                    self._failed(result["error"])
                 attempts = attempts_before + 1
                 if exc.permanent:
                     result["outcome"] = "failed"
@@ -87,28 +102,55 @@ class Dispatcher:
                     result["next_attempt_at"] = self.clock.timestamp() + self._backoff(attempts, exc.retry_after)
             finally:
                 self.in_flight -= 1
+        elapsed = time.perf_counter() - started
+        self.metrics.provider_request(out.channel, result["outcome"], elapsed)
         log.info("provider request", log_id=out.log_id, channel=out.channel, outcome=result["outcome"],
-                 sid=result.get("sid"), error=result.get("error"),
-                 duration_ms=round((time.perf_counter() - started) * 1000, 2))
+                 sid=result.get("sid"), error=result.get("error"), duration_ms=round(elapsed * 1000, 2))
         return result
+
+    def _failed(self, error: dict) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.clock.timestamp()
+        self.failures += 1
+        self.last_error = error
+
+    def _recovered(self) -> None:
+        log.warning("provider requests succeed again", failures=self.failures,
+                    failing_for_s=round(self.clock.timestamp() - self.failing_since, 1))
+        self.failing_since, self.failures, self.last_error = None, 0, None
 
     async def deliver_now(self, rows: list[dict]) -> list[dict]:
         """First attempt for freshly stored rows, all channels concurrently.
 
-        Returns the rows with ``status`` ('initiated', 'queued' or 'failed'),
-        ``call_sid``/``sms_sid`` and ``error`` filled in.
+        Only as many as there are free provider slots: in a storm the rest are
+        handed to the worker at once (status 'queued'), so a burst is accepted
+        without waiting on the provider's pace; they keep their place in the
+        outbox. Returns the rows with ``status`` ('initiated', 'queued' or
+        'failed'), ``call_sid``/``sms_sid`` and ``error`` filled in.
         """
-        jobs, owners = [], []
+        jobs, owners, handed = [], [], []
+        free = self.config.provider.max_concurrency - self.busy
         for row in rows:
             for outbox_id, channel in row["items"]:
+                if len(jobs) >= free:
+                    handed.append(outbox_id)
+                    row["handed_over"] = True
+                    continue
                 jobs.append(self.attempt(outbox_id, 0, self.outgoing(row, channel)))
                 owners.append(row)
-        if len(jobs) == 1:  # the common case: no task to create
-            results = [await jobs[0]]
-        else:
-            results = list(await asyncio.gather(*jobs)) if jobs else []
+        if handed:
+            self.store.release_items(handed)
+            self._wake.set()
+        self.busy += len(jobs)
+        try:
+            if len(jobs) == 1:  # the common case: no task to create
+                results = [await jobs[0]]
+            else:
+                results = list(await asyncio.gather(*jobs)) if jobs else []
+        finally:
+            self.busy -= len(jobs)
         if results:
-            self.store.record_results(results, complete=True)
+            self.store.record_results(results, complete=not handed)
         for row in rows:
             row.setdefault("outcomes", [])
         for row, res in zip(owners, results):
@@ -123,7 +165,7 @@ class Dispatcher:
             outs = [o["outcome"] for o in row["outcomes"]]
             if not row["items"]:
                 continue  # created already failed (e.g. a template that would not render)
-            if "retry" in outs:
+            if "retry" in outs or row.get("handed_over"):
                 row["status"] = "queued"
             elif outs and all(o == "failed" for o in outs):
                 row["status"] = "failed"
@@ -136,10 +178,17 @@ class Dispatcher:
         """Attempt every due item (up to ``limit``); returns how many were attempted."""
         now = self.clock.timestamp()
         rows = self.store.claim_due(now, now + LEASE_SECONDS, limit)
+        if rows:
+            # a summary waits again when a send it counted on went out later than planned
+            rows = storm.hold_summaries(self.store, rows, now, self.config.limits.per_number)
         if not rows:
             return 0
-        results = await asyncio.gather(*(
-            self.attempt(r["outbox_id"], r["attempts"], self.outgoing(r, r["channel"])) for r in rows))
+        self.busy += len(rows)
+        try:
+            results = await asyncio.gather(*(
+                self.attempt(r["outbox_id"], r["attempts"], self.outgoing(r, r["channel"])) for r in rows))
+        finally:
+            self.busy -= len(rows)
         self.store.record_results(results)
         return len(rows)
 

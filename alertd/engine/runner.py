@@ -262,6 +262,7 @@ class Sources:
                 spec = rule.source.poll
                 event = await check(self.http, url=spec.url, method=spec.method, headers=dict(spec.headers),
                                     body=spec.body, timeout=spec.timeout.total_seconds())
+                daemon.metrics.polled(rule_id, event)
             else:
                 event = {"scheduled_at": daemon.clock.now().isoformat()}
             await runner.handle(rule, event, None)

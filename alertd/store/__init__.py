@@ -206,7 +206,9 @@ class Store:
         """Apply attempt outcomes in one transaction.
 
         Each result: outbox_id, log_id, channel, outcome ('sent' | 'failed' |
-        'retry'), sid, error (dict), next_attempt_at (for retry). ``complete``:
+        'retry'), sid, sent_at (for sent: the row's send_at becomes when it
+        really went out, which per-number limits count), error (dict),
+        next_attempt_at (for retry). ``complete``:
         the results hold every outbox item of each log row they touch (the API's
         first attempt), so the row's status follows from them without a query.
         """
@@ -217,12 +219,13 @@ class Store:
         with self.tx() as c:
             for log_id, group in by_log.items():
                 sids = {"call": None, "sms": None}
-                error = None
+                error = sent_at = None
                 for r in group:
                     if r["outcome"] == "sent":
                         c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
                                   " leased_until = NULL WHERE id = ?", (r["outbox_id"],))
                         sids[r["channel"]] = r["sid"]
+                        sent_at = max(sent_at or 0, r.get("sent_at") or 0) or None
                     else:
                         error = json.dumps(r.get("error"))
                         c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
@@ -230,7 +233,9 @@ class Store:
                                   ("failed" if r["outcome"] == "failed" else "pending", error,
                                    r.get("next_attempt_at") or 0, r["outbox_id"]))
                 c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
-                          " error = COALESCE(?, error) WHERE log_id = ?", (sids["call"], sids["sms"], error, log_id))
+                          " error = COALESCE(?, error), send_at = CASE WHEN ? IS NULL THEN send_at"
+                          " ELSE MAX(COALESCE(send_at, 0), ?) END WHERE log_id = ?",
+                          (sids["call"], sids["sms"], error, sent_at, sent_at, log_id))
                 if complete:
                     outcomes = [r["outcome"] for r in group]
                     status = ("queued" if "retry" in outcomes else
@@ -271,6 +276,12 @@ class Store:
         marks = ",".join("?" * len(log_ids))
         with self.tx() as c:
             c.execute(f"UPDATE outbox SET leased_until = NULL WHERE log_id IN ({marks})", log_ids)
+
+    def release_items(self, outbox_ids: list[int]) -> None:
+        """Hand outbox items to the worker now (the caller will not attempt them)."""
+        marks = ",".join("?" * len(outbox_ids))
+        with self.tx() as c:
+            c.execute(f"UPDATE outbox SET leased_until = NULL WHERE id IN ({marks})", outbox_ids)
 
     def next_due_at(self) -> float | None:
         row = self.conn.execute("SELECT MIN(MAX(next_attempt_at, COALESCE(leased_until, 0))) FROM outbox"

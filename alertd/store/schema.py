@@ -143,6 +143,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE logs ADD COLUMN send_at REAL;             -- when it goes out: the time it counts against limits
     ALTER TABLE logs ADD COLUMN summary_log_id INTEGER;   -- throttled: the summary it was folded into
     CREATE INDEX logs_to_send ON logs (to_number, send_at);
+    CREATE INDEX logs_unsent ON logs (to_number, send_at) WHERE status IN ('queued', 'scheduled');
     CREATE INDEX logs_summary ON logs (summary_log_id) WHERE summary_log_id IS NOT NULL;
     ALTER TABLE triggers ADD COLUMN group_id INTEGER;     -- the rule group this trigger sent, if any
     CREATE INDEX triggers_group ON triggers (group_id) WHERE group_id IS NOT NULL;

@@ -9,28 +9,42 @@ from . import Store
 SUMMARY_SOURCE = "alertd:summary"  # the source of a summary's trigger and log row
 
 
-def counted_times(store: Store, number: str, channel: str, since: float, until: float) -> list[float]:
+def counted_times(store: Store, number: str, channel: str, since: float, until: float,
+                  exclude_log_id: int = 0) -> list[float]:
     """When the notifications that count against ``number``'s ``channel`` limit
     in (since, until] go out, oldest first.
 
     Counted: first attempts (retries of an unanswered call have attempt > 1),
     escalation steps and summaries, on that channel, sent or still to send.
-    Not counted: what was throttled, silenced or failed at once (no outbox item),
-    a send that failed for good, one cancelled by an acknowledgement.
+    ``send_at`` is when one really went out, or is planned to. One still unsent
+    from before ``since`` (the provider kept answering 429) goes out any
+    moment, so it counts at ``until``. Not counted: what was throttled,
+    silenced or failed at once (no outbox item), a send that failed for good,
+    one cancelled by an acknowledgement, and ``exclude_log_id`` (a summary
+    checking its own window).
     """
-    return [r[0] for r in store.conn.execute(
+    times = [r[0] for r in store.conn.execute(
         "SELECT l.send_at FROM logs l JOIN outbox o ON o.log_id = l.log_id"
         " WHERE l.to_number = ? AND l.send_at > ? AND l.send_at <= ? AND l.attempt = 1"
-        " AND o.channel = ? AND o.state IN ('pending', 'sent') ORDER BY l.send_at",
-        (number, since, until, channel))]
+        " AND o.channel = ? AND o.state IN ('pending', 'sent') AND l.log_id != ? ORDER BY l.send_at",
+        (number, since, until, channel, exclude_log_id))]
+    late = store.conn.execute(
+        "SELECT COUNT(*) FROM logs l CROSS JOIN outbox o ON o.log_id = l.log_id"
+        " WHERE l.to_number = ? AND l.status IN ('queued', 'scheduled') AND l.send_at <= ? AND l.attempt = 1"
+        " AND o.channel = ? AND o.state = 'pending' AND l.log_id != ?",
+        (number, since, channel, exclude_log_id)).fetchone()[0]
+    return times + [until] * late
 
 
 def open_summary(c: sqlite3.Connection, number: str, channel: str, since: float) -> sqlite3.Row | None:
     """The summary to ``number`` on ``channel`` that more alerts can still fold
     into: not sent yet and not in flight, due after ``since``."""
+    # led by logs' (to_number, send_at) index, the few rows of this number's window:
+    # CROSS JOIN keeps outbox's state index (a storm's many pending items) from
+    # leading, and +l.source the source index (every summary ever)
     return c.execute(
-        "SELECT l.log_id, l.params FROM logs l JOIN outbox o ON o.log_id = l.log_id"
-        " WHERE l.to_number = ? AND l.send_at > ? AND l.source = ? AND o.channel = ?"
+        "SELECT l.log_id, l.params FROM logs l CROSS JOIN outbox o ON o.log_id = l.log_id"
+        " WHERE l.to_number = ? AND l.send_at > ? AND +l.source = ? AND o.channel = ?"
         " AND o.state = 'pending' AND o.leased_until IS NULL ORDER BY l.log_id DESC LIMIT 1",
         (number, since, SUMMARY_SOURCE, channel)).fetchone()
 
@@ -48,6 +62,13 @@ def create_summary(c: sqlite3.Connection, number: str, channel: str, message: st
     c.execute("INSERT INTO outbox (log_id, channel, state, next_attempt_at, created_at)"
               " VALUES (?, ?, 'pending', ?, ?)", (log_id, channel, due_at, now))
     return log_id
+
+
+def postpone(store: Store, log_id: int, outbox_id: int, due_at: float) -> None:
+    """A claimed summary waits until ``due_at``: unleased, due again then, counted then."""
+    with store.tx() as c:
+        c.execute("UPDATE outbox SET next_attempt_at = ?, leased_until = NULL WHERE id = ?", (due_at, outbox_id))
+        c.execute("UPDATE logs SET send_at = ? WHERE log_id = ?", (due_at, log_id))
 
 
 def update_summary(c: sqlite3.Connection, log_id: int, message: str, params: dict) -> None:
