@@ -11,7 +11,7 @@ import pytest
 
 from alertd import config as config_mod
 from alertd.clock import FakeClock
-from conftest import ACCOUNT_SID, AUTH_TOKEN, CALLER_ID, twilio_overrides, write_config
+from conftest import twilio_overrides, write_config
 from local_http import refused_url
 from test_metrics import scrape, value
 

@@ -77,6 +77,11 @@ BAD_BODIES = [
                  "from: caller ID +15550000000 is not one of this account's numbers.", id="from-not-owned"),
     pytest.param({"to": NUMBER, "template_id": "tpl_000000000000"}, 404, "Template not found: tpl_000000000000",
                  id="template-unknown"),
+    # found by schemathesis (tests/reliability): past timedelta's range these answered 500
+    pytest.param({"to": NUMBER, "message": "x", "escalate": [{"after": 1e14, "to": [NUMBER]}]}, 400,
+                 "escalate.0.after: invalid duration 100000000000000.0: out of range", id="escalate-after-huge"),
+    pytest.param({"to": NUMBER, "message": "x", "retry": {"times": 1, "every": "99999999999d"}}, 400,
+                 "retry.every: invalid duration '99999999999d': out of range", id="retry-every-huge"),
 ]
 
 
@@ -94,6 +99,19 @@ BAD_RAW = [
     pytest.param(b'"+15551234567"', 400, "Request body must be a JSON object.", id="json-string"),
     pytest.param(b"null", 400, "Request body must be a JSON object.", id="json-null"),
 ]
+
+
+def test_the_openapi_request_bodies_resolve_without_dangling_references(shared):
+    """A nested model's "#/$defs/..." would point at the root of /openapi.json, which has no $defs:
+    clients and fuzzers then saw no usable body at all."""
+    spec = requests.get(shared.url("/openapi.json"), timeout=10).json()
+    bodies = {f"{m.upper()} {p}": op["requestBody"] for p, ops in spec["paths"].items() for m, op in ops.items()
+              if "requestBody" in op}
+    assert {"POST /api/v1/calls/notify", "POST /api/v1/calls/templates", "POST /api/v1/silences"} <= set(bodies)
+    text = json.dumps(bodies)
+    assert "$defs" not in text and "#/$defs/" not in text
+    notify = bodies["POST /api/v1/calls/notify"]["content"]["application/json"]["schema"]
+    assert notify["properties"]["retry"]["anyOf"][0]["properties"]["times"]["maximum"] == 10
 
 
 @pytest.mark.parametrize("raw, code, error", BAD_RAW)

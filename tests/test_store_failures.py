@@ -48,3 +48,26 @@ def test_alertmanager_hook_answers_400_for_a_body_without_alerts(make_daemon, tm
     assert r.json() == {"ok": False, "code": 400,
                         "error": "body: an alertmanager payload needs an 'alerts' list "
                                  "(webhook 'am' expects format alertmanager)"}
+
+
+def test_notify_answers_503_when_the_database_stays_locked_past_its_timeout(daemon):
+    import sqlite3
+
+    async def short_timeout():  # the daemon waits 5 s for a lock; the test need not
+        daemon.daemon.store.conn.execute("PRAGMA busy_timeout=200")
+    daemon.run(short_timeout())
+    other = sqlite3.connect(str(daemon.daemon.store.path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock, e.g. a stuck `alertd` command
+    try:
+        r = daemon.notify({"to": "+15551234567", "message": "hi"})
+        assert r.status_code == 503
+        body = r.json()
+        assert body == {"ok": False, "code": 503,
+                        "error": "The database cannot be written; nothing was accepted. Try again."}
+        assert r.headers["retry-after"] == "5"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert daemon.api.get(daemon.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
+    assert daemon.daemon.provider.sent == []
+    assert daemon.notify({"to": "+15551234567", "message": "hi"}).status_code == 200

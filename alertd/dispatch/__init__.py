@@ -24,6 +24,9 @@ from ..store import Store
 
 log = structlog.get_logger("alertd.dispatch")
 LEASE_SECONDS = 120.0  # longer than any provider timeout: an item in flight is not taken twice
+# An API request makes its first attempt inline only when a provider slot is
+# expected within this long; in a storm its send goes to the worker at once
+HANDOVER_WAIT = 0.5
 
 
 class Dispatcher:
@@ -41,9 +44,11 @@ class Dispatcher:
         self._stopping = False
         self.last_loop_at = time.monotonic()
         self.in_flight = 0
-        # attempts started or about to start, inline and the worker's; at max_concurrency the
-        # API stops attempting inline and hands new items to the worker (see deliver_now)
+        # attempts started or waiting for a slot, inline and the worker's, and the provider's
+        # recent request time: how long a new inline attempt would wait (see deliver_now)
         self.busy = 0
+        self.latency: float | None = None
+        self.handover_wait = HANDOVER_WAIT
         self.metrics = metrics or Metrics()
         # the provider's health, for the dead man's switch (alertd/deadman.py) and /metrics:
         # clock time of the first failed request since the last success, and what failed since
@@ -77,6 +82,7 @@ class Dispatcher:
         result: dict[str, Any] = {"outbox_id": outbox_id, "log_id": out.log_id, "channel": out.channel}
         async with self._sem:
             self.in_flight += 1
+            sending = time.perf_counter()
             try:
                 sid = await self.provider.send(out)
                 result.update(outcome="sent", sid=sid, sent_at=self.clock.timestamp())
@@ -102,6 +108,8 @@ class Dispatcher:
                     result["next_attempt_at"] = self.clock.timestamp() + self._backoff(attempts, exc.retry_after)
             finally:
                 self.in_flight -= 1
+                took = time.perf_counter() - sending
+                self.latency = took if self.latency is None else 0.8 * self.latency + 0.2 * took
         elapsed = time.perf_counter() - started
         self.metrics.provider_request(out.channel, result["outcome"], elapsed)
         log.info("provider request", log_id=out.log_id, channel=out.channel, outcome=result["outcome"],
@@ -122,17 +130,18 @@ class Dispatcher:
     async def deliver_now(self, rows: list[dict]) -> list[dict]:
         """First attempt for freshly stored rows, all channels concurrently.
 
-        Only as many as there are free provider slots: in a storm the rest are
-        handed to the worker at once (status 'queued'), so a burst is accepted
-        without waiting on the provider's pace; they keep their place in the
-        outbox. Returns the rows with ``status`` ('initiated', 'queued' or
-        'failed'), ``call_sid``/``sms_sid`` and ``error`` filled in.
+        Inline only while a provider slot is expected within ``handover_wait``:
+        in a storm the rest go to the worker at once (status 'queued', their
+        place in the outbox kept), so a burst is accepted without waiting on
+        the provider's pace. In calm times every send is attempted here and a
+        refusal (an invalid number) comes back in the API's answer. Returns the
+        rows with ``status`` ('initiated', 'queued' or 'failed'),
+        ``call_sid``/``sms_sid`` and ``error`` filled in.
         """
         jobs, owners, handed = [], [], []
-        free = self.config.provider.max_concurrency - self.busy
         for row in rows:
             for outbox_id, channel in row["items"]:
-                if len(jobs) >= free:
+                if not self._slot_soon(self.busy + len(jobs)):
                     handed.append(outbox_id)
                     row["handed_over"] = True
                     continue
@@ -172,6 +181,16 @@ class Dispatcher:
             else:
                 row["status"] = "initiated"
         return rows
+
+    def _slot_soon(self, ahead: int) -> bool:
+        """Whether an attempt with ``ahead`` others before it gets a provider slot
+        within ``handover_wait``: a slot frees every latency / max_concurrency."""
+        cap = self.config.provider.max_concurrency
+        if ahead < cap:
+            return True
+        if self.latency is None:
+            return self.handover_wait > 0
+        return (ahead - cap + 1) * self.latency / cap <= self.handover_wait
 
     # --- the background worker ------------------------------------------------
     async def run_once(self, limit: int = 200) -> int:

@@ -1,4 +1,7 @@
-"""What /healthz, /metrics and the dead man's switch read and write (alertd/api/health.py, alertd/metrics.py, alertd/deadman.py)."""
+"""What /healthz, /metrics and the dead man's switch read and write.
+
+Used by alertd/api/health.py, alertd/metrics.py and alertd/deadman.py.
+"""
 from __future__ import annotations
 
 import json
