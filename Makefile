@@ -24,7 +24,7 @@ test: install
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python bench/notify.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) alertd.db alertd.db-wal alertd.db-shm

@@ -5,6 +5,7 @@ import ctypes
 import json
 import math
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -111,3 +112,16 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"nproc {os.cpu_count()} ({model or platform.machine()}), Python {platform.python_version()},"
+            f" {platform.system()} {platform.release()}, load average at start"
+            f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -28,7 +28,6 @@ import asyncio
 import datetime
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -41,7 +40,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from harness import PYTHON, ROOT, FakeProvider, cpu_seconds, free_port, percentile, spawn, stop, wait_http
+from harness import PYTHON, ROOT, machine, FakeProvider, cpu_seconds, free_port, percentile, spawn, stop, wait_http
 
 NOTIFY = "/api/v1/calls/notify"
 CALLER_ID = "+15557654321"
@@ -244,18 +243,6 @@ def markdown_table(table) -> str:
     return "\n".join(out)
 
 
-def machine() -> str:
-    model = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"nproc {os.cpu_count()} ({model or platform.machine()}), Python {platform.python_version()},"
-            f" {platform.system()} {platform.release()}, load average at start"
-            f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 async def run(alertd: Server, yard: Server, fake: FakeProvider, args) -> tuple:
