@@ -228,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
     bk.set_defaults(func=cmd_backup)
     from . import cli_ops
     cli_ops.add_parsers(sub, common)
+    from . import cli_users
+    cli_users.add_parsers(sub, common)
     return p
 
 

@@ -192,6 +192,21 @@ class LogConfig(Strict):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class UIConfig(Strict):
+    """The dashboard (alertd/ui): served by the daemon under ``path``; users from ``alertd users add``."""
+
+    enabled: bool = True
+    path: str = "/ui"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        v = "/" + v.strip("/")
+        if v == "/" or v.startswith(("/api", "/twilio", "/hooks")):
+            raise ValueError("must be a path of its own, like /ui")
+        return v
+
+
 class Contact(Strict):
     phone: str
     name: str | None = None
@@ -244,6 +259,7 @@ class Config(Strict):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    ui: UIConfig = Field(default_factory=UIConfig)
     contacts: dict[str, Contact] = Field(default_factory=dict)
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rotations: dict[str, Rotation] = Field(default_factory=dict)

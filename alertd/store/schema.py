@@ -168,4 +168,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rule_group_events_group ON rule_group_events (group_id, id);
     """,
+    # 6: dashboard users and their sessions (session ids and passwords stored only as hashes)
+    """
+    CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,     -- scrypt, with its parameters and salt
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE ui_sessions (
+        session_hash TEXT PRIMARY KEY,   -- SHA-256 of the cookie value
+        user_id INTEGER NOT NULL,
+        csrf TEXT NOT NULL,              -- the token every form of this session carries
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX ui_sessions_user ON ui_sessions (user_id);
+    """,
 ]

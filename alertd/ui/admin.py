@@ -1,0 +1,122 @@
+"""Dashboard pages besides the trigger log: API keys, silences, rules (read-only: rules stay in YAML)."""
+from __future__ import annotations
+
+import structlog
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from .. import oncall, silences
+from ..api.auth import generate_key
+from ..store.ui import rules_last_fired
+
+log = structlog.get_logger("alertd.ui")
+
+
+def add_routes(router, base: str, *, session_of, posted, html, to_login) -> None:
+    def keys_page(request, session, **extra):
+        return html("keys.html", request, session, keys=request.app.state.daemon.store.list_keys(), **extra)
+
+    @router.get("/keys")
+    async def keys(request: Request) -> Response:
+        session = session_of(request)
+        return to_login() if session is None else keys_page(request, session)
+
+    @router.post("/keys")
+    async def create_key(request: Request) -> Response:
+        got = await posted(request)
+        if isinstance(got, Response):
+            return got
+        session, form = got
+        name = str(form.get("name", "")).strip()[:100]
+        if not name:
+            return keys_page(request, session, error="A key needs a name.")
+        d = request.app.state.daemon
+        key, prefix, digest = generate_key()
+        key_id = d.store.create_key(name, prefix, digest, d.clock.timestamp())
+        log.info("api key created", key_id=key_id, by=session["name"])
+        # shown once, in this response only: never stored, never in a URL
+        return keys_page(request, session, new_key=key, new_name=name)
+
+    @router.post("/keys/{key_id}/revoke")
+    async def revoke_key(request: Request, key_id: int) -> Response:
+        got = await posted(request)
+        if isinstance(got, Response):
+            return got
+        session, form = got
+        d = request.app.state.daemon
+        if d.store.revoke_key(key_id, d.clock.timestamp()):
+            log.info("api key revoked", key_id=key_id, by=session["name"])
+        return RedirectResponse(base + "/keys", status_code=303)
+
+    def on_call_now(d) -> list[dict]:
+        """Per rotation: who is on call now (override or schedule) and the next three handoffs."""
+        cfg, now, out = d.config, d.clock.now(), []
+        for name, rot in cfg.rotations.items():
+            overrides = oncall.load_overrides(d.store, name, now, cfg.contacts)
+            current = oncall.on_call(rot, cfg.tz, now, overrides)
+            out.append({"name": name, "contact": current.contact, "phone": cfg.contacts[current.contact].phone,
+                        "until": current.until.timestamp(), "override": current.override is not None,
+                        "next": [{"at": h.at.timestamp(), "contact": h.contact, "note": h.note}
+                                 for h in oncall.next_handoffs(rot, cfg.tz, now, 3, overrides)]})
+        return out
+
+    def silences_page(request, session, status=200, **extra):
+        d = request.app.state.daemon
+        return html("silences.html", request, session, status=status, rotations=on_call_now(d),
+                    silences=silences.active(d.store, d.clock.now()), **extra)
+
+    @router.get("/silences")
+    async def list_silences(request: Request) -> Response:
+        session = session_of(request)
+        return to_login() if session is None else silences_page(request, session)
+
+    @router.post("/silences")
+    async def add_silence(request: Request) -> Response:
+        got = await posted(request)
+        if isinstance(got, Response):
+            return got
+        session, form = got
+        matcher = str(form.get("matcher", ""))
+        if matcher not in ("rule_id", "source", "to"):
+            return silences_page(request, session, status=400, error="Choose what to silence.", form=form)
+        d = request.app.state.daemon
+        fields = {matcher: str(form.get("value", "")).strip() or None,
+                  "duration": str(form.get("duration", "")).strip() or None,
+                  "reason": str(form.get("reason", "")).strip() or None}
+        try:
+            s = silences.create(d.store, now=d.clock.now(), tz=d.config.tz,
+                                created_by=f"dashboard:{session['name']}", **fields)
+        except silences.SilenceError as exc:
+            return silences_page(request, session, status=400, error=str(exc), form=form)
+        log.info("silence created", silence_id=s.silence_id, by=session["name"])
+        return RedirectResponse(base + "/silences", status_code=303)
+
+    @router.post("/silences/{silence_id}/end")
+    async def end_silence(request: Request, silence_id: str) -> Response:
+        got = await posted(request)
+        if isinstance(got, Response):
+            return got
+        session, form = got
+        d = request.app.state.daemon
+        if silences.remove(d.store, silence_id, d.clock.now()):
+            log.info("silence removed", silence_id=silence_id, by=session["name"])
+        return RedirectResponse(base + "/silences", status_code=303)
+
+    @router.get("/rules")
+    async def rules(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return to_login()
+        d = request.app.state.daemon
+        ruleset, state = d.runner.ruleset, d.store.rule_summaries()
+        fired = rules_last_fired(d.store)
+        rows = []
+        for rule_id, rule in ruleset.rules.items():
+            src = rule.source
+            kind = next((k for k in ("webhook", "poll", "schedule") if getattr(src, k, None) is not None), "api")
+            st = state.get(rule_id, {})
+            last = max(filter(None, (st.get("last_sent_at"), fired.get(rule_id))), default=None)
+            rows.append({"id": rule_id, "file": ruleset.files.get(rule_id), "source": kind,
+                         "detail": getattr(src, "webhook", None) if kind == "webhook" else "",
+                         "firing": st.get("firing", False), "last_fired": last})
+        return html("rules.html", request, session, rules=rows, errors=d.rules.errors)

@@ -1,0 +1,84 @@
+"""Dashboard logins: scrypt password hashes, sessions, CSRF tokens, a growing delay after failures.
+
+Passwords are chosen by people, so unlike API keys (256 random bits, SHA-256
+is enough) they are stretched with scrypt, which is memory-hard: guessing
+costs an attacker 16 MiB of memory per try, not just CPU.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SESSION_COOKIE = "alertd_session"
+LOGIN_CSRF_COOKIE = "alertd_login_csrf"
+SESSION_SECONDS = 14 * 24 * 3600  # the on-call engineer stays logged in on the phone for two weeks
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if kind != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                         dklen=len(digest) // 2)
+    return hmac.compare_digest(got.hex(), digest)
+
+
+# checked against when the user does not exist, so an unknown name takes as long as a wrong password
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def hash_session(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class LoginThrottle:
+    """A delay after each failed login that grows with the failures of that
+    user name: base, 2*base, ... up to ``cap`` seconds.
+
+    The delay is served on the failed attempt itself, and attempts for one name
+    are taken one at a time, so guessing is slowed to one try per delay while
+    the right password, tried after the delay, still logs in at once: one wrong
+    password (or an attacker's) never locks the owner out. A success resets it.
+    """
+
+    def __init__(self, base: float = 1.0, cap: float = 10.0):
+        self.base, self.cap = base, cap
+        self.failures: dict[str, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, name: str) -> asyncio.Lock:
+        if len(self._locks) > 10_000:  # names are attacker-chosen: do not grow without bound
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def failed(self, name: str) -> float:
+        count = self.failures[name] = min(self.failures.get(name, 0) + 1, 1000)
+        if len(self.failures) > 10_000:
+            self.failures = {name: count}
+        delay = min(self.base * count, self.cap)
+        await asyncio.sleep(delay)
+        return delay
+
+    def succeeded(self, name: str) -> None:
+        self.failures.pop(name, None)
+
+
+def verify(password: str, stored: str | None) -> bool:
+    ok = check_password(password, stored or _DUMMY_HASH)
+    return ok and stored is not None
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,185 @@
+"""The dashboard in a real browser: Debian's headless Chromium driven by Playwright.
+
+No browser download: Playwright launches /usr/bin/chromium by its path. The
+tests skip, saying why, when either is missing. Screenshots of the main pages
+at desktop (1280 px) and phone (390 px) widths go to tests/browser/screenshots/.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from alertd.store import ui as q
+from alertd.ui import auth
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).parent / "screenshots"
+DOCS = Path(__file__).parents[2] / "docs"
+PASSWORD = "correct horse battery"
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (Debian) to run the browser tests",
+                allow_module_level=True)
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed"
+                                      " (pip install playwright; no `playwright install` needed)")
+
+
+@pytest.fixture
+def browser():
+    with playwright_sync.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(make_daemon, tmp_path, browser):
+    """A daemon with a user and a broken rule file, and a logged-in page (1280 px)."""
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "broken.yaml").write_text("rules:\n  - id: door\n    tmeplate: nope\n")
+    (tmp_path / "rules" / "server.yaml").write_text(
+        "rules:\n  - id: server-down\n    source:\n      webhook: server\n"
+        "    notify:\n      to: [manager]\n      message: Server down\n      action_type: sms\n")
+    d = make_daemon({"provider": {"simulate_press": True}})
+    d.daemon.provider.delay = 1.5  # slow enough to see the row before the press of 1
+    q.add_user(d.daemon.store, "ops", auth.hash_password(PASSWORD), time.time())
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(d.url("/ui/"))
+    assert page.url.endswith("/ui/login")
+    page.fill("input[name=username]", "ops")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.wait_for_url("**/ui/")
+    yield d, page
+    page.close()
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        # no sideways scrolling on a phone
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), (name, width)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_a_notification_appears_live_and_turns_acknowledged_when_1_is_pressed(site):
+    d, page = site
+    assert page.locator("#live").inner_text().startswith("Live")
+    r = d.notify({"to": "+15551234567", "message": "Server room too hot", "gather": True, "source": "sensor"})
+    log_id = r.json()["calls"][0]["log_id"]
+    row = page.locator(f"#log-{log_id}")
+    row.wait_for(timeout=2500)  # within 2 s of the poll, without a reload
+    assert "Server room too hot" in row.inner_text()
+    assert "acknowledged" not in row.locator(".badge").inner_text()
+    page.wait_for_function(f"document.querySelector('#log-{log_id} .badge').textContent.includes('acknowledged')",
+                           timeout=8000)
+    assert "+15551234567" in page.locator(f"#log-{log_id} .ack").inner_text()
+    # a refused number and a text, for a screenshot that shows more than one kind of row
+    now = time.time()
+    failed = d.daemon.store.create_trigger({"created_at": now, "source": "timeclock"}, [
+        {"to": "+15550001111", "type": "call", "message": "Alert: No staff have clocked in.", "params": {},
+         "status": "failed", "error": {"code": 21211, "message": "The 'To' number is not valid."}}], now)
+    d.notify({"to": "+15551234569", "message": "Order 1042 shipped", "action_type": "sms", "source": "shop"})
+    page.locator(f"#log-{failed[0]['log_id']}").wait_for(timeout=2500)
+    assert "invalid 'To' number" in page.locator(f"#log-{failed[0]['log_id']}").inner_text()
+    page.wait_for_timeout(600)
+    shoot(page, "trigger-log")
+    DOCS.mkdir(exist_ok=True)
+    shutil.copy(SHOTS / "trigger-log-1280.png", DOCS / "trigger-log.png")
+    page.click(f"#log-{log_id} a:has-text('Story')")
+    page.wait_for_url("**/triggers/*")
+    story = page.locator("main").inner_text()
+    assert "Pressed 1 / acknowledged" in story and "+15551234567" in story and "Call" in story
+    shoot(page, "trigger-story")
+
+
+def test_acknowledge_button_acknowledges_the_trigger(site):
+    d, page = site
+    d.daemon.provider.press = False
+    log_id = d.notify({"to": "+15551234568", "message": "Door open", "gather": True}).json()["calls"][0]["log_id"]
+    page.locator(f"#log-{log_id} button:has-text('Acknowledge')").wait_for(timeout=2500)
+    page.locator(f"#log-{log_id} button:has-text('Acknowledge')").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # keyboard-usable
+    assert "dashboard:ops" in page.locator(f"#log-{log_id} .ack").inner_text()
+    assert d.daemon.store.get_log(log_id)["acknowledged_by"] == "dashboard:ops"
+
+
+def test_create_a_key_see_it_once_and_revoke_it(site):
+    d, page = site
+    page.click("nav >> text=API keys")
+    page.fill("input[name=name]", "zapier")
+    page.click("button:has-text('Create a key')")
+    key = page.locator("#new-key").inner_text()
+    assert key.startswith("ak_live_")
+    page.click("#copy-key")
+    assert d.api.get(d.url("/api/v1/calls/logs"), headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    shoot(page, "keys")
+    page.goto(d.url("/ui/keys"))
+    assert page.locator("#new-key").count() == 0 and key not in page.content()
+    assert "zapier" in page.locator("#keys").inner_text()
+    page.click("button:has-text('Revoke zapier')")
+    assert "revoked" in page.locator("#keys tr:has-text('zapier')").inner_text()
+    assert d.api.get(d.url("/api/v1/calls/logs"), headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_add_and_end_a_silence(site):
+    d, page = site
+    page.click("nav >> text=silences")
+    page.select_option("select[name=matcher]", "source")
+    page.fill("input[name=value]", "timeclock")
+    page.fill("input[name=duration]", "2h")
+    page.fill("input[name=reason]", "maintenance")
+    page.click("button:has-text('Add the silence')")
+    table = page.locator("#silences")
+    assert "source = timeclock" in table.inner_text() and "dashboard:ops" in table.inner_text()
+    shoot(page, "silences")
+    page.click("#silences button:has-text('End')")
+    assert "timeclock" not in page.locator("#silences").inner_text()
+
+
+def test_a_broken_rule_file_shows_its_error(site):
+    d, page = site
+    page.click("nav >> text=Rules")
+    errors = page.locator(".errors").inner_text()
+    assert "broken.yaml:3" in errors and "tmeplate" in errors
+    assert "server-down" in page.locator("#rules").inner_text()  # the good file still loads
+    d.api.post(d.url("/hooks/server"), json={"x": 1})
+    page.reload()
+    assert "never" not in page.locator("#rules tr:has-text('server-down')").inner_text()
+    assert page.locator(".errors li").first.evaluate("e => getComputedStyle(e).color") == "rgb(176, 0, 32)"
+    shoot(page, "rules")
+
+
+def test_trigger_log_with_1000_rows_weight_and_load_time(site):
+    d, page = site
+    now = time.time()
+    rows = [{"to": f"+1555{i:07d}", "type": "call", "message": f"Alert number {i}: no staff clocked in",
+             "params": {}, "status": "failed", "error": {"code": 21211, "message": "invalid"}} for i in range(1000)]
+    d.daemon.store.create_trigger({"created_at": now, "source": "bench"}, rows, now)
+    page.goto("about:blank")
+    started = time.monotonic()
+    page.goto(d.url("/ui/?limit=1000"), wait_until="load")
+    load_s = time.monotonic() - started
+    assert page.locator("table.log tbody tr").count() == 1000
+    entries = page.evaluate("""() => performance.getEntriesByType('navigation').concat(
+        performance.getEntriesByType('resource')).filter(e => !e.name.includes('/events'))
+        .map(e => ({name: e.name, transfer: e.transferSize, body: e.decodedBodySize, dur: e.duration}))""")
+    total = sum(e["transfer"] for e in entries)
+    # CSS and JS came from the cache here: a first visit also fetches them (uncompressed)
+    cold = entries[0]["transfer"] + sum(e["body"] for e in entries[1:])
+    report = {"rows": 1000, "bytes_transferred": total, "first_visit_bytes": cold, "load_seconds": round(load_s, 3),
+              "navigation_ms": round(entries[0]["dur"], 1), "entries": entries}
+    SHOTS.mkdir(exist_ok=True)
+    (SHOTS / "page-weight.json").write_text(json.dumps(report, indent=1))
+    print("trigger log, 1,000 rows:", total, "bytes (first visit", cold, "),", round(load_s, 3), "s")
+    assert total > 0 and load_s < 5
