@@ -10,6 +10,7 @@ import structlog
 from .clock import SystemClock
 from .metrics import Metrics
 from .store import Store
+from .store import status as status_store
 
 log = structlog.get_logger("alertd.callbacks")
 
@@ -25,29 +26,32 @@ class CallbackHandler:
         self.metrics = metrics or Metrics()
         self.followups = followups  # alertd.escalation.Followups: retries of unanswered calls
 
-    def _status(self, log_id: int, channel: str, sid: str | None, status: str) -> bool:
+    def _status(self, log_id: int, channel: str, sid: str | None, status: str, error_code: int | None = None) -> bool:
         row = self.store.get_log(log_id)
         if row is None:
             log.warning("callback for unknown log row", log_id=log_id, channel=channel)
             return False
         current = row[f"{channel}_status"]
         final = CALL_FINAL if channel == "call" else SMS_FINAL
-        if current in final and status not in final:
-            return True
-        self.store.set_channel_status(log_id, channel, status, sid)
-        log.info("status", log_id=log_id, channel=channel, status=status)
+        late = current in final and status not in final
+        # a late callback is still kept in the history (it is what the provider sent), not as the row's status
+        status_store.record(self.store, log_id, channel, status, self.clock.timestamp(), sid=sid,
+                            error_code=error_code, update=not late)
+        log.info("late status, kept in the history only" if late else "status", log_id=log_id, channel=channel,
+                 status=status, error_code=error_code)
         return True
 
-    def call_status(self, log_id: int, sid: str | None, status: str, answered_by: str | None = None) -> bool:
-        known = self._status(log_id, "call", sid, status)
+    def call_status(self, log_id: int, sid: str | None, status: str, answered_by: str | None = None,
+                    error_code: int | None = None) -> bool:
+        known = self._status(log_id, "call", sid, status, error_code)
         if known and answered_by:
             self.store.set_answered_by(log_id, answered_by)
         if known and status in CALL_FINAL and self.followups is not None:
             self.followups.call_ended(log_id, status, answered_by)
         return known
 
-    def sms_status(self, log_id: int, sid: str | None, status: str) -> bool:
-        return self._status(log_id, "sms", sid, status)
+    def sms_status(self, log_id: int, sid: str | None, status: str, error_code: int | None = None) -> bool:
+        return self._status(log_id, "sms", sid, status, error_code)
 
     def digits(self, log_id: int, sid: str | None, digits: str, from_: str | None = None) -> bool:
         """A key press on a gather call; True when it acknowledged."""

@@ -1,9 +1,9 @@
 """Retention: once a day, history older than ``retention`` (default 90d) goes.
 
-Log rows with their outbox items, their emptied triggers and follow-ups, and
-received events. The SQL is in alertd/store/retention.py; this module paces
-it: BATCH rows per transaction, and a turn of the event loop between batches,
-so a first prune of a year of history does not stall the API or the
+Log rows with their outbox items and status callbacks, their emptied triggers
+and follow-ups, and received events. The SQL is in alertd/store/retention.py;
+this module paces it: BATCH rows per transaction, and a turn of the event loop
+between batches, so a first prune of a year of history does not stall the API or the
 dispatcher. Anything still pending is kept (see the store module).
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ PAUSE = 0.0  # seconds between batches: 0 still lets every waiting request and s
 async def prune(store: Store, now: float, retention: timedelta, *, batch: int = sql.BATCH) -> dict[str, int]:
     """Delete what is older than ``now - retention``; returns counts per kind."""
     cutoff = now - retention.total_seconds()
-    totals = {"logs": 0, "outbox": 0, "triggers": 0, "followups": 0, "kept": 0, "events": 0, "batches": 0}
+    totals = {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0, "events": 0,
+              "batches": 0}
     cursor: tuple[float, int] | None = (float("-inf"), 0)
     while cursor is not None:
         counts, cursor = sql.prune_logs(store, cutoff, cursor, batch)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from alertd import config as config_mod, retention
+from alertd.callbacks import CallbackHandler
+from alertd.clock import FakeClock
 from alertd.store import Store
 
 DAY = 86400.0
@@ -51,12 +53,24 @@ def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store
 
     totals = prune(store, batch=3)
 
-    assert totals == {"logs": 7, "outbox": 7, "triggers": 7, "followups": 0, "kept": 0, "events": 5,
-                      "batches": 3 + 2}  # 3+3+1 log rows, then 3+2 events
+    assert totals == {"logs": 7, "outbox": 7, "callbacks": 0, "triggers": 7, "followups": 0, "kept": 0,
+                      "events": 5, "batches": 3 + 2}  # 3+3+1 log rows, then 3+2 events
     assert [r["log_id"] for r in store.list_logs(limit=100)] == [r["log_id"] for r in reversed(recent)]
     assert all(store.get_log(r["log_id"]) is None and store.trigger(r["trigger_id"]) is None for r in old)
     assert count(store, "outbox") == 3 and count(store, "triggers") == 3
     assert [e["payload"] for e in store.conn.execute("SELECT payload FROM events")] == ['{"i": "recent"}']
+
+
+def test_status_callbacks_go_with_their_log_rows(store):
+    handler = CallbackHandler(store, FakeClock(datetime.fromtimestamp(OLD, timezone.utc)))
+    old, recent = notify(store, OLD), notify(store, RECENT)
+    for row in (old, recent):
+        for status in ("sent", "delivered"):
+            assert handler.sms_status(row["log_id"], "SM1", status)
+
+    assert prune(store)["callbacks"] == 2
+    assert [(r[0], r[1]) for r in store.conn.execute("SELECT log_id, status FROM status_callbacks ORDER BY id")] \
+        == [(recent["log_id"], "sent"), (recent["log_id"], "delivered")]
 
 
 def test_an_outbox_item_still_pending_is_never_pruned(store):
@@ -137,8 +151,8 @@ def test_pruning_yields_to_the_event_loop_between_batches(store):
 
 def test_nothing_to_prune_is_two_cheap_statements(store):
     notify(store, RECENT)
-    assert prune(store) == {"logs": 0, "outbox": 0, "triggers": 0, "followups": 0, "kept": 0, "events": 0,
-                            "batches": 2}
+    assert prune(store) == {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0,
+                            "events": 0, "batches": 2}
 
 
 def test_the_daemon_schedules_the_daily_job(daemon):

@@ -222,3 +222,33 @@ def test_the_simulator_plays_status_and_a_press_of_one_through_the_callbacks(dae
 
     got = daemon.wait_until(done, timeout=5, what="the simulated call to complete")
     assert got["acknowledged"] is True and got["acknowledged_at"]
+
+
+# --- the history of status callbacks ---------------------------------------------------
+
+def history(d, log_id: int) -> list[tuple]:
+    return [tuple(r) for r in d.daemon.store.conn.execute(
+        "SELECT channel, status, at, error_code FROM status_callbacks WHERE log_id = ? ORDER BY id", (log_id,))]
+
+
+def test_every_status_callback_is_kept_with_its_time_late_ones_too(make_daemon, fake_twilio):
+    clock = FakeClock(datetime(2026, 3, 2, 15, 0, 1, tzinfo=timezone.utc))
+    d = make_daemon(twilio_overrides(fake_twilio), clock=clock)
+    call = notify(d, action_type="both")
+    start = clock.timestamp()
+    for status, step in (("initiated", 0), ("ringing", 2), ("in-progress", 6), ("completed", 22)):
+        clock.set(datetime.fromtimestamp(start + step, timezone.utc))
+        assert fake_twilio.complete_call(call["call_sid"], status)[0] == 200
+    assert fake_twilio.sms_status(call["sms_sid"], "undelivered", ErrorCode="30003")[0] == 200
+    clock.advance(5)
+    assert fake_twilio.complete_call(call["call_sid"], "ringing")[0] == 200  # late, out of order
+    assert history(d, call["log_id"]) == [
+        ("call", "initiated", start, None), ("call", "ringing", start + 2, None),
+        ("call", "in-progress", start + 6, None), ("call", "completed", start + 22, None),
+        ("sms", "undelivered", start + 22, 30003), ("call", "ringing", start + 27, None)]
+    assert row(d, call["log_id"])["call_status"] == "completed"  # the late one did not overwrite it
+
+
+def test_a_callback_for_an_unknown_log_row_keeps_nothing(twilio_daemon):
+    assert twilio_daemon.daemon.callbacks.call_status(999, "CA1", "ringing") is False
+    assert history(twilio_daemon, 999) == []

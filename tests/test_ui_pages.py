@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import datetime, timezone
 
 import requests
 
+from alertd.clock import FakeClock
+from conftest import twilio_overrides
 from test_ui_auth import add_user, csrf_of, login
 
 
-def logged_in(make_daemon, overrides=None):
-    d = make_daemon(overrides)
+def logged_in(make_daemon, overrides=None, clock=None):
+    d = make_daemon(overrides, clock=clock)
     add_user(d)
     s, r = login(d)
     return d, s, csrf_of(r.text)
@@ -98,3 +102,17 @@ def test_on_call_now_and_next_handoffs(make_daemon):
     page = s.get(d.url("/ui/silences"), timeout=5).text
     assert "<strong>primary</strong>" in page and "next: " in page
     assert "oncall_primary" in page and "oncall_secondary" in page
+
+
+def test_story_lists_every_status_callback_with_its_time_and_error_codes_in_words(make_daemon, fake_twilio):
+    clock = FakeClock(datetime(2026, 3, 2, 15, 0, 1, tzinfo=timezone.utc))  # 10:00:01 in New York
+    d, s, _ = logged_in(make_daemon, twilio_overrides(fake_twilio), clock=clock)
+    call = d.notify({"to": "+15551234567", "message": "x", "action_type": "both"}).json()["calls"][0]
+    for status, at in (("initiated", 1), ("ringing", 3), ("in-progress", 9), ("completed", 31)):
+        clock.set(datetime(2026, 3, 2, 15, 0, at, tzinfo=timezone.utc))
+        fake_twilio.complete_call(call["call_sid"], status)
+    fake_twilio.sms_status(call["sms_sid"], "undelivered", ErrorCode="30003")
+    page = s.get(d.url("/ui/triggers/1"), timeout=5).text
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert ("Call callbacks initiated 10:00:01 ringing 10:00:03 in-progress 10:00:09 completed 10:00:31"
+            " SMS callbacks undelivered 10:00:31 ✗ 30003: unreachable handset") in text, text

@@ -49,11 +49,13 @@ def _xml(text: str) -> Response:
 async def status(request: Request) -> Response:
     params = await verified_params(request)
     daemon, log_id = request.app.state.daemon, _log_id(request)
+    code = params.get("ErrorCode", "")
+    error_code = int(code) if code.isdigit() else None  # the story shows it in words (alertd/ui/render.py)
     if request.query_params.get("channel") == "sms" or "MessageStatus" in params:
-        daemon.callbacks.sms_status(log_id, params.get("MessageSid"), params.get("MessageStatus", ""))
+        daemon.callbacks.sms_status(log_id, params.get("MessageSid"), params.get("MessageStatus", ""), error_code)
     else:
         daemon.callbacks.call_status(log_id, params.get("CallSid"), params.get("CallStatus", ""),
-                                     params.get("AnsweredBy"))
+                                     params.get("AnsweredBy"), error_code)
     return _xml(_EMPTY)
 
 

@@ -24,14 +24,14 @@ _KEEP = """
 def prune_logs(store: Store, cutoff: float, after: tuple[float, int] = (float("-inf"), 0),
                limit: int = BATCH) -> tuple[dict[str, int], tuple[float, int] | None]:
     """Delete up to ``limit`` log rows created before ``cutoff``, oldest first, with
-    their outbox items, and their triggers (and the triggers' follow-ups) once
-    no log row of theirs is left.
+    their outbox items and status callbacks, and their triggers (and the
+    triggers' follow-ups) once no log row of theirs is left.
 
     ``after`` is the (created_at, log_id) cursor from the previous call: rows
     kept because they are pending are stepped over, not read again. Returns
     (counts, the next cursor, or None when nothing older is left).
     """
-    counts = {"logs": 0, "outbox": 0, "triggers": 0, "followups": 0, "kept": 0}
+    counts = {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0}
     with store.tx() as c:
         rows = c.execute(
             f"SELECT l.log_id, l.trigger_id, l.created_at, ({_KEEP}) AS keep FROM logs l"
@@ -45,6 +45,8 @@ def prune_logs(store: Store, cutoff: float, after: tuple[float, int] = (float("-
             marks = ",".join("?" * len(ids))
             counts["outbox"] = c.execute(f"DELETE FROM outbox WHERE log_id IN ({marks}) AND state != 'pending'",
                                          ids).rowcount
+            counts["callbacks"] = c.execute(f"DELETE FROM status_callbacks WHERE log_id IN ({marks})",
+                                            ids).rowcount
             counts["logs"] = c.execute(f"DELETE FROM logs WHERE log_id IN ({marks})", ids).rowcount
             tids = sorted({r["trigger_id"] for r in rows if not r["keep"]})
             tmarks = ",".join("?" * len(tids))

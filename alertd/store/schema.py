@@ -185,4 +185,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ui_sessions_user ON ui_sessions (user_id);
     """,
+    # 7: every status callback the provider sent, with when it arrived (the trigger story lists them)
+    """
+    CREATE TABLE status_callbacks (
+        id INTEGER PRIMARY KEY,
+        log_id INTEGER NOT NULL,
+        channel TEXT NOT NULL,           -- call | sms
+        status TEXT NOT NULL,            -- as sent: initiated, ringing, in-progress, completed, delivered, ...
+        at REAL NOT NULL,                -- when alertd received it (the daemon's clock)
+        error_code INTEGER               -- the provider's ErrorCode, when the callback carried one
+    );
+    CREATE INDEX status_callbacks_log ON status_callbacks (log_id, at);
+    """,
 ]

@@ -15,16 +15,17 @@ PROVIDER_ERRORS = {
     21612: "this 'To' number cannot be reached from the 'From' number", 21614: "not a mobile number",
     13224: "invalid phone number", 30003: "unreachable handset", 30005: "unknown destination",
     30006: "landline or unreachable carrier", 30007: "carrier filtered the message",
+    30004: "message blocked", 30008: "unknown error from the carrier", 30034: "sender number not registered (A2P 10DLC)",
 }
 
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                   trim_blocks=True, lstrip_blocks=True)
 
 
-def when(ts: float | None, tz) -> str:
+def when(ts: float | None, tz, fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return datetime.fromtimestamp(ts, tz).strftime(fmt)
 
 
 def error_text(raw: str | None) -> str:
@@ -39,6 +40,13 @@ def error_text(raw: str | None) -> str:
     code = err.get("code")
     words = PROVIDER_ERRORS.get(code) if isinstance(code, int) else None
     return " ".join(p for p in (f"{code}:" if code else "", words and f"{words} —", err.get("message") or "") if p)
+
+
+def code_text(code: int | None) -> str:
+    """A provider error code with its meaning: "30003: unreachable handset"."""
+    if code is None:
+        return ""
+    return f"{code}: {PROVIDER_ERRORS[code]}" if code in PROVIDER_ERRORS else f"error {code}"
 
 
 def page(name: str, **ctx) -> str:

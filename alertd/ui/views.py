@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from ..store import ui as q
+from ..store.status import history as status_history
 from . import auth, render
 
 log = structlog.get_logger("alertd.ui")
@@ -41,7 +42,8 @@ def make_router(base: str) -> APIRouter:
         d = request.app.state.daemon
         return {"base": base, "user": session["name"] if session else None,
                 "csrf": session["csrf"] if session else "", "when": lambda ts: render.when(ts, d.config.tz),
-                "error_text": render.error_text, **extra}
+                "clock_time": lambda ts: render.when(ts, d.config.tz, "%H:%M:%S"),
+                "error_text": render.error_text, "code_text": render.code_text, **extra}
 
     def html(name: str, request: Request, session, status: int = 200, **extra) -> HTMLResponse:
         body = render.page(name, **ctx(request, session, **extra)).encode()
@@ -208,7 +210,9 @@ def make_router(base: str) -> APIRouter:
         if trigger is None:
             return html("message.html", request, session, status=404, title="Not found",
                         text=f"No trigger {trigger_id}.")
-        return html("trigger.html", request, session, trigger=trigger, rows=rows, followups=followups)
+        callbacks = status_history(request.app.state.daemon.store, [r["log_id"] for r in rows])
+        return html("trigger.html", request, session, trigger=trigger, rows=rows, followups=followups,
+                    callbacks=callbacks)
 
     @router.post("/logs/{log_id}/ack")
     async def acknowledge(request: Request, log_id: int) -> Response:
