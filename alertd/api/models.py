@@ -118,6 +118,12 @@ class TemplateCreate(_Common):
     name: str = Field(..., min_length=1, max_length=100)
     message: str = Field(..., min_length=1, max_length=4000)
 
+    def fields(self) -> dict:
+        """What the store keeps of a template (TEMPLATE_FIELDS), defaults filled in."""
+        return {"message": self.message, "action_type": self.action_type or "call", "from": self.from_,
+                "voice": self.voice or "alice", "repeat": self.repeat or 1, "gather": bool(self.gather),
+                "language": self.language, "source": self.source}
+
 
 class TemplateDelete(BaseModel):
     model_config = ConfigDict(extra="ignore")

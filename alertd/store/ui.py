@@ -1,6 +1,7 @@
 """Queries of the dashboard: users, sessions, a trigger's whole story, filtered log pages."""
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from . import Store
@@ -79,3 +80,10 @@ def rules_last_fired(store: Store) -> dict[str, float]:
     """rule id -> when it last sent (its newest trigger)."""
     return {r[0]: r[1] for r in store.conn.execute(
         "SELECT rule_id, MAX(created_at) FROM triggers WHERE rule_id IS NOT NULL GROUP BY rule_id")}
+
+
+def update_template(store: Store, template_id: str, name: str, fields: dict) -> bool:
+    """Replace a template's name and fields (its id and created_at stay); False when it does not exist."""
+    with store.tx() as c:
+        return c.execute("UPDATE templates SET name = ?, fields = ? WHERE id = ?",
+                         (name, json.dumps(fields), template_id)).rowcount == 1

@@ -12,21 +12,17 @@ from ..store.ui import rules_last_fired
 log = structlog.get_logger("alertd.ui")
 
 
-def add_routes(router, base: str, *, session_of, posted, html, to_login) -> None:
+def add_routes(base: str, *, page, post, html) -> None:
+    """Registers the pages with ``page``/``post`` (alertd/ui/views.py: login and CSRF checked there)."""
     def keys_page(request, session, **extra):
         return html("keys.html", request, session, keys=request.app.state.daemon.store.list_keys(), **extra)
 
-    @router.get("/keys")
-    async def keys(request: Request) -> Response:
-        session = session_of(request)
-        return to_login() if session is None else keys_page(request, session)
+    @page("/keys")
+    async def keys(request: Request, session) -> Response:
+        return keys_page(request, session)
 
-    @router.post("/keys")
-    async def create_key(request: Request) -> Response:
-        got = await posted(request)
-        if isinstance(got, Response):
-            return got
-        session, form = got
+    @post("/keys")
+    async def create_key(request: Request, session, form: dict) -> Response:
         name = str(form.get("name", "")).strip()[:100]
         if not name:
             return keys_page(request, session, error="A key needs a name.")
@@ -37,12 +33,8 @@ def add_routes(router, base: str, *, session_of, posted, html, to_login) -> None
         # shown once, in this response only: never stored, never in a URL
         return keys_page(request, session, new_key=key, new_name=name)
 
-    @router.post("/keys/{key_id}/revoke")
-    async def revoke_key(request: Request, key_id: int) -> Response:
-        got = await posted(request)
-        if isinstance(got, Response):
-            return got
-        session, form = got
+    @post("/keys/{key_id:int}/revoke")
+    async def revoke_key(request: Request, session, form: dict, key_id: int) -> Response:
         d = request.app.state.daemon
         if d.store.revoke_key(key_id, d.clock.timestamp()):
             log.info("api key revoked", key_id=key_id, by=session["name"])
@@ -65,17 +57,12 @@ def add_routes(router, base: str, *, session_of, posted, html, to_login) -> None
         return html("silences.html", request, session, status=status, rotations=on_call_now(d),
                     silences=silences.active(d.store, d.clock.now()), **extra)
 
-    @router.get("/silences")
-    async def list_silences(request: Request) -> Response:
-        session = session_of(request)
-        return to_login() if session is None else silences_page(request, session)
+    @page("/silences")
+    async def list_silences(request: Request, session) -> Response:
+        return silences_page(request, session)
 
-    @router.post("/silences")
-    async def add_silence(request: Request) -> Response:
-        got = await posted(request)
-        if isinstance(got, Response):
-            return got
-        session, form = got
+    @post("/silences")
+    async def add_silence(request: Request, session, form: dict) -> Response:
         matcher = str(form.get("matcher", ""))
         if matcher not in ("rule_id", "source", "to"):
             return silences_page(request, session, status=400, error="Choose what to silence.", form=form)
@@ -91,22 +78,15 @@ def add_routes(router, base: str, *, session_of, posted, html, to_login) -> None
         log.info("silence created", silence_id=s.silence_id, by=session["name"])
         return RedirectResponse(base + "/silences", status_code=303)
 
-    @router.post("/silences/{silence_id}/end")
-    async def end_silence(request: Request, silence_id: str) -> Response:
-        got = await posted(request)
-        if isinstance(got, Response):
-            return got
-        session, form = got
+    @post("/silences/{silence_id}/end")
+    async def end_silence(request: Request, session, form: dict, silence_id: str) -> Response:
         d = request.app.state.daemon
         if silences.remove(d.store, silence_id, d.clock.now()):
             log.info("silence removed", silence_id=silence_id, by=session["name"])
         return RedirectResponse(base + "/silences", status_code=303)
 
-    @router.get("/rules")
-    async def rules(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+    @page("/rules")
+    async def rules(request: Request, session) -> Response:
         d = request.app.state.daemon
         ruleset, state = d.runner.ruleset, d.store.rule_summaries()
         fired = rules_last_fired(d.store)

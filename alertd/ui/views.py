@@ -87,6 +87,28 @@ def make_router(base: str) -> APIRouter:
         form = await form_of(request, session)
         return forbidden(request, session) if form is None else (session, form)
 
+    def page(path: str):
+        """Registers ``handler(request, session, **path params)`` as a GET page for logged-in users
+        (others go to the login page). Path params take Starlette convertors: {log_id:int}."""
+        def register(handler):
+            async def endpoint(request: Request) -> Response:
+                session = session_of(request)
+                return to_login() if session is None else await handler(request, session, **request.path_params)
+            router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse, name=handler.__name__)
+            return handler
+        return register
+
+    def post(path: str):
+        """Registers ``handler(request, session, form, **path params)`` as a POST form handler,
+        called only for a logged-in user whose form carries the session's CSRF token."""
+        def register(handler):
+            async def endpoint(request: Request) -> Response:
+                got = await posted(request)
+                return got if isinstance(got, Response) else await handler(request, *got, **request.path_params)
+            router.add_api_route(path, endpoint, methods=["POST"], name=handler.__name__)
+            return handler
+        return register
+
     # --- login -------------------------------------------------------------
     @router.get("", response_class=HTMLResponse)
     async def root() -> Response:
@@ -157,11 +179,8 @@ def make_router(base: str) -> APIRouter:
                                source=f["source"], rule_id=f["rule_id"], to_number=f["to_number"],
                                status=f["status"], since=f["since"], until=f["until"], **kw)
 
-    @router.get("/", response_class=HTMLResponse)
-    async def trigger_log(request: Request) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+    @page("/")
+    async def trigger_log(request: Request, session) -> Response:
         f = filters_of(request)
         rows = query(request.app.state.daemon, f)
         return html("log.html", request, session, rows=rows, f=f, query=request.url.query,
@@ -201,11 +220,8 @@ def make_router(base: str) -> APIRouter:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    @router.get("/triggers/{trigger_id}", response_class=HTMLResponse)
-    async def trigger_page(request: Request, trigger_id: int) -> Response:
-        session = session_of(request)
-        if session is None:
-            return to_login()
+    @page("/triggers/{trigger_id:int}")
+    async def trigger_page(request: Request, session, trigger_id: int) -> Response:
         trigger, rows, followups = q.trigger_story(request.app.state.daemon.store, trigger_id)
         if trigger is None:
             return html("message.html", request, session, status=404, title="Not found",
@@ -214,17 +230,14 @@ def make_router(base: str) -> APIRouter:
         return html("trigger.html", request, session, trigger=trigger, rows=rows, followups=followups,
                     callbacks=callbacks)
 
-    @router.post("/logs/{log_id}/ack")
-    async def acknowledge(request: Request, log_id: int) -> Response:
-        got = await posted(request)
-        if isinstance(got, Response):
-            return got
-        session, form = got
+    @post("/logs/{log_id:int}/ack")
+    async def acknowledge(request: Request, session, form: dict, log_id: int) -> Response:
         d = request.app.state.daemon
         d.callbacks.acknowledge(log_id, by=f"dashboard:{session['name']}", via="dashboard")
         back = str(form.get("next") or "")
         return RedirectResponse(back if back.startswith(base + "/") else base + "/", status_code=303)
 
-    from . import admin
-    admin.add_routes(router, base, session_of=session_of, posted=posted, html=html, to_login=to_login)
+    from . import admin, templates_view
+    for module in (admin, templates_view):
+        module.add_routes(base, page=page, post=post, html=html)
     return router

@@ -50,7 +50,8 @@ def site(make_daemon, tmp_path, browser):
     d = make_daemon({"provider": {"simulate_press": True}})
     d.daemon.provider.delay = 1.5  # slow enough to see the row before the press of 1
     q.add_user(d.daemon.store, "ops", auth.hash_password(PASSWORD), time.time())
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # a context: room for a second tab
+    page = context.new_page()
     page.goto(d.url("/ui/"))
     assert page.url.endswith("/ui/login")
     page.fill("input[name=username]", "ops")
@@ -58,7 +59,7 @@ def site(make_daemon, tmp_path, browser):
     page.click("button:has-text('Log in')")
     page.wait_for_url("**/ui/")
     yield d, page
-    page.close()
+    context.close()
 
 
 def shoot(page, name: str) -> None:
@@ -183,3 +184,35 @@ def test_trigger_log_with_1000_rows_weight_and_load_time(site):
     (SHOTS / "page-weight.json").write_text(json.dumps(report, indent=1))
     print("trigger log, 1,000 rows:", total, "bytes (first visit", cold, "),", round(load_s, 3), "s")
     assert total > 0 and load_s < 5
+
+
+def test_send_a_test_from_a_new_template_and_watch_it_live(site):
+    d, log_page = site
+    assert log_page.locator("#live").inner_text().startswith("Live")
+    page = log_page.context.new_page()  # the same login, a second tab
+    page.goto(d.url("/ui/"))
+    page.click("nav >> text=Templates")
+    form = page.locator("form[aria-labelledby=new]")
+    form.get_by_label("Name").fill("server-room")
+    form.get_by_label("Message").fill("Server room too hot: check the air conditioning.")
+    form.get_by_label("Send as").select_option("call")
+    form.get_by_label("Ask to press 1").check()
+    form.get_by_role("button", name="Create the template").click()
+    row = page.locator("#templates tr:has-text('server-room')")
+    template_id = row.get_attribute("id")
+    assert template_id.startswith("tpl_") and "press 1" in row.inner_text()
+    assert [t["template_id"] for t in d.api.get(d.url("/api/v1/calls/templates")).json()["templates"]] == \
+        [template_id]
+    row.get_by_label("Number for a test of server-room").fill("555 123 4570")
+    row.get_by_role("button", name="Send a test").click()
+    assert "Test sent to +15551234570" in page.locator("#test-sent").inner_text()
+    shoot(page, "templates")
+    # the trigger log in the first tab: the row arrives, then turns acknowledged when 1 is pressed
+    live = log_page.locator("#log tbody tr:has-text('Server room too hot: check')")
+    live.wait_for(timeout=2500)
+    assert "dashboard-test" in live.inner_text() and "acknowledged" not in live.locator(".badge").inner_text()
+    log_id = live.get_attribute("data-id")
+    log_page.wait_for_function(
+        f"document.querySelector('#log-{log_id} .badge').textContent.includes('acknowledged')", timeout=8000)
+    assert "+15551234570" in log_page.locator(f"#log-{log_id} .ack").inner_text()
+    page.close()
