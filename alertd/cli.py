@@ -37,7 +37,7 @@ def cmd_run(args) -> int:
     cfg = _load(args)
     from . import logconf
     from .daemon import serve
-    logconf.configure(cfg.log.level, cfg.log.format)
+    logconf.configure(cfg.log.level, cfg.log.format, cache=True)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with
     # the handler that was in place before it started: without this one, the
     # process would end "killed by SIGTERM" instead of exiting 0 (issue 2, systemd)

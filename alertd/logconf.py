@@ -18,7 +18,8 @@ def _dumps(obj, **_: object) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
-def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
+def configure(level: str = "info", fmt: str = "auto", stream=None, *, cache: bool = False) -> None:
+    """``cache``: loggers bind once, on first use (the daemon; tests reconfigure, so they do not)."""
     stream = stream or sys.stdout
     console = fmt == "console" or (fmt == "auto" and stream.isatty())
     if console:
@@ -37,7 +38,7 @@ def configure(level: str = "info", fmt: str = "auto", stream=None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=factory,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=cache,
     )
     # libraries log through the standard library: keep them quiet and key-free
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -9,6 +9,7 @@ a crash interrupted (leases are released at start).
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from typing import Any, Iterable
@@ -158,8 +159,8 @@ class Dispatcher:
                 results = list(await asyncio.gather(*jobs)) if jobs else []
         finally:
             self.busy -= len(jobs)
-        if results:
-            self.store.record_results(results, complete=not handed)
+        if results:  # in one commit with the concurrent requests' (alertd/store/batch.py)
+            await self.store.group.run(functools.partial(Store.apply_results, complete=not handed), results)
         for row in rows:
             row.setdefault("outcomes", [])
         for row, res in zip(owners, results):
@@ -254,20 +255,23 @@ async def submit(dispatcher: Dispatcher, trigger: dict, rows: list[dict]) -> lis
     nothing could be stored: the caller must not answer ok then."""
     now = dispatcher.clock.timestamp()
     trigger.setdefault("created_at", now)
-    # a silenced row is stored with its silence's id and no outbox item (alertd/silences.py)
-    silences.hold_back(dispatcher.store, trigger, rows, now)
-    # a row over limits.per_number is stored 'throttled', folded into a summary (alertd/storm.py)
-    summaries = storm.fold(dispatcher.store, rows, now, dispatcher.config.limits.per_number)
-    # only rows still to send are deferred: a silenced or failed row keeps its status
-    later = [r for r in rows if r.get("send_at") and r["send_at"] > now and r.get("status", "queued") == "queued"]
-    for r in later:
-        r["status"] = "scheduled"
-    stored = dispatcher.store.create_trigger(trigger, rows, lease_until=now + LEASE_SECONDS, prepare=summaries)
-    if summaries is not None:
-        dispatcher.poke()  # a new summary may be due sooner than the worker's next look
-    if later:
-        # deferred rows are the worker's from the start: no lease to wait out
-        dispatcher.store.release_rows([r["log_id"] for r in later])
-        dispatcher.poke()
+    stored = await dispatcher.store.group.run(_store, dispatcher.store, dispatcher.config, trigger, rows, now)
+    if any(r.get("summary_log_id") for r in stored) or any(r.get("status") == "scheduled" for r in stored):
+        dispatcher.poke()  # a new summary or deferred row may be due sooner than the worker's next look
     await dispatcher.deliver_now([r for r in stored if r.get("status") != "scheduled"])
     return stored
+
+
+def _store(c, store: Store, config: Config, trigger: dict, rows: list[dict], now: float) -> list[dict]:
+    """The decisions and the writes of submit, in one transaction: what silences
+    and per-number limits decide is stored with the rows it decided on."""
+    # a silenced row is stored with its silence's id and no outbox item (alertd/silences.py)
+    silences.hold_back(store, trigger, rows, now)
+    # a row over limits.per_number is stored 'throttled', folded into a summary (alertd/storm.py)
+    summaries = storm.fold(store, rows, now, config.limits.per_number)
+    # only rows still to send are deferred: a silenced or failed row keeps its status;
+    # deferred rows are the worker's from the start (no lease to wait out)
+    for r in rows:
+        if r.get("send_at") and r["send_at"] > now and r.get("status", "queued") == "queued":
+            r["status"] = "scheduled"
+    return Store.insert_trigger(c, trigger, rows, now + LEASE_SECONDS, prepare=summaries)

@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .batch import GroupCommit
 from .schema import MIGRATIONS
 
 
@@ -93,6 +94,7 @@ class Store:
         self.path = Path(path)
         self.conn = connect(self.path)
         migrate(self.conn)
+        self.group = GroupCommit(self.conn)  # the hot path's writes (alertd/dispatch)
 
     def close(self) -> None:
         self.conn.close()
@@ -160,46 +162,53 @@ class Store:
         The items are leased until ``lease_until`` so the background worker leaves
         them to the caller's first attempt.
         """
-        now = trigger.get("now") or trigger["created_at"]
         with self.tx() as c:
-            if prepare is not None:
-                prepare(c)
-            trigger_id = trigger.get("trigger_id")
-            if trigger_id is None:
-                spec = trigger.get("spec") or {}
-                trigger_id = trigger["trigger_id"] = c.execute(
-                    "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
-                     trigger.get("api_key_id"), json.dumps(spec) if spec else None,
-                     trigger.get("group_id"))).lastrowid
-                # escalation steps are stored with the trigger: they survive a restart, kill -9 included
-                for k, step in enumerate(spec.get("escalate") or (), start=1):
-                    c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
-                              " VALUES (?, 'escalate', ?, ?, 'pending', ?)",
-                              (trigger_id, k, now + step["after"], now))
-            for row in rows:
-                status = row.get("status", "queued")
-                row["log_id"] = c.execute(
-                    "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
-                    " template_id, message, params, status, error, silence_id, attempt, step, send_at,"
-                    " summary_log_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
-                     row["to"], row["type"], row.get("template_id"), row.get("message"),
-                     json.dumps(row.get("params") or {}), status,
-                     json.dumps(row["error"]) if row.get("error") else None, row.get("silence_id"),
-                     row.get("attempt", 1), row.get("step", 0), max(now, row.get("send_at") or now),
-                     row.get("summary_log_id"))).lastrowid
-                row["trigger_id"] = trigger_id
-                row["items"] = []
-                if status not in ("queued", "scheduled"):
-                    continue
-                for channel in row.get("channels") or (("call", "sms") if row["type"] == "both" else (row["type"],)):
-                    oid = c.execute(
-                        "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, created_at)"
-                        " VALUES (?, ?, 'pending', ?, ?, ?)",
-                        (row["log_id"], channel, row.get("send_at") or now, lease_until, now)).lastrowid
-                    row["items"].append((oid, channel))
+            return self.insert_trigger(c, trigger, rows, lease_until, prepare=prepare)
+
+    @staticmethod
+    def insert_trigger(c: sqlite3.Connection, trigger: dict, rows: list[dict], lease_until: float, *,
+                       prepare: Callable[[sqlite3.Connection], None] | None = None) -> list[dict]:
+        """Store.create_trigger inside the caller's transaction (alertd/store/batch.py)."""
+        now = trigger.get("now") or trigger["created_at"]
+        if prepare is not None:
+            prepare(c)
+        trigger_id = trigger.get("trigger_id")
+        if trigger_id is None:
+            spec = trigger.get("spec") or {}
+            trigger_id = trigger["trigger_id"] = c.execute(
+                "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                 trigger.get("api_key_id"), json.dumps(spec) if spec else None,
+                 trigger.get("group_id"))).lastrowid
+            # escalation steps are stored with the trigger: they survive a restart, kill -9 included
+            for k, step in enumerate(spec.get("escalate") or (), start=1):
+                c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
+                          " VALUES (?, 'escalate', ?, ?, 'pending', ?)",
+                          (trigger_id, k, now + step["after"], now))
+        for row in rows:
+            status = row.get("status", "queued")
+            row["log_id"] = c.execute(
+                "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
+                " template_id, message, params, status, error, silence_id, attempt, step, send_at,"
+                " summary_log_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                 row["to"], row["type"], row.get("template_id"), row.get("message"),
+                 json.dumps(row.get("params") or {}), status,
+                 json.dumps(row["error"]) if row.get("error") else None, row.get("silence_id"),
+                 row.get("attempt", 1), row.get("step", 0), max(now, row.get("send_at") or now),
+                 row.get("summary_log_id"))).lastrowid
+            row["trigger_id"] = trigger_id
+            row["items"] = []
+            if status not in ("queued", "scheduled"):
+                continue
+            for channel in row.get("channels") or (("call", "sms") if row["type"] == "both" else (row["type"],)):
+                oid = c.execute(
+                    "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, created_at)"
+                    " VALUES (?, ?, 'pending', ?, ?, ?)",
+                    (row["log_id"], channel, row.get("send_at") or now,
+                     None if status == "scheduled" else lease_until, now)).lastrowid
+                row["items"].append((oid, channel))
         return rows
 
     def record_results(self, results: Iterable[dict], *, complete: bool = False) -> None:
@@ -212,37 +221,42 @@ class Store:
         the results hold every outbox item of each log row they touch (the API's
         first attempt), so the row's status follows from them without a query.
         """
+        with self.tx() as c:
+            self.apply_results(c, results, complete=complete)
+
+    @staticmethod
+    def apply_results(c: sqlite3.Connection, results: Iterable[dict], *, complete: bool = False) -> None:
+        """Store.record_results inside the caller's transaction (alertd/store/batch.py)."""
         by_log: dict[int, list[dict]] = {}
         for r in results:
             by_log.setdefault(r["log_id"], []).append(r)
         status_sql = _status_sql()
-        with self.tx() as c:
-            for log_id, group in by_log.items():
-                sids = {"call": None, "sms": None}
-                error = sent_at = None
-                for r in group:
-                    if r["outcome"] == "sent":
-                        c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
-                                  " leased_until = NULL WHERE id = ?", (r["outbox_id"],))
-                        sids[r["channel"]] = r["sid"]
-                        sent_at = max(sent_at or 0, r.get("sent_at") or 0) or None
-                    else:
-                        error = json.dumps(r.get("error"))
-                        c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
-                                  " next_attempt_at = ?, leased_until = NULL WHERE id = ?",
-                                  ("failed" if r["outcome"] == "failed" else "pending", error,
-                                   r.get("next_attempt_at") or 0, r["outbox_id"]))
-                c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
-                          " error = COALESCE(?, error), send_at = CASE WHEN ? IS NULL THEN send_at"
-                          " ELSE MAX(COALESCE(send_at, 0), ?) END WHERE log_id = ?",
-                          (sids["call"], sids["sms"], error, sent_at, sent_at, log_id))
-                if complete:
-                    outcomes = [r["outcome"] for r in group]
-                    status = ("queued" if "retry" in outcomes else
-                              "failed" if all(o == "failed" for o in outcomes) else "initiated")
-                    c.execute("UPDATE logs SET status = ? WHERE log_id = ?", (status, log_id))
+        for log_id, group in by_log.items():
+            sids = {"call": None, "sms": None}
+            error = sent_at = None
+            for r in group:
+                if r["outcome"] == "sent":
+                    c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
+                              " leased_until = NULL WHERE id = ?", (r["outbox_id"],))
+                    sids[r["channel"]] = r["sid"]
+                    sent_at = max(sent_at or 0, r.get("sent_at") or 0) or None
                 else:
-                    c.execute(status_sql, (log_id,))
+                    error = json.dumps(r.get("error"))
+                    c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
+                              " next_attempt_at = ?, leased_until = NULL WHERE id = ?",
+                              ("failed" if r["outcome"] == "failed" else "pending", error,
+                               r.get("next_attempt_at") or 0, r["outbox_id"]))
+            status = None
+            if complete:
+                outcomes = [r["outcome"] for r in group]
+                status = ("queued" if "retry" in outcomes else
+                          "failed" if all(o == "failed" for o in outcomes) else "initiated")
+            c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+                      " error = COALESCE(?, error), send_at = CASE WHEN ? IS NULL THEN send_at"
+                      " ELSE MAX(COALESCE(send_at, 0), ?) END, status = COALESCE(?, status) WHERE log_id = ?",
+                      (sids["call"], sids["sms"], error, sent_at, sent_at, status, log_id))
+            if status is None:
+                c.execute(status_sql, (log_id,))
 
     def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
         """Lease up to ``limit`` due outbox items; returns them joined with their
@@ -271,11 +285,6 @@ class Store:
         with self.tx() as c:
             return c.execute("UPDATE outbox SET leased_until = NULL"
                              " WHERE state = 'pending' AND leased_until IS NOT NULL").rowcount
-
-    def release_rows(self, log_ids: list[int]) -> None:
-        marks = ",".join("?" * len(log_ids))
-        with self.tx() as c:
-            c.execute(f"UPDATE outbox SET leased_until = NULL WHERE log_id IN ({marks})", log_ids)
 
     def release_items(self, outbox_ids: list[int]) -> None:
         """Hand outbox items to the worker now (the caller will not attempt them)."""
