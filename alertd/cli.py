@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from . import config as config_mod
 from .clock import SystemClock, from_timestamp, iso
@@ -88,9 +89,8 @@ def check_rules(cfg) -> list[str]:
 def cmd_test_rule(args) -> int:
     """Evaluate one rule against a sample event; prints what would be sent, sends nothing."""
     cfg = _load(args)
-    from .engine.evaluate import evaluate
+    from .engine.preview import dry_run, read_event
     from .rules.loader import load_rules
-    from .sources.schedule import next_fire_times
     result = load_rules(cfg.rules, contacts=cfg.contact_numbers(), groups=cfg.groups,
                         rotations=tuple(getattr(cfg, "rotations", {}) or ()), timezone=cfg.timezone,
                         display_root=cfg.path.parent if cfg.path else None)
@@ -102,35 +102,15 @@ def cmd_test_rule(args) -> int:
         return 1
     event: object = {}
     if args.event:
-        text = sys.stdin.read() if args.event == "-" else open(args.event, encoding="utf-8").read()
         try:
-            event = json.loads(text) if text.strip() else {}
+            event = read_event(sys.stdin.read() if args.event == "-" else Path(args.event).read_text("utf-8"))
         except ValueError as exc:
-            print(f"{args.event}: not JSON: {exc}", file=sys.stderr)
+            print(f"{args.event}: {exc}", file=sys.stderr)
             return 1
-    now = SystemClock().now()
-    d = evaluate(rule, event, now, contacts=cfg.contact_numbers(), groups=cfg.groups, ruleset=result.ruleset,
-                 rotations=tuple(getattr(cfg, "rotations", {}) or ()), resolved=args.resolved, preview=True)
-    tz = result.ruleset.timezone_of(rule)
-    print(f"rule:        {rule.id} ({result.ruleset.files.get(rule.id)})")
-    print(f"when:        {'holds' if d.when_held else 'does not hold'}" + (f"  ({rule.when})" if rule.when else ""))
-    print(f"active now:  {'yes' if d.active else 'no (outside the active window)'}")
-    print(f"would send:  {'yes' if d.notify and d.sendable else 'no'}")
-    print(f"dedup key:   {d.dedup_key}")
-    print(f"to:          {', '.join(d.recipients + d.rotations) or '-'}")
-    print(f"action type: {d.action_type}" + (f"  (template {d.template_id})" if d.template_id else ""))
-    print(f"voice:       {d.voice}, repeat {d.repeat}, gather {'yes' if d.gather else 'no'}"
-          + (f", language {d.language}" if d.language else ""))
-    print(f"message:     {d.message}")
-    print(f"send at:     {d.send_at.isoformat() if d.send_at else 'at once'}")
-    for k, st in enumerate(d.escalate):
-        print(f"escalate[{k}]: after {st.after}, to {', '.join(st.recipients + st.rotations)}")
-    if rule.source.poll is not None or rule.source.schedule is not None:
-        runs = ", ".join(t.isoformat() for t in next_fire_times(rule, tz, now))
-        print(f"next runs:   {runs}")
-    for e in d.errors:
-        print(f"error:       {e}")
-    return 0 if not d.errors else 1
+    lines, ok = dry_run(rule, event, SystemClock().now(), config=cfg, ruleset=result.ruleset,
+                        resolved=args.resolved)
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 def cmd_keys(args) -> int:

@@ -6,6 +6,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from .. import oncall, silences
+from ..engine import preview
 from ..api.auth import generate_key
 from ..store.ui import rules_last_fired
 
@@ -85,8 +86,7 @@ def add_routes(base: str, *, page, post, html) -> None:
             log.info("silence removed", silence_id=silence_id, by=session["name"])
         return RedirectResponse(base + "/silences", status_code=303)
 
-    @page("/rules")
-    async def rules(request: Request, session) -> Response:
+    def rules_page(request, session, status=200, **extra):
         d = request.app.state.daemon
         ruleset, state = d.runner.ruleset, d.store.rule_summaries()
         fired = rules_last_fired(d.store)
@@ -99,4 +99,25 @@ def add_routes(base: str, *, page, post, html) -> None:
             rows.append({"id": rule_id, "file": ruleset.files.get(rule_id), "source": kind,
                          "detail": getattr(src, "webhook", None) if kind == "webhook" else "",
                          "firing": st.get("firing", False), "last_fired": last})
-        return html("rules.html", request, session, rules=rows, errors=d.rules.errors)
+        return html("rules.html", request, session, status=status, rules=rows, errors=d.rules.errors, **extra)
+
+    @page("/rules")
+    async def rules(request: Request, session) -> Response:
+        return rules_page(request, session, form={"rule": request.query_params.get("rule", "")})
+
+    @post("/rules/dry-run")
+    async def dry_run(request: Request, session, form: dict) -> Response:
+        """What `alertd test-rule` prints, for the live rule set: evaluates only, sends nothing."""
+        d = request.app.state.daemon
+        rule_id, text = str(form.get("rule", "")), str(form.get("event", ""))
+        rule = d.runner.ruleset.rules.get(rule_id)
+        if rule is None:
+            return rules_page(request, session, status=400, form=form,
+                              dry_error=f"rule: no rule '{rule_id}' is loaded")
+        try:
+            event = preview.read_event(text)
+        except ValueError as exc:
+            return rules_page(request, session, status=400, form=form, dry_error=f"event: {exc}")
+        lines, ok = preview.dry_run(rule, event, d.clock.now(), config=d.config, ruleset=d.runner.ruleset,
+                                    resolved=bool(form.get("resolved")))
+        return rules_page(request, session, form=form, dry_lines=lines, dry_ok=ok)
