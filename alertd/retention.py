@@ -28,7 +28,7 @@ async def prune(store: Store, now: float, retention: timedelta, *, batch: int = 
     """Delete what is older than ``now - retention``; returns counts per kind."""
     cutoff = now - retention.total_seconds()
     totals = {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0, "events": 0,
-              "batches": 0}
+              "groups": 0, "batches": 0}
     cursor: tuple[float, int] | None = (float("-inf"), 0)
     while cursor is not None:
         counts, cursor = sql.prune_logs(store, cutoff, cursor, batch)
@@ -36,13 +36,15 @@ async def prune(store: Store, now: float, retention: timedelta, *, batch: int = 
             totals[k] += v
         totals["batches"] += 1
         await asyncio.sleep(PAUSE)
-    while True:
-        deleted = sql.prune_events(store, cutoff, batch)
-        totals["events"] += deleted
-        totals["batches"] += 1
-        await asyncio.sleep(PAUSE)
-        if deleted < batch:
-            return totals
+    for kind, step in (("events", sql.prune_events), ("groups", sql.prune_groups)):
+        while True:
+            deleted = step(store, cutoff, batch)
+            totals[kind] += deleted
+            totals["batches"] += 1
+            await asyncio.sleep(PAUSE)
+            if deleted < batch:
+                break
+    return totals
 
 
 async def run(daemon) -> None:

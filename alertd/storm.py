@@ -21,7 +21,9 @@ folded row is logged with status 'throttled' and the summary's log id in
 ``summary_log_id``. A 'both' row over the limit on one channel only is sent on
 the other and folded on that one (it keeps its status, and gets the
 summary's id). Pressing 1 on a summary (or replying 1 to it) acknowledges
-every trigger folded into it.
+every trigger folded into it. When the summary goes out it leaves out what was
+acknowledged or silenced since it was folded, and is not sent at all when
+nothing is left (see ``refresh``).
 
 Retries are never throttled, and a row due later (``send_at``) is checked at
 its own send time against what counts by then.
@@ -150,24 +152,60 @@ def hold_summaries(store: Store, claimed: list[dict], now: float, limits: Any) -
     provider answered 429 for a while): limits count what really went out,
     so the summary's due time moves with it. Called by the dispatch worker.
     """
-    if limits is None:
-        return claimed
-    caps, per = channel_limits(limits), limits.per.total_seconds()
+    caps = channel_limits(limits) if limits is not None else {}
+    per = limits.per.total_seconds() if limits is not None else 0.0
     ready = []
     for item in claimed:
+        if item["source"] != q.SUMMARY_SOURCE or item["attempts"]:
+            ready.append(item)
+            continue
         cap = caps.get(item["channel"])
-        if item["source"] != q.SUMMARY_SOURCE or item["attempts"] or cap is None:
+        if cap is not None:
+            times = q.counted_times(store, item["to"], item["channel"], now - per, now,
+                                    exclude_log_id=item["log_id"])
+            if len(times) >= cap:
+                due = _due(times, cap, per)
+                q.postpone(store, item["log_id"], item["outbox_id"], due)
+                log.info("summary waits for the window", log_id=item["log_id"], to=item["to"],
+                         channel=item["channel"], wait_s=round(due - now, 3))
+                continue
+        if refresh(store, item, now):
             ready.append(item)
-            continue
-        times = q.counted_times(store, item["to"], item["channel"], now - per, now, exclude_log_id=item["log_id"])
-        if len(times) < cap:
-            ready.append(item)
-            continue
-        due = _due(times, cap, per)
-        q.postpone(store, item["log_id"], item["outbox_id"], due)
-        log.info("summary waits for the window", log_id=item["log_id"], to=item["to"], channel=item["channel"],
-                 wait_s=round(due - now, 3))
     return ready
+
+
+def refresh(store: Store, item: dict, now: float) -> bool:
+    """A summary about to go out tells only what still needs a human: alerts
+    acknowledged since they were folded, or held back by a silence added since,
+    leave its message. Returns False, with the summary stored 'cancelled' (or
+    'silenced', with the silence's id), when nothing is left to tell."""
+    from . import silences  # silences -> store; storm is imported by dispatch
+    rows = q.folded_into(store, item["log_id"])
+    active = silences.active(store, now)
+    keep, silenced_by = [], None
+    for r in rows:
+        if r["acknowledged_at"] is not None:
+            continue
+        held = silences.pick(active, source=r["source"], rule_id=r["rule_id"], to=r["to_number"], at=now)
+        if held is not None:
+            silenced_by = silenced_by or held
+            continue
+        keep.append(r)
+    if rows and not keep:
+        q.drop_summary(store, item["log_id"], item["outbox_id"], silenced_by)
+        log.info("summary not sent: every alert folded into it was acknowledged or silenced since",
+                 log_id=item["log_id"], to=item["to"], folded=len(rows), silence_id=silenced_by)
+        return False
+    if len(keep) < len(rows):
+        folded: dict = {"count": 0, "parts": []}
+        for r in keep:
+            folded = add_to(folded, r["message"], item["channel"])
+        item["params"]["folded"] = folded
+        item["message"] = summary_text(folded, item["channel"])
+        with store.tx() as c:
+            q.update_summary(c, item["log_id"], item["message"], item["params"])
+        log.info("summary shortened", log_id=item["log_id"], to=item["to"], folded=len(rows), left=len(keep))
+    return True
 
 
 def _fold_one(c, row: dict, channel: str, due: float, at: float, per: float, now: float) -> int:

@@ -54,7 +54,7 @@ def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store
     totals = prune(store, batch=3)
 
     assert totals == {"logs": 7, "outbox": 7, "callbacks": 0, "triggers": 7, "followups": 0, "kept": 0,
-                      "events": 5, "batches": 3 + 2}  # 3+3+1 log rows, then 3+2 events
+                      "events": 5, "groups": 0, "batches": 3 + 2 + 1}  # 3+3+1 log rows, 3+2 events, no groups
     assert [r["log_id"] for r in store.list_logs(limit=100)] == [r["log_id"] for r in reversed(recent)]
     assert all(store.get_log(r["log_id"]) is None and store.trigger(r["trigger_id"]) is None for r in old)
     assert count(store, "outbox") == 3 and count(store, "triggers") == 3
@@ -145,14 +145,31 @@ def test_pruning_yields_to_the_event_loop_between_batches(store):
 
     totals, turns = asyncio.run(run())
     assert totals["logs"] == 40 and totals["events"] == 40
-    assert totals["batches"] == 9 + 9  # 8 full batches and an empty one, for each table
+    assert totals["batches"] == 9 + 9 + 1  # 8 full batches and an empty one, for logs and events; no groups
     assert turns >= totals["batches"]  # the other task ran between every two batches
 
 
-def test_nothing_to_prune_is_two_cheap_statements(store):
+def test_nothing_to_prune_is_three_cheap_statements(store):
     notify(store, RECENT)
     assert prune(store) == {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0,
-                            "events": 0, "batches": 2}
+                            "events": 0, "groups": 0, "batches": 3}
+
+
+def test_rule_groups_sent_before_the_cutoff_go_and_open_ones_stay(store):
+    def group(state: str, done_at: float | None) -> int:
+        with store.tx() as c:
+            gid = c.execute("INSERT INTO rule_groups (rule_id, group_key, first_at, due_at, events, state, done_at)"
+                            " VALUES ('am', '[]', ?, ?, 1, ?, ?)", (OLD, OLD, state, done_at)).lastrowid
+            c.execute("INSERT INTO rule_group_events (group_id, event) VALUES (?, '{}')", (gid,))
+        return gid
+    old_sent, recent_sent, pending = group("sent", OLD), group("sent", RECENT), group("pending", None)
+    counts = prune(store)
+    assert counts["groups"] == 1
+    left = [r[0] for r in store.conn.execute("SELECT group_id FROM rule_groups ORDER BY group_id")]
+    assert left == [recent_sent, pending]
+    assert [r[0] for r in store.conn.execute("SELECT DISTINCT group_id FROM rule_group_events ORDER BY 1")] == \
+        [recent_sent, pending]
+    assert old_sent not in left
 
 
 def test_the_daemon_schedules_the_daily_job(daemon):

@@ -236,6 +236,49 @@ def test_pressing_one_on_the_summary_acknowledges_every_folded_trigger(d):
     assert not calls_to(d, B)
 
 
+def fill_window_then_fold(d, messages, **body) -> tuple[list[dict], int]:
+    for k in range(3):
+        notify(d, message=f"first {k}")
+    folded = [notify(d, message=m, **body) for m in messages]
+    assert {c["status"] for c in folded} == {"throttled"}
+    return folded, row(d, folded[0]["log_id"])["summary_log_id"]
+
+
+def test_an_alert_acknowledged_after_it_was_folded_leaves_the_summary(d):
+    folded, summary_id = fill_window_then_fold(d, ["Disk full", "Server down", "Backup failed"])
+    r = d.api.post(d.url(f"/api/v1/calls/logs/{folded[1]['log_id']}/ack"), timeout=10)
+    assert r.status_code == 200, r.text
+    d.clock.advance(900)
+    assert worker(d) == 1
+    twiml = calls_to(d, A)[-1].form["Twiml"]
+    assert "2 more alerts: Disk full; Backup failed" in twiml and "Server down" not in twiml
+    assert row(d, summary_id)["message"] == "2 more alerts: Disk full; Backup failed"
+
+
+def test_a_summary_whose_alerts_were_all_acknowledged_is_not_sent(d):
+    folded, summary_id = fill_window_then_fold(d, ["Disk full", "Server down"])
+    for c in folded:
+        assert d.api.post(d.url(f"/api/v1/calls/logs/{c['log_id']}/ack"), timeout=10).status_code == 200
+    d.clock.advance(900)
+    worker(d)
+    assert len(calls_to(d, A)) == 3
+    assert row(d, summary_id)["status"] == "cancelled"
+    assert worker(d) == 0
+
+
+def test_a_silence_added_after_the_fold_holds_the_summary_back(d):
+    folded, summary_id = fill_window_then_fold(d, ["Disk full", "Server down"], source="shop")
+    r = d.api.post(d.url("/api/v1/silences"), json={"source": "shop", "duration": "2h", "reason": "maintenance"},
+                   timeout=10)
+    assert r.status_code == 200, r.text
+    d.clock.advance(900)
+    worker(d)
+    assert len(calls_to(d, A)) == 3
+    summary = row(d, summary_id)
+    assert summary["status"] == "silenced"
+    assert d.daemon.store.get_log(summary_id)["silence_id"] == r.json()["silence_id"]
+
+
 def test_a_pending_summary_survives_a_restart(make_daemon, fake_twilio, tmp_path):
     clock = FakeClock()
     first = start(make_daemon, fake_twilio, LIMITS, clock=clock)

@@ -69,3 +69,17 @@ def prune_events(store: Store, cutoff: float, limit: int = BATCH) -> int:
     with store.tx() as c:
         return c.execute("DELETE FROM events WHERE event_id IN (SELECT event_id FROM events"
                          " WHERE received_at < ? ORDER BY received_at LIMIT ?)", (cutoff, limit)).rowcount
+
+
+def prune_groups(store: Store, cutoff: float, limit: int = BATCH) -> int:
+    """Delete up to ``limit`` rule groups (alertd/engine/grouping.py) sent before
+    ``cutoff``, with any events left of them; returns how many groups. A group
+    still pending or being sent is never deleted."""
+    with store.tx() as c:
+        ids = [r[0] for r in c.execute("SELECT group_id FROM rule_groups WHERE state = 'sent' AND done_at < ?"
+                                       " ORDER BY done_at LIMIT ?", (cutoff, limit))]
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        c.execute(f"DELETE FROM rule_group_events WHERE group_id IN ({marks})", ids)
+        return c.execute(f"DELETE FROM rule_groups WHERE group_id IN ({marks})", ids).rowcount

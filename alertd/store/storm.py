@@ -79,3 +79,11 @@ def folded_into(store: Store, summary_log_id: int) -> list[sqlite3.Row]:
     """The log rows folded into a summary, oldest first."""
     return store.conn.execute("SELECT * FROM logs WHERE summary_log_id = ? ORDER BY log_id",
                               (summary_log_id,)).fetchall()
+
+
+def drop_summary(store: Store, log_id: int, outbox_id: int, silence_id: str | None) -> None:
+    """A summary with nothing left to tell: 'silenced' (by ``silence_id``) or 'cancelled'."""
+    with store.tx() as c:
+        c.execute("UPDATE outbox SET state = 'cancelled', leased_until = NULL WHERE id = ?", (outbox_id,))
+        c.execute("UPDATE logs SET status = ?, silence_id = ? WHERE log_id = ?",
+                  ("silenced" if silence_id else "cancelled", silence_id, log_id))
