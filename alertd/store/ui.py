@@ -87,3 +87,29 @@ def update_template(store: Store, template_id: str, name: str, fields: dict) -> 
     with store.tx() as c:
         return c.execute("UPDATE templates SET name = ?, fields = ? WHERE id = ?",
                          (name, json.dumps(fields), template_id)).rowcount == 1
+
+
+# what became of a notification, for the charts (alertd/ui/glance.py); first match wins
+OUTCOME = """CASE
+    WHEN acknowledged_at IS NOT NULL THEN 'acknowledged'
+    WHEN status IN ('silenced', 'throttled', 'cancelled') THEN 'held'
+    WHEN status = 'failed' OR call_status IN ('failed', 'busy', 'no-answer', 'canceled')
+         OR sms_status IN ('failed', 'undelivered') THEN 'failed'
+    ELSE 'sent' END"""
+
+
+def outcome_counts(store: Store, start: float, end: float) -> dict[str, int]:
+    """Log rows created in [start, end) per outcome (acknowledged, sent, failed, held)."""
+    return {r[0]: r[1] for r in store.conn.execute(
+        f"SELECT {OUTCOME} AS outcome, COUNT(*) FROM logs WHERE created_at >= ? AND created_at < ? GROUP BY outcome",
+        (start, end))}
+
+
+def ack_delays(store: Store, start: float, end: float) -> list[tuple[float, float]]:
+    """(created_at, seconds to acknowledge) of the acknowledged triggers created in [start, end)."""
+    # through logs_created: the triggers table has no index on its time
+    return [(r[0], r[1]) for r in store.conn.execute(
+        "SELECT created_at, acknowledged_at - created_at FROM triggers WHERE trigger_id IN"
+        " (SELECT trigger_id FROM logs WHERE created_at >= ? AND created_at < ?)"
+        " AND acknowledged_at IS NOT NULL AND created_at >= ? AND created_at < ? ORDER BY created_at",
+        (start, end, start, end))]

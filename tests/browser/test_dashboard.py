@@ -216,3 +216,69 @@ def test_send_a_test_from_a_new_template_and_watch_it_live(site):
         f"document.querySelector('#log-{log_id} .badge').textContent.includes('acknowledged')", timeout=8000)
     assert "+15551234570" in log_page.locator(f"#log-{log_id} .ack").inner_text()
     page.close()
+
+
+def test_at_a_glance_draws_the_charts_and_fits_a_phone(site):
+    d, page = site
+    d.daemon.provider.press = False
+    now = time.time()
+    for k, (status, ack) in enumerate([("initiated", 40), ("initiated", 200), ("failed", None), ("silenced", None),
+                                       ("initiated", None), ("initiated", 75)] * 3):
+        at = now - k * 5400  # spread over the last day
+        (row,) = d.daemon.store.create_trigger({"created_at": at, "source": "sensor"}, [
+            {"to": "+15551230001", "type": "call", "message": "x", "params": {}, "status": status}], at)
+        if ack:
+            d.daemon.store.acknowledge(row["log_id"], at + ack, by="+15551230001")
+    page.click("nav >> text=At a glance")
+    page.wait_for_url("**/ui/glance")
+    assert page.locator("#chart-hours rect.seg").count() >= 10 and page.locator("#chart-days rect.seg").count() >= 3
+    assert "acknowledged" in page.locator("#ack-summary").inner_text()
+    # a bar says what it shows in words (its title), not by colour
+    assert ": " in page.locator("#chart-days g.bar title").last.text_content()
+    summary = page.locator("details.numbers summary").first
+    summary.focus()
+    page.keyboard.press("Enter")  # the numbers behind the chart open from the keyboard
+    assert page.locator("details.numbers").first.evaluate("e => e.open")
+    shoot(page, "glance")
+
+
+def test_every_page_fits_390_px_and_every_field_has_a_label(site):
+    d, page = site
+    d.notify({"to": "+15551234567", "message": "A long message " * 20, "source": "a-rather-long-source-name"})
+    d.api.post(d.url("/api/v1/calls/templates"), json={"name": "door", "message": "Door open " * 30})
+    template_id = d.api.get(d.url("/api/v1/calls/templates")).json()["templates"][0]["template_id"]
+    page.set_viewport_size({"width": 390, "height": 800})
+    unlabeled = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.outerHTML)"""
+    for path in ("/ui/", "/ui/triggers/1", "/ui/glance", "/ui/templates", f"/ui/templates/{template_id}",
+                 "/ui/keys", "/ui/silences", "/ui/rules?rule=server-down"):
+        page.goto(d.url(path))
+        for details in page.locator("details").all():
+            details.evaluate("e => e.open = true")  # the tables behind the charts too
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+        assert page.evaluate(unlabeled) == [], path
+    page.goto(d.url("/ui/rules?rule=server-down"))
+    page.get_by_label("Sample event (JSON)").fill('{"a": 1}')
+    page.get_by_role("button", name="Dry run").click()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.context.clear_cookies()
+    page.goto(d.url("/ui/login"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 and page.evaluate(unlabeled) == []
+
+
+def test_a_dry_run_by_keyboard_alone(site):
+    d, page = site
+    page.goto(d.url("/ui/rules"))
+    page.locator("select[name=rule]").focus()
+    page.keyboard.press("Tab")  # to the event
+    page.keyboard.type('{"temp": 34}')
+    page.keyboard.press("Tab")  # to "as the resolved notification"
+    page.keyboard.press("Tab")  # to the button
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    result = page.locator("#dry-result").inner_text()
+    assert "rule:        server-down (rules/server.yaml)" in result and "would send:  yes" in result
+    assert "to:          +15551230001" in result and "message:     Server down" in result
+    assert d.daemon.provider.sent == []
+    shoot(page, "rules-dry-run")
