@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -100,6 +101,7 @@ def test_a_notification_appears_live_and_turns_acknowledged_when_1_is_pressed(si
     page.wait_for_url("**/triggers/*")
     story = page.locator("main").inner_text()
     assert "Pressed 1 / acknowledged" in story and "+15551234567" in story and "Call" in story
+    assert re.search(r"Call callbacks\s+ringing \d\d:\d\d:\d\d,?\s+in-progress \d\d:\d\d:\d\d", story), story
     shoot(page, "trigger-story")
 
 
