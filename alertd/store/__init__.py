@@ -321,15 +321,6 @@ class Store:
         sql = "SELECT * FROM logs" + (" WHERE " + " AND ".join(where) if where else "")
         return self.conn.execute(sql + " ORDER BY log_id DESC LIMIT ?", (*args, limit)).fetchall()
 
-    def set_channel_status(self, log_id: int, channel: str, status: str, sid: str | None = None) -> bool:
-        """Record a provider status callback. The sid is filled in too: a callback
-        can arrive before the provider's answer to the create request was stored."""
-        column = "call" if channel == "call" else "sms"
-        with self.tx() as c:
-            return c.execute(
-                f"UPDATE logs SET {column}_status = ?, {column}_sid = COALESCE({column}_sid, ?) WHERE log_id = ?",
-                (status, sid, log_id)).rowcount == 1
-
     def acknowledge(self, log_id: int, now: float, by: str | None = None) -> int | None:
         """Acknowledge the whole trigger of ``log_id``: every row of it shows who
         and when (the first acknowledgement's), and every pending retry,
