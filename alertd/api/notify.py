@@ -194,8 +194,5 @@ async def post_templates(request: Request) -> JSONResponse:
     if req.from_ and numbers and req.from_ not in numbers:
         raise ApiError(403, f"from: caller ID {req.from_} is not one of this account's numbers.")
     template_id = "tpl_" + secrets.token_hex(6)
-    fields = {"message": req.message, "action_type": req.action_type or "call", "from": req.from_,
-              "voice": req.voice or "alice", "repeat": req.repeat or 1, "gather": bool(req.gather),
-              "language": req.language, "source": req.source}
-    daemon.store.create_template(template_id, req.name, fields, daemon.clock.timestamp())
+    daemon.store.create_template(template_id, req.name, req.fields(), daemon.clock.timestamp())
     return _ok({"template_id": template_id, "name": req.name})
