@@ -71,3 +71,31 @@ def test_notify_answers_503_when_the_database_stays_locked_past_its_timeout(daem
     assert daemon.api.get(daemon.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
     assert daemon.daemon.provider.sent == []
     assert daemon.notify({"to": "+15551234567", "message": "hi"}).status_code == 200
+
+
+def test_when_the_providers_answer_cannot_be_stored_the_api_still_says_what_was_sent(make_daemon, fake_twilio):
+    """The call was placed: answering 503 'nothing was accepted' would make the
+    client send it again. The answer carries the provider's sid instead."""
+    import threading
+    import time
+
+    from conftest import twilio_overrides
+
+    d = make_daemon(twilio_overrides(fake_twilio))
+    fake_twilio.latency = 0.5  # the create request is in flight while the database turns read-only
+    answer = {}
+    sender = threading.Thread(target=lambda: answer.update(r=d.notify({"to": "+15551234567", "message": "hi"})))
+    sender.start()
+    deadline = time.monotonic() + 5
+    while not d.daemon.store.get_log(1) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    async def read_only(on: bool):
+        d.daemon.store.conn.execute(f"PRAGMA query_only={int(on)}")
+    d.run(read_only(True))
+    sender.join(10)
+    d.run(read_only(False))
+    r = answer["r"]
+    assert r.status_code == 200, r.text
+    (call,) = r.json()["calls"]
+    assert call["status"] == "initiated" and call["call_sid"] == fake_twilio.calls[0].sid

@@ -20,8 +20,11 @@ log = structlog.get_logger("alertd.api")
 router = APIRouter(prefix="/api/v1/calls")
 
 
-async def read_body(request: Request, limit: int, *, allow_empty: bool = False) -> Any:
-    """The JSON (or form) body; None when empty and ``allow_empty``. Raises ApiError 400 / 413."""
+async def read_body(request: Request, limit: int, *, allow_empty: bool = False, fast: bool = False) -> Any:
+    """The JSON (or form) body; None when empty and ``allow_empty``. Raises ApiError 400 / 413.
+
+    ``fast``: parse with orjson, which reads an integer beyond 64 bits as a float:
+    fine for notify's fields, not for a webhook's event (a rule may template it)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"Request body too large (limit {limit} bytes).")
@@ -38,10 +41,11 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False) 
         if allow_empty:
             return None
         raise ApiError(400, "Request body is empty: send a JSON object.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
+    if fast:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     try:  # the standard library says what is wrong in the words people search for
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -120,7 +124,7 @@ def call_entry(row: dict) -> dict:
 async def notify(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
     key_id = daemon.auth(request)
-    req = parse(NotifyRequest, await read_body(request, daemon.config.server.max_body_bytes))
+    req = parse(NotifyRequest, await read_body(request, daemon.config.server.max_body_bytes, fast=True))
     if not daemon.provider.configured:
         raise ApiError(503, "Twilio credentials not configured (provider.account_sid / provider.auth_token).")
     template = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import sqlite3
 import time
 from typing import Any, Iterable
 
@@ -160,7 +161,14 @@ class Dispatcher:
         finally:
             self.busy -= len(jobs)
         if results:  # in one commit with the concurrent requests' (alertd/store/batch.py)
-            await self.store.group.run(functools.partial(Store.apply_results, complete=not handed), results)
+            try:
+                await self.store.group.run(functools.partial(Store.apply_results, complete=not handed), results)
+            except sqlite3.Error as exc:
+                # the sends happened: answer with what the provider said. The items stay
+                # leased, so the worker sends them again once the lease runs out; the
+                # one case of a repeat, as when a crash loses the provider's answer
+                log.error("could not store the provider's answers", error=str(exc),
+                          log_ids=[r["log_id"] for r in results])
         for row in rows:
             row.setdefault("outcomes", [])
         for row, res in zip(owners, results):

@@ -75,14 +75,15 @@ def call_twiml(out: Outgoing) -> str:
     of it inside <Gather numDigits=1> so a press during the message counts."""
     twiml = _call_twiml(out.message, out.voice, out.language, out.repeat, out.gather)
     if out.gather:  # the action URL is the one part that differs per call
-        twiml = twiml.replace(_ACTION, escape(out.gather_action or "", {'"': "&quot;"}), 1)
+        twiml = twiml.replace(_ACTION, escape(out.gather_action or "", _ATTR), 1)
     return twiml
 
 
 _ACTION = "urn:alertd:gather-action"
+_ATTR = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#09;"}  # as ElementTree writes an attribute
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256, typed=True)
 def _call_twiml(message: str, voice: str, language: str | None, repeat: int, gather: bool) -> str:
     # alerts repeat their messages: building the XML is 6% of a notify's CPU, so it is built once
     out = Outgoing(log_id=0, channel="call", to="", from_="", message=message, voice=voice, language=language,

@@ -38,49 +38,55 @@ class GroupCommit:
 
     def _flush(self) -> None:
         batch, self._queue = self._queue, []
-        conn, alone = self.conn, len(batch) == 1
-        done: list[tuple[asyncio.Future, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            return _fail(batch, exc)
-        for write, args, future in batch:
-            if alone:  # the transaction is the savepoint
-                try:
-                    done.append((future, write(conn, *args), None))
-                except Exception as exc:
-                    _rollback(conn)
-                    return _fail(batch, exc)
-                continue
-            conn.execute("SAVEPOINT write")
+            done = self._write(batch)
+        except BaseException as exc:  # whatever went wrong, no transaction stays open and no caller waits forever
             try:
-                done.append((future, write(conn, *args), None))
-                conn.execute("RELEASE write")
-            except Exception as exc:
-                if not conn.in_transaction:  # SQLite gave the whole transaction up (disk full, I/O error)
-                    return _fail(batch, exc)
-                conn.execute("ROLLBACK TO write")
-                conn.execute("RELEASE write")
-                done.append((future, None, exc))
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            return _fail(batch, exc)
+                _rollback(self.conn)
+            finally:
+                _fail(batch, exc if isinstance(exc, Exception) else RuntimeError(f"write interrupted: {exc!r}"))
+            if not isinstance(exc, Exception):
+                raise
+            return
         self.batches += 1
         self.writes += len(batch)
         for future, result, exc in done:
-            if future.cancelled():
+            if future.done():
                 continue
             if exc is None:
                 future.set_result(result)
             else:
                 future.set_exception(exc)
 
+    def _write(self, batch) -> list[tuple[asyncio.Future, Any, Exception | None]]:
+        """Every write of ``batch`` in one committed transaction; (future, result, error) each.
+        Raises when the transaction as a whole failed (nothing of it is stored)."""
+        conn, alone = self.conn, len(batch) == 1
+        done: list[tuple[asyncio.Future, Any, Exception | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for write, args, future in batch:
+            if alone:  # the transaction is the savepoint: an error fails it whole
+                done.append((future, write(conn, *args), None))
+                continue
+            conn.execute("SAVEPOINT write")
+            try:
+                result = write(conn, *args)
+            except Exception as exc:
+                if not conn.in_transaction:  # SQLite gave the whole transaction up (disk full, I/O error)
+                    raise
+                conn.execute("ROLLBACK TO write")
+                conn.execute("RELEASE write")
+                done.append((future, None, exc))
+                continue
+            conn.execute("RELEASE write")
+            done.append((future, result, None))
+        conn.execute("COMMIT")
+        return done
+
 
 def _fail(batch, exc: BaseException) -> None:
     for _, _, future in batch:
-        if not future.cancelled():
+        if not future.done():
             future.set_exception(exc)
 
 
