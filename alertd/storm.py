@@ -69,7 +69,8 @@ def add_to(folded: dict, message: str | None, channel: str) -> dict:
     if len(text) > PART_MAX:
         text = text[:PART_MAX - 3].rstrip() + "..."
     folded = {"count": folded["count"] + 1, "parts": [list(p) for p in folded["parts"]],
-              "more": folded.get("more", False)}
+              "more": folded.get("more", False),
+              **({"total": folded["total"] + 1} if "total" in folded else {})}
     for part in folded["parts"]:
         if part[0] == text:
             part[1] += 1
@@ -156,11 +157,11 @@ def hold_summaries(store: Store, claimed: list[dict], now: float, limits: Any) -
     per = limits.per.total_seconds() if limits is not None else 0.0
     ready = []
     for item in claimed:
-        if item["source"] != q.SUMMARY_SOURCE or item["attempts"]:
+        if item["source"] != q.SUMMARY_SOURCE:
             ready.append(item)
             continue
         cap = caps.get(item["channel"])
-        if cap is not None:
+        if cap is not None and not item["attempts"]:  # a retry's window was checked before its first attempt
             times = q.counted_times(store, item["to"], item["channel"], now - per, now,
                                     exclude_log_id=item["log_id"])
             if len(times) >= cap:
@@ -181,6 +182,11 @@ def refresh(store: Store, item: dict, now: float) -> bool:
     'silenced', with the silence's id), when nothing is left to tell."""
     from . import silences  # silences -> store; storm is imported by dispatch
     rows = q.folded_into(store, item["log_id"])
+    folded = item["params"]["folded"]
+    if len(rows) != folded.get("total", folded["count"]):
+        # a 'both' row over both limits points at one of its two summaries only: the
+        # other cannot tell which of its alerts are gone, so it goes out as written
+        return True
     active = silences.active(store, now)
     keep, silenced_by = [], None
     for r in rows:
@@ -197,10 +203,11 @@ def refresh(store: Store, item: dict, now: float) -> bool:
                  log_id=item["log_id"], to=item["to"], folded=len(rows), silence_id=silenced_by)
         return False
     if len(keep) < len(rows):
-        folded: dict = {"count": 0, "parts": []}
+        total = folded.get("total", folded["count"])
+        folded = {"count": 0, "parts": []}
         for r in keep:
             folded = add_to(folded, r["message"], item["channel"])
-        item["params"]["folded"] = folded
+        item["params"]["folded"] = {**folded, "total": total}  # how many point at it, told or not
         item["message"] = summary_text(folded, item["channel"])
         with store.tx() as c:
             q.update_summary(c, item["log_id"], item["message"], item["params"])

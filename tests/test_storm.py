@@ -279,6 +279,34 @@ def test_a_silence_added_after_the_fold_holds_the_summary_back(d):
     assert d.daemon.store.get_log(summary_id)["silence_id"] == r.json()["silence_id"]
 
 
+def test_a_both_alert_over_both_limits_still_reaches_the_sms_summary_it_is_not_linked_to(make_daemon, fake_twilio):
+    """A 'both' row over both limits points at its call summary only; the SMS
+    summary cannot tell which of its alerts were acknowledged, so it goes out whole."""
+    d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 1, "per": "10m"}}})
+    assert notify(d, message="first", action_type="both")["status"] == "initiated"
+    sms_only = notify(d, message="sms-only", action_type="sms")
+    both = notify(d, message="BOTH-ALERT", action_type="both")
+    assert sms_only["status"] == both["status"] == "throttled"
+    assert d.api.post(d.url(f"/api/v1/calls/logs/{sms_only['log_id']}/ack"), timeout=10).status_code == 200
+    d.clock.advance(600)
+    worker(d)
+    assert any("BOTH-ALERT" in m.form["Body"] for m in sms_to(d, A))
+
+
+def test_a_summary_retried_after_a_provider_error_leaves_out_what_was_acknowledged_meanwhile(d):
+    folded, summary_id = fill_window_then_fold(d, ["Disk full", "Server down"])
+    d.fake.script(A, [("http", 503)])  # the summary's first attempt: Twilio trouble, retried later
+    d.clock.advance(900)
+    assert worker(d) == 1
+    assert row(d, summary_id)["status"] == "queued"
+    for c in folded:
+        assert d.api.post(d.url(f"/api/v1/calls/logs/{c['log_id']}/ack"), timeout=10).status_code == 200
+    d.clock.advance(3600)
+    worker(d)
+    assert row(d, summary_id)["status"] == "cancelled"
+    assert len(calls_to(d, A)) == 3
+
+
 def test_a_pending_summary_survives_a_restart(make_daemon, fake_twilio, tmp_path):
     clock = FakeClock()
     first = start(make_daemon, fake_twilio, LIMITS, clock=clock)
