@@ -125,3 +125,31 @@ def machine() -> str:
     return (f"nproc {os.cpu_count()} ({model or platform.machine()}), Python {platform.python_version()},"
             f" {platform.system()} {platform.release()}, load average at start"
             f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def text_table(table) -> str:
+    widths = [max(len(row[i]) for row in table + [("figure", "goal", "measured", "result")]) for i in range(4)]
+    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(("figure", "goal", "measured", "result")), line(tuple("-" * w for w in widths))]
+                     + [line(row) for row in table])
+
+
+def markdown_table(table) -> str:
+    out = ["| figure | goal | measured | result |", "|---|---|---|---|"]
+    out += ["| " + " | ".join(c.strip() or " " for c in row) + " |" for row in table]
+    return "\n".join(out)
+
+
+def report(title: str, table, notes: list[str], output: str, started, about: str, command: str) -> None:
+    """Print the table and its notes, and write them as markdown to ``output``."""
+    print()
+    print(text_table(table))
+    print()
+    for n in notes:
+        print("- " + n)
+    Path(output).write_text(
+        f"# {title}\n\n"
+        f"- date: {started.isoformat(timespec='seconds')}\n- machine: {about}\n- command: `{command}`"
+        " (from the repo root, with the project's venv)\n\n"
+        + markdown_table(table) + "\n\n" + "\n".join("- " + n for n in notes) + "\n")
+    print(f"\nwritten to {os.path.relpath(output, ROOT)}")

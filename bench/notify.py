@@ -40,7 +40,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from harness import PYTHON, ROOT, machine, FakeProvider, cpu_seconds, free_port, percentile, spawn, stop, wait_http
+from harness import PYTHON, ROOT, machine, report, FakeProvider, cpu_seconds, free_port, percentile, spawn, stop, wait_http
 
 NOTIFY = "/api/v1/calls/notify"
 CALLER_ID = "+15557654321"
@@ -230,19 +230,6 @@ def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args) -> list[tuple[str, st
     ]
 
 
-def text_table(table) -> str:
-    widths = [max(len(row[i]) for row in table + [("figure", "goal", "measured", "result")]) for i in range(4)]
-    line = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    return "\n".join([line(("figure", "goal", "measured", "result")), line(tuple("-" * w for w in widths))]
-                     + [line(row) for row in table])
-
-
-def markdown_table(table) -> str:
-    out = ["| figure | goal | measured | result |", "|---|---|---|---|"]
-    out += ["| " + " | ".join(c.strip() or " " for c in row) + " |" for row in table]
-    return "\n".join(out)
-
-
 
 
 async def run(alertd: Server, yard: Server, fake: FakeProvider, args) -> tuple:
@@ -320,17 +307,7 @@ def main() -> int:
         notes.append(f"NOISY: load average {load_at_start:.2f} at start, per-round ratios spread {spread:.1f}x;"
                      f" other work on the machine squeezes both servers' rates toward the load generator's"
                      f" ceiling and flatters the req/s ratio: read the CPU-per-request ratio, or rerun when idle.")
-    print()
-    print(text_table(table))
-    print()
-    for n in notes:
-        print("- " + n)
-    Path(args.output).write_text(
-        "# POST /api/v1/calls/notify benchmark\n\n"
-        f"- date: {started.isoformat(timespec='seconds')}\n- machine: {about}\n- command: `{command}`"
-        " (from the repo root, with the project's venv)\n\n"
-        + markdown_table(table) + "\n\n" + "\n".join("- " + n for n in notes) + "\n")
-    print(f"\nwritten to {os.path.relpath(args.output, ROOT)}")
+    report("POST /api/v1/calls/notify benchmark", table, notes, args.output, started, about, command)
     return 0
 
 

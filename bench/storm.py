@@ -42,8 +42,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from harness import PYTHON, ROOT, FakeProvider, cpu_seconds, free_port, spawn, stop, wait_http
-from notify import machine, markdown_table, text_table
+from harness import PYTHON, ROOT, machine, report, FakeProvider, cpu_seconds, free_port, spawn, stop, wait_http
 
 NOTIFY = "/api/v1/calls/notify"
 CALLER_ID = "+15557654321"
@@ -318,17 +317,7 @@ def main() -> int:
     ]
     if result["problems"]:
         notes.append("PROBLEMS: " + "; ".join(result["problems"][:10]))
-    print()
-    print(text_table(table))
-    print()
-    for n in notes:
-        print("- " + n)
-    Path(args.output).write_text(
-        "# Storm benchmark: 1,000 triggers to 50 numbers\n\n"
-        f"- date: {started.isoformat(timespec='seconds')}\n- machine: {about}\n- command: `{command}`"
-        " (from the repo root, with the project's venv)\n\n"
-        + markdown_table(table) + "\n\n" + "\n".join("- " + n for n in notes) + "\n")
-    print(f"\nwritten to {os.path.relpath(args.output, ROOT)}")
+    report("Storm benchmark: 1,000 triggers to 50 numbers", table, notes, args.output, started, about, command)
     shutil.rmtree(tmp, ignore_errors=True)
     passed = (not result["problems"] and res["accepted_in"] < 5 and res["complete"]
               and result["window_max"] <= args.limit and result["per_number_max"] <= args.limit + 1)
