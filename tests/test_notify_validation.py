@@ -98,6 +98,7 @@ BAD_RAW = [
     pytest.param(b'["+15551234567"]', 400, "Request body must be a JSON object.", id="json-array"),
     pytest.param(b'"+15551234567"', 400, "Request body must be a JSON object.", id="json-string"),
     pytest.param(b"null", 400, "Request body must be a JSON object.", id="json-null"),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, 400, "Malformed JSON body: nested too deeply.", id="deep-json"),
 ]
 
 

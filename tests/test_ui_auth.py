@@ -132,3 +132,68 @@ def test_api_keys_and_sessions_do_not_cross(make_daemon):
 def test_the_dashboard_can_be_turned_off(make_daemon):
     d = make_daemon({"ui": {"enabled": False}})
     assert requests.get(d.url("/ui/login"), timeout=5).status_code == 404
+
+
+def test_guesses_from_another_address_never_queue_in_front_of_the_owner(make_daemon):
+    """Wrong passwords for the owner's name sent in parallel from elsewhere (the
+    reverse proxy on this host passes the address in X-Forwarded-For) delay only
+    their sender: the owner logs in at once."""
+    import concurrent.futures
+
+    d = make_daemon()
+    add_user(d)
+
+    def guess(k: int) -> float:
+        s = requests.Session()
+        s.headers["X-Forwarded-For"] = "203.0.113.7"
+        page = s.get(d.url("/ui/login"), timeout=5)
+        started = time.monotonic()
+        s.post(d.url("/ui/login"), data={"username": "ops", "password": f"guess {k}", "csrf": csrf_of(page.text)},
+               timeout=60)
+        return time.monotonic() - started
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        guesses = [pool.submit(guess, k) for k in range(4)]
+        time.sleep(0.3)  # the guesses hold their address's turn
+        started = time.monotonic()
+        s, r = login(d)
+        owner = time.monotonic() - started
+        waits = sorted(g.result() for g in guesses)
+    assert r.url.endswith("/ui/") and owner < 1.5, owner
+    assert waits[-1] >= 1 + 2 + 3 + 4 - 0.5  # one address guesses one at a time, each waiting longer
+
+
+def test_the_throttle_forgets_the_stalest_addresses_not_the_one_at_hand():
+    import asyncio
+
+    throttle = auth.LoginThrottle(base=0.0, max_clients=3)
+
+    async def go():
+        for _ in range(5):
+            await throttle.failed("198.51.100.1")
+        for k in range(10):
+            await throttle.failed(f"192.0.2.{k}")
+            await throttle.failed("198.51.100.1")
+    asyncio.run(go())
+    assert throttle.failures["198.51.100.1"] == 15 and len(throttle.failures) == 3
+
+
+def test_a_csrf_value_that_is_not_ascii_is_refused_not_a_crash(make_daemon):
+    d = make_daemon()
+    add_user(d)
+    s, _ = login(d)
+    r = s.post(d.url("/ui/keys"), data={"name": "x", "csrf": "é"}, timeout=10)
+    assert r.status_code == 403
+    page = requests.get(d.url("/ui/login"), timeout=5)
+    r = requests.post(d.url("/ui/login"), data={"username": "ops", "password": PASSWORD, "csrf": "é"},
+                      cookies=page.cookies, timeout=10)
+    assert r.status_code == 403
+
+
+def test_pages_forbid_inline_script_framing_and_sniffing(make_daemon):
+    d = make_daemon()
+    add_user(d)
+    s, r = login(d)
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"

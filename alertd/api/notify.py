@@ -50,6 +50,8 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False, 
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "Malformed JSON body: nested too deeply.") from None
 
 
 def parse(model: type[BaseModel], data: Any) -> Any:

@@ -15,6 +15,8 @@ def read_event(text: str) -> object:
         return json.loads(text) if text.strip() else {}
     except ValueError as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deeply") from None
 
 
 def dry_run(rule, event: object, now: datetime, *, config, ruleset, resolved: bool = False) -> tuple[list[str], bool]:

@@ -44,35 +44,40 @@ def hash_session(token: str) -> str:
 
 
 class LoginThrottle:
-    """A delay after each failed login that grows with the failures of that
-    user name: base, 2*base, ... up to ``cap`` seconds.
+    """A delay after each failed login that grows with the failures from that
+    client address: base, 2*base, ... up to ``cap`` seconds.
 
-    The delay is served on the failed attempt itself, and attempts for one name
-    are taken one at a time, so guessing is slowed to one try per delay while
-    the right password, tried after the delay, still logs in at once: one wrong
-    password (or an attacker's) never locks the owner out. A success resets it.
+    The delay is served on the failed attempt itself, and the attempts of one
+    address are taken one at a time, so an address guesses at most once per
+    delay, whatever names it tries. Keyed by address, not by user name: guesses
+    from elsewhere never queue in front of the owner, and one wrong password
+    of the owner's costs a second before the right one. A success resets the
+    address. At most ``hashing`` password checks run at once (scrypt's CPU and
+    memory), whoever sends them.
     """
 
-    def __init__(self, base: float = 1.0, cap: float = 10.0):
-        self.base, self.cap = base, cap
+    def __init__(self, base: float = 1.0, cap: float = 10.0, *, hashing: int = 2, max_clients: int = 10_000):
+        self.base, self.cap, self.max_clients = base, cap, max_clients
         self.failures: dict[str, int] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.hashing = asyncio.Semaphore(hashing)
 
-    def lock(self, name: str) -> asyncio.Lock:
-        if len(self._locks) > 10_000:  # names are attacker-chosen: do not grow without bound
+    def lock(self, client: str) -> asyncio.Lock:
+        if len(self._locks) > self.max_clients:  # addresses are many: do not grow without bound
             self._locks = {k: v for k, v in self._locks.items() if v.locked()}
-        return self._locks.setdefault(name, asyncio.Lock())
+        return self._locks.setdefault(client, asyncio.Lock())
 
-    async def failed(self, name: str) -> float:
-        count = self.failures[name] = min(self.failures.get(name, 0) + 1, 1000)
-        if len(self.failures) > 10_000:
-            self.failures = {name: count}
+    async def failed(self, client: str) -> float:
+        count = min(self.failures.pop(client, 0) + 1, 1000)
+        self.failures[client] = count  # re-inserted: the dict stays oldest-failure first
+        while len(self.failures) > self.max_clients:  # forget the stalest, never the one at hand
+            del self.failures[next(iter(self.failures))]
         delay = min(self.base * count, self.cap)
         await asyncio.sleep(delay)
         return delay
 
-    def succeeded(self, name: str) -> None:
-        self.failures.pop(name, None)
+    def succeeded(self, client: str) -> None:
+        self.failures.pop(client, None)
 
 
 def verify(password: str, stored: str | None) -> bool:

@@ -22,6 +22,8 @@ from . import auth, render
 
 log = structlog.get_logger("alertd.ui")
 PAGE_ROWS, MAX_ROWS = 200, 1000
+# every script and style is a file of the package: nothing inline, nothing from elsewhere
+CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
 LIVE_WINDOW = 300      # the newest rows the live stream watches for changes
 STREAM_SECONDS = 60    # a stream ends after this; EventSource reconnects (and a daemon stop is not held up)
 
@@ -48,6 +50,7 @@ def make_router(base: str) -> APIRouter:
     def html(name: str, request: Request, session, status: int = 200, **extra) -> HTMLResponse:
         body = render.page(name, **ctx(request, session, **extra)).encode()
         headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+                   "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP,
                    "Vary": "Accept-Encoding"}
         # the rows repeat the same markup: 1,000 of them compress about tenfold, which matters on a phone
         if len(body) > 4096 and "gzip" in request.headers.get("accept-encoding", ""):
@@ -68,7 +71,7 @@ def make_router(base: str) -> APIRouter:
     async def form_of(request: Request, session) -> dict | None:
         """The posted form, or None when its CSRF token is not the session's."""
         form = dict(await request.form())
-        if session is None or not hmac.compare_digest(str(form.get("csrf", "")), session["csrf"]):
+        if session is None or not hmac.compare_digest(str(form.get("csrf", "")).encode(), session["csrf"].encode()):
             return None
         return form
 
@@ -127,17 +130,21 @@ def make_router(base: str) -> APIRouter:
         d = request.app.state.daemon
         form = dict(await request.form())
         cookie = request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
-        if not cookie or not hmac.compare_digest(str(form.get("csrf", "")), cookie):
+        if not cookie or not hmac.compare_digest(str(form.get("csrf", "")).encode(), cookie.encode()):
             return forbidden(request, None)
         name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-        async with throttle.lock(name):
+        # behind a reverse proxy on this host, uvicorn takes the address from X-Forwarded-For
+        client = request.client.host if request.client else "unknown"
+        async with throttle.lock(client):
             user = q.get_user(d.store, name) if name else None
             # scrypt takes ~50 ms and 16 MiB: off the event loop, which also serves the API
-            if not await asyncio.to_thread(auth.verify, password, user["password_hash"] if user else None):
-                delay = await throttle.failed(name)
-                log.warning("dashboard login failed", user=name, delay_s=delay)
+            async with throttle.hashing:
+                ok = await asyncio.to_thread(auth.verify, password, user["password_hash"] if user else None)
+            if not ok:
+                delay = await throttle.failed(client)
+                log.warning("dashboard login failed", user=name, client=client, delay_s=delay)
                 return RedirectResponse(base + "/login?failed=1", status_code=303)
-            throttle.succeeded(name)
+            throttle.succeeded(client)
         token, now = auth.new_token(), d.clock.timestamp()
         q.add_session(d.store, auth.hash_session(token), user["user_id"], auth.new_token(), now,
                       now + auth.SESSION_SECONDS)
