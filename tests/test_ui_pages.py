@@ -116,3 +116,23 @@ def test_story_lists_every_status_callback_with_its_time_and_error_codes_in_word
     text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
     assert ("Call callbacks initiated 10:00:01 ringing 10:00:03 in-progress 10:00:09 completed 10:00:31"
             " SMS callbacks undelivered 10:00:31 ✗ 30003: unreachable handset") in text, text
+
+
+def test_the_live_stream_ends_when_its_session_is_logged_out(make_daemon):
+    import threading
+    import time
+
+    d, s, csrf = logged_in(make_daemon)
+    ended = threading.Event()
+
+    def listen():
+        with s.get(d.url("/ui/events"), stream=True, timeout=30) as r:
+            assert r.status_code == 200
+            for _ in r.iter_lines():
+                pass
+        ended.set()
+    threading.Thread(target=listen, daemon=True).start()
+    time.sleep(1.0)
+    assert not ended.is_set()  # the stream runs while the session lives
+    s.post(d.url("/ui/logout"), data={"csrf": csrf}, timeout=5)
+    assert ended.wait(5), "the stream outlived the session"

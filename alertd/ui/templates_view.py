@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from ..api.errors import ApiError
 from ..api.models import NotifyRequest, TemplateCreate
 from ..api.notify import build_rows, parse, resolve_params
+from ..store import StoreError
 from ..store import ui as q
 
 log = structlog.get_logger("alertd.ui")
@@ -46,7 +47,10 @@ async def send_test(daemon, template_id: str, to: str) -> list[dict]:
         raise ApiError(404, f"template_id: no template {template_id}")
     merged = resolve_params(daemon, req, template)
     rows = build_rows(daemon, req.to, merged, template_id)
-    return await daemon.submit({"source": merged.get("source"), "api_key_id": None}, rows)
+    try:
+        return await daemon.submit({"source": merged.get("source"), "api_key_id": None}, rows)
+    except StoreError as exc:  # the database cannot be written: nothing was sent, say so on the page
+        raise ApiError(503, str(exc)) from None
 
 
 def add_routes(base: str, *, page, post, html) -> None:

@@ -215,6 +215,8 @@ def make_router(base: str) -> APIRouter:
             loop = asyncio.get_running_loop()
             until = loop.time() + STREAM_SECONDS
             while loop.time() < until:  # a client that leaves is noticed by StreamingResponse, which cancels this
+                if session_of(request) is None:  # logged out (or expired) elsewhere: the stream ends with it
+                    return
                 for r in reversed(query(d, f, limit=LIVE_WINDOW)):
                     fp = fingerprint(r)
                     if seen.get(r["log_id"]) != fp:
