@@ -20,8 +20,10 @@ fold in: "7 more alerts: Disk full on db1; Server down (3 times); ...". Each
 folded row is logged with status 'throttled' and the summary's log id in
 ``summary_log_id``. A 'both' row over the limit on one channel only is sent on
 the other and folded on that one (it keeps its status, and gets the
-summary's id). Pressing 1 on a summary (or replying 1 to it) acknowledges
-every trigger folded into it. When the summary goes out it leaves out what was
+summary's id). Each summary's alerts are listed in ``summary_folds`` (a 'both'
+row over both limits is in both summaries; ``summary_log_id`` names the first).
+Pressing 1 on a summary (or replying 1 to it) acknowledges every trigger
+folded into it. When the summary goes out it leaves out what was
 acknowledged or silenced since it was folded, and is not sent at all when
 nothing is left (see ``refresh``).
 
@@ -142,7 +144,8 @@ def fold(store: Store, rows: list[dict], now: float, limits: Any) -> Callable | 
     def write_summaries(c) -> None:
         for row, ch, due, at in plan:
             summary_id = _fold_one(c, row, ch, due, at, per, now)
-            row.setdefault("summary_log_id", summary_id)
+            row.setdefault("summary_log_id", summary_id)  # the first, for the trigger log's field
+            row.setdefault("folds", []).append((summary_id, ch))  # every one (Store.insert_trigger links them)
     return write_summaries
 
 
@@ -184,8 +187,8 @@ def refresh(store: Store, item: dict, now: float) -> bool:
     rows = q.folded_into(store, item["log_id"])
     folded = item["params"]["folded"]
     if len(rows) != folded.get("total", folded["count"]):
-        # a 'both' row over both limits points at one of its two summaries only: the
-        # other cannot tell which of its alerts are gone, so it goes out as written
+        # a summary folded before its alerts were linked (schema 8) to it: it cannot
+        # tell which of its alerts are gone, so it goes out as written
         return True
     active = silences.active(store, now)
     keep, silenced_by = [], None

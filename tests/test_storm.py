@@ -279,18 +279,34 @@ def test_a_silence_added_after_the_fold_holds_the_summary_back(d):
     assert d.daemon.store.get_log(summary_id)["silence_id"] == r.json()["silence_id"]
 
 
-def test_a_both_alert_over_both_limits_still_reaches_the_sms_summary_it_is_not_linked_to(make_daemon, fake_twilio):
-    """A 'both' row over both limits points at its call summary only; the SMS
-    summary cannot tell which of its alerts were acknowledged, so it goes out whole."""
+def test_a_both_alert_over_both_limits_is_in_both_summaries_and_each_tells_only_what_is_open(make_daemon,
+                                                                                           fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 1, "per": "10m"}}})
     assert notify(d, message="first", action_type="both")["status"] == "initiated"
     sms_only = notify(d, message="sms-only", action_type="sms")
     both = notify(d, message="BOTH-ALERT", action_type="both")
     assert sms_only["status"] == both["status"] == "throttled"
+    sms_summary = row(d, sms_only["log_id"])["summary_log_id"]
+    assert row(d, sms_summary)["message"] == "2 more alerts: sms-only; BOTH-ALERT"
     assert d.api.post(d.url(f"/api/v1/calls/logs/{sms_only['log_id']}/ack"), timeout=10).status_code == 200
     d.clock.advance(600)
     worker(d)
-    assert any("BOTH-ALERT" in m.form["Body"] for m in sms_to(d, A))
+    texts = [m.form["Body"] for m in sms_to(d, A)]
+    assert texts[-1] == "1 more alert: BOTH-ALERT"
+    assert "1 more alert: BOTH-ALERT" in calls_to(d, A)[-1].form["Twiml"]
+
+
+def test_acknowledging_the_sms_summary_acknowledges_a_both_alert_folded_into_it(make_daemon, fake_twilio):
+    d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 1, "per": "10m"}}})
+    notify(d, message="first", action_type="both")
+    sms_only = notify(d, message="sms-only", action_type="sms")
+    both = notify(d, message="BOTH-ALERT", action_type="both", gather=True, escalate=[{"after": "30m", "to": [B]}])
+    sms_summary = row(d, sms_only["log_id"])["summary_log_id"]
+    assert row(d, both["log_id"])["summary_log_id"] != sms_summary  # its first link is the call summary
+    assert d.api.post(d.url(f"/api/v1/calls/logs/{sms_summary}/ack"), timeout=10).status_code == 200
+    assert row(d, both["log_id"])["acknowledged"] is True
+    d.clock.advance(1800)
+    assert d.run(d.daemon.followups.run_due()) == 0 and not calls_to(d, B)
 
 
 def test_a_summary_retried_after_a_provider_error_leaves_out_what_was_acknowledged_meanwhile(d):
@@ -505,3 +521,27 @@ def test_grouped_notifications_are_subject_to_the_limits(make_daemon, fake_twili
     assert summary["message"].startswith("2 more alerts: 4 alerts: db0 is down")
     assert sorted(r["status"] for r in logs(d) if r["rule_id"] == "instance-down") == \
         ["initiated", "throttled", "throttled"]
+
+
+def test_summaries_folded_before_the_links_existed_get_them_at_upgrade(tmp_path):
+    """Schema 8 links each summary to its alerts; a database from before learns
+    the links from logs.summary_log_id when it is migrated."""
+    import json
+
+    from alertd.store import Store
+    from alertd.store import storm as q
+
+    store = Store(tmp_path / "alertd.db")
+    with store.tx() as c:
+        summary = q.create_summary(c, A, "sms", "2 more alerts: a; b", {"folded": {"count": 2, "parts": []}}, 1.0, 0.0)
+        for text in ("a", "b"):
+            c.execute("INSERT INTO triggers (created_at, source) VALUES (0, 'api')")
+            c.execute("INSERT INTO logs (trigger_id, created_at, source, to_number, type, message, params, status,"
+                      " summary_log_id) VALUES (last_insert_rowid(), 0, 'api', ?, 'sms', ?, ?, 'throttled', ?)",
+                      (A, text, json.dumps({}), summary))
+        c.execute("DROP TABLE summary_folds")
+    store.conn.execute("PRAGMA user_version=7")
+    store.close()
+    upgraded = Store(tmp_path / "alertd.db")
+    assert [r["message"] for r in q.folded_into(upgraded, summary)] == ["a", "b"]
+    upgraded.close()

@@ -200,6 +200,9 @@ class Store:
                  row.get("summary_log_id"))).lastrowid
             row["trigger_id"] = trigger_id
             row["items"] = []
+            for summary_id, channel in row.get("folds") or ():  # alertd/storm.py: the summaries it is in
+                c.execute("INSERT OR IGNORE INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, ?)",
+                          (summary_id, row["log_id"], channel))
             if status not in ("queued", "scheduled"):
                 continue
             for channel in row.get("channels") or (("call", "sms") if row["type"] == "both" else (row["type"],)):
@@ -335,8 +338,8 @@ class Store:
                 return None
             tid = row["trigger_id"]
             folded = [r[0] for r in c.execute(
-                "SELECT DISTINCT f.trigger_id FROM logs s JOIN logs f ON f.summary_log_id = s.log_id"
-                " WHERE s.trigger_id = ? AND f.trigger_id != ?", (tid, tid))]
+                "SELECT DISTINCT f.trigger_id FROM logs s JOIN summary_folds k ON k.summary_log_id = s.log_id"
+                " JOIN logs f ON f.log_id = k.log_id WHERE s.trigger_id = ? AND f.trigger_id != ?", (tid, tid))]
             for t in (tid, *folded):
                 self._acknowledge_trigger(c, t, now, by)
             return tid

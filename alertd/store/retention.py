@@ -47,6 +47,8 @@ def prune_logs(store: Store, cutoff: float, after: tuple[float, int] = (float("-
                                          ids).rowcount
             counts["callbacks"] = c.execute(f"DELETE FROM status_callbacks WHERE log_id IN ({marks})",
                                             ids).rowcount
+            c.execute(f"DELETE FROM summary_folds WHERE log_id IN ({marks}) OR summary_log_id IN ({marks})",
+                      ids + ids)
             counts["logs"] = c.execute(f"DELETE FROM logs WHERE log_id IN ({marks})", ids).rowcount
             tids = sorted({r["trigger_id"] for r in rows if not r["keep"]})
             tmarks = ",".join("?" * len(tids))

@@ -197,4 +197,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX status_callbacks_log ON status_callbacks (log_id, at);
     """,
+    # 8: which alerts each storm summary stands for: a 'both' row over both limits is in two
+    """
+    CREATE TABLE summary_folds (
+        summary_log_id INTEGER NOT NULL,
+        log_id INTEGER NOT NULL,
+        channel TEXT NOT NULL,           -- call | sms: the summary's channel
+        PRIMARY KEY (summary_log_id, log_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX summary_folds_log ON summary_folds (log_id);
+    INSERT INTO summary_folds (summary_log_id, log_id, channel)
+        SELECT l.summary_log_id, l.log_id, s.type FROM logs l JOIN logs s ON s.log_id = l.summary_log_id
+        WHERE l.summary_log_id IS NOT NULL;
+    """,
 ]

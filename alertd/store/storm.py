@@ -77,8 +77,8 @@ def update_summary(c: sqlite3.Connection, log_id: int, message: str, params: dic
 
 def folded_into(store: Store, summary_log_id: int) -> list[sqlite3.Row]:
     """The log rows folded into a summary, oldest first."""
-    return store.conn.execute("SELECT * FROM logs WHERE summary_log_id = ? ORDER BY log_id",
-                              (summary_log_id,)).fetchall()
+    return store.conn.execute("SELECT l.* FROM summary_folds f JOIN logs l ON l.log_id = f.log_id"
+                              " WHERE f.summary_log_id = ? ORDER BY l.log_id", (summary_log_id,)).fetchall()
 
 
 def drop_summary(store: Store, log_id: int, outbox_id: int, silence_id: str | None) -> None:
