@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -153,3 +155,34 @@ def report(title: str, table, notes: list[str], output: str, started, about: str
         " (from the repo root, with the project's venv)\n\n"
         + markdown_table(table) + "\n\n" + "\n".join("- " + n for n in notes) + "\n")
     print(f"\nwritten to {os.path.relpath(output, ROOT)}")
+
+
+def write_config(tmp: Path, provider: dict, **extra) -> tuple[Path, int]:
+    """An alertd config in ``tmp`` on a free loopback port: its own database and
+    rules folder, JSON logs at info as in production, ``extra`` top-level keys
+    merged in (a ``server`` dict adds to the server's). Returns (path, port)."""
+    port = free_port()
+    (tmp / "rules").mkdir(exist_ok=True)
+    config = tmp / "alertd.yaml"
+    server = {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", **extra.pop("server", {})}
+    config.write_text(yaml.safe_dump({
+        "server": server, "database": str(tmp / "alertd.db"), "rules": str(tmp / "rules"),
+        "provider": provider, "log": {"level": "info", "format": "json"}, **extra}))
+    return config, port
+
+
+def create_key(config: Path, name: str = "bench") -> str:
+    """``alertd keys create``: the new key."""
+    done = subprocess.run([PYTHON, "-m", "alertd", "keys", "create", "--name", name, "-c", str(config)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"alertd keys create failed: {done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def start_alertd(tmp: Path, config: Path, port: int) -> subprocess.Popen:
+    """``alertd run`` with its output in tmp/alertd.log, once /healthz answers."""
+    with open(tmp / "alertd.log", "w") as log:
+        proc = spawn([PYTHON, "-m", "alertd", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+    return proc

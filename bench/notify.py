@@ -38,9 +38,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
 
-from harness import PYTHON, ROOT, machine, report, FakeProvider, cpu_seconds, free_port, percentile, spawn, stop, wait_http
+from harness import (PYTHON, ROOT, FakeProvider, cpu_seconds, create_key, free_port, machine, percentile, report, spawn,
+                     stop, wait_http, write_config)
+from harness import start_alertd as start_alertd_process
 
 NOTIFY = "/api/v1/calls/notify"
 CALLER_ID = "+15557654321"
@@ -58,29 +59,13 @@ class Server:
 
 
 def start_alertd(tmp: Path, fake: FakeProvider, log_level: str) -> Server:
-    port = free_port()
-    (tmp / "rules").mkdir(exist_ok=True)
-    config = tmp / "alertd.yaml"
-    config.write_text(yaml.safe_dump({
-        # the per-key limiter runs as in production, far above the load (a bench sends ~1000/s on one key)
-        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
-                   "rate_limit": {"requests": 10**9, "per": "1m"}},
-        "database": str(tmp / "alertd.db"),
-        "rules": str(tmp / "rules"),
-        "provider": {"kind": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,
-                     "api_base_url": fake.base_url, "numbers": [CALLER_ID]},
-        "log": {"level": log_level, "format": "json"},
-    }))
-    created = subprocess.run([PYTHON, "-m", "alertd", "keys", "create", "--name", "bench", "-c", str(config)],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
-    if created.returncode != 0:
-        raise RuntimeError(f"alertd keys create failed: {created.stderr}")
-    key = created.stdout.strip().splitlines()[-1]
-    log = open(tmp / "alertd.log", "w")
-    proc = spawn([PYTHON, "-m", "alertd", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-    return Server("alertd", proc, port, key)
+    # the per-key limiter runs as in production, far above the load (a bench sends ~1000/s on one key)
+    config, port = write_config(
+        tmp, {"kind": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,
+              "api_base_url": fake.base_url, "numbers": [CALLER_ID]},
+        server={"rate_limit": {"requests": 10**9, "per": "1m"}}, log={"level": log_level, "format": "json"})
+    key = create_key(config)
+    return Server("alertd", start_alertd_process(tmp, config, port), port, key)
 
 
 def start_yardstick(tmp: Path, fake: FakeProvider) -> Server:

@@ -36,9 +36,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
 
-from harness import PYTHON, ROOT, machine, free_port, spawn, stop
+from harness import PYTHON, ROOT, create_key, machine, free_port, spawn, stop
+from harness import write_config as write_any_config
 
 MIB = 1024 * 1024
 
@@ -54,25 +54,7 @@ def rss_bytes(pid: int) -> int:
 
 
 def write_config(tmp: Path) -> tuple[Path, int]:
-    port = free_port()
-    (tmp / "rules").mkdir(exist_ok=True)
-    config = tmp / "alertd.yaml"
-    config.write_text(yaml.safe_dump({
-        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"},
-        "database": str(tmp / "alertd.db"),
-        "rules": str(tmp / "rules"),
-        "provider": {"kind": "simulator", "numbers": ["+15557654321"]},
-        "log": {"level": "info", "format": "json"},
-    }))
-    return config, port
-
-
-def create_key(config: Path) -> str:
-    done = subprocess.run([PYTHON, "-m", "alertd", "keys", "create", "--name", "bench", "-c", str(config)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
-        raise RuntimeError(f"alertd keys create failed: {done.stderr}")
-    return done.stdout.strip().splitlines()[-1]
+    return write_any_config(tmp, {"kind": "simulator", "numbers": ["+15557654321"]})
 
 
 def start_timed(argv: list[str], url: str, log: Path) -> tuple[subprocess.Popen, float]:
@@ -269,3 +251,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -40,42 +40,25 @@ import time
 from pathlib import Path
 
 import aiohttp
-import yaml
 
-from harness import PYTHON, ROOT, machine, report, FakeProvider, cpu_seconds, free_port, spawn, stop, wait_http
+from harness import ROOT, FakeProvider, cpu_seconds, create_key, machine, report, stop, write_config
+from harness import start_alertd as start_alertd_process
 
 NOTIFY = "/api/v1/calls/notify"
 CALLER_ID = "+15557654321"
 
 
 def start_alertd(tmp: Path, fake: FakeProvider, args) -> tuple[subprocess.Popen, str, list[str]]:
-    port = free_port()
-    (tmp / "rules").mkdir(exist_ok=True)
-    config = tmp / "alertd.yaml"
-    config.write_text(yaml.safe_dump({
-        # the per-key limiter runs as in production, far above this burst on one key
-        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
-                   "rate_limit": {"requests": 10**9, "per": "1m"}},
-        "database": str(tmp / "alertd.db"),
-        "rules": str(tmp / "rules"),
-        "provider": {"kind": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,
-                     "api_base_url": fake.base_url, "numbers": [CALLER_ID],
-                     **({"max_concurrency": args.max_concurrency} if args.max_concurrency else {})},
-        "limits": {"per_number": {"calls": args.limit, "per": f"{args.per:g}s"}},
-        "log": {"level": "info", "format": "json"},
-    }))
-    keys = []
-    for k in range(args.keys):  # one per group of clients, as separate monitoring systems would have
-        created = subprocess.run([PYTHON, "-m", "alertd", "keys", "create", "--name", f"bench-{k}", "-c",
-                                  str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60)
-        if created.returncode != 0:
-            raise RuntimeError(f"alertd keys create failed: {created.stderr}")
-        keys.append(created.stdout.strip().splitlines()[-1])
-    log = open(tmp / "alertd.log", "w")
-    proc = spawn([PYTHON, "-m", "alertd", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-    return proc, f"http://127.0.0.1:{port}{NOTIFY}", keys
+    # the per-key limiter runs as in production, far above this burst on one key
+    config, port = write_config(
+        tmp, {"kind": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,
+              "api_base_url": fake.base_url, "numbers": [CALLER_ID],
+              **({"max_concurrency": args.max_concurrency} if args.max_concurrency else {})},
+        server={"rate_limit": {"requests": 10**9, "per": "1m"}},
+        limits={"per_number": {"calls": args.limit, "per": f"{args.per:g}s"}})
+    # one key per group of clients, as separate monitoring systems would have
+    keys = [create_key(config, f"bench-{k}") for k in range(args.keys)]
+    return start_alertd_process(tmp, config, port), f"http://127.0.0.1:{port}{NOTIFY}", keys
 
 
 def numbers(n: int) -> list[str]:
