@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import structlog
 
+from . import silences
 from .store import Store
 from .store import storm as q
 
@@ -183,7 +184,6 @@ def refresh(store: Store, item: dict, now: float) -> bool:
     acknowledged since they were folded, or held back by a silence added since,
     leave its message. Returns False, with the summary stored 'cancelled' (or
     'silenced', with the silence's id), when nothing is left to tell."""
-    from . import silences  # silences -> store; storm is imported by dispatch
     rows = q.folded_into(store, item["log_id"])
     folded = item["params"]["folded"]
     if len(rows) != folded.get("total", folded["count"]):
