@@ -25,6 +25,7 @@ from alertd import config as config_mod  # noqa: E402
 from alertd.api.auth import generate_key  # noqa: E402
 from alertd.daemon import Daemon  # noqa: E402
 from fake_twilio import FakeTwilio  # noqa: E402
+from pg_fixtures import pg_server, pg_url  # noqa: E402,F401  (PostgreSQL fixtures)
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-token"
