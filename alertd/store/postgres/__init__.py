@@ -24,8 +24,12 @@ from .schema import MIGRATIONS
 # migrate once, the second finds the work done. ('alertd' in ASCII.)
 MIGRATION_LOCK = 0x616C65727464
 
-# The database's clock, in the seconds-since-epoch every time column holds.
-NOW = "extract(epoch from clock_timestamp())::float8"
+
+def now_sql(n: int) -> str:
+    """SQL for the database's clock in the epoch seconds every time column holds, or
+    parameter ``$n`` instead when it is not NULL (tests move time without waiting)."""
+    return f"COALESCE(${n}::float8, extract(epoch from clock_timestamp())::float8)"
+
 
 # Errors after which the same statement can succeed once the database is reachable again.
 _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
