@@ -1,4 +1,4 @@
-"""alertd run | check | keys | log | test-rule | oncall | silence | backup.
+"""alertd run | check | keys | log | test-rule | oncall | silence | backup | cluster | db copy.
 
 Exit codes: 0 ok, 1 problems found, 2 usage.
 """
@@ -162,6 +162,11 @@ def cmd_log(args) -> int:
 def cmd_backup(args) -> int:
     """A consistent online copy of the database; safe while the daemon runs."""
     cfg = _load(args)
+    if cfg.postgres:  # a PostgreSQL database has its own tools, and its replication
+        print(f"the database is PostgreSQL ({cfg.database_label}): back it up with pg_dump, e.g."
+              " pg_dump --format=custom --file=alertd.dump DBNAME, or your service's backups;"
+              " alertd backup copies SQLite files", file=sys.stderr)
+        return 1
     from .store.backup import BackupError, backup
     try:
         done = backup(cfg.database, args.path, force=args.force)
@@ -210,6 +215,8 @@ def parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub, common)
     from . import cli_users
     cli_users.add_parsers(sub, common)
+    from . import cli_cluster
+    cli_cluster.add_parsers(sub, common)
     return p
 
 

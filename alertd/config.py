@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from . import credentials, phones, yamlfile
+from . import credentials, dburl, phones, yamlfile
 from .durations import parse_duration
 
 DEFAULT_PATH = "/etc/alertd/config.yaml"
@@ -250,9 +251,28 @@ class Rotation(Strict):
         raise ValueError(f"{v!r} is not a date-time like 2026-01-05T09:00")
 
 
+class ClusterConfig(Strict):
+    """Several nodes on one PostgreSQL database (docs/ops.md); ignored on SQLite."""
+
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", min_length=1,
+                         max_length=200)
+    # how long the leader's lease lasts unrenewed: a dead leader is replaced within about this
+    lease: timedelta = timedelta(seconds=10)
+    _norm_lease = field_validator("lease", mode="before")(_duration)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease(cls, v: timedelta) -> timedelta:
+        if not 2 <= v.total_seconds() <= 600:
+            raise ValueError("must be between 2s and 10m (write it like 10s)")
+        return v
+
+
 class Config(Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
-    database: Path = Path("/var/lib/alertd/alertd.db")
+    # a SQLite file, or postgresql://user:password@host:5432/name for several nodes
+    database: Path | str = Path("/var/lib/alertd/alertd.db")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     rules: Path = Path("/etc/alertd/rules")
     timezone: str = "UTC"
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
@@ -273,6 +293,23 @@ class Config(Strict):
         if isinstance(v, dict):
             return {k: {"phone": c} if isinstance(c, (str, int)) else c for k, c in v.items()}
         return v
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, v: Any) -> Any:
+        if dburl.is_postgres(v):
+            return dburl.check(v)
+        return Path(v) if isinstance(v, str) else v
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the database is PostgreSQL (several nodes) rather than a SQLite file."""
+        return isinstance(self.database, str)
+
+    @property
+    def database_label(self) -> str:
+        """The database as logs and answers may show it (a URL's password hidden)."""
+        return dburl.redact(self.database) if isinstance(self.database, str) else str(self.database)
 
     @field_validator("retention", mode="before")
     @classmethod
@@ -399,7 +436,8 @@ def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") 
         raise ConfigError([f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: {msg}" for loc, msg in names])
     base = path.resolve().parent
     config.path = path.resolve()
-    config.database = config.database if config.database.is_absolute() else base / config.database
+    if isinstance(config.database, Path) and not config.database.is_absolute():
+        config.database = base / config.database
     config.rules = config.rules if config.rules.is_absolute() else base / config.rules
     unread = [f for f in ("account_sid_file", "auth_token_file")
               if getattr(config.provider, f) and not credentials.wanted(getattr(config.provider, f), secrets)]

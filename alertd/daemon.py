@@ -110,7 +110,7 @@ class Daemon:
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             # only the main thread may own signals; tests run the daemon in another
             self.loop.add_signal_handler(signal.SIGHUP, self.rules.reload)
-        log.info("alertd started", provider=self.config.provider.kind, database=str(self.config.database),
+        log.info("alertd started", provider=self.config.provider.kind, database=self.config.database_label,
                  listen=self.config.server.listen)
 
     async def stop(self) -> None:

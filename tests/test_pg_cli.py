@@ -1,0 +1,145 @@
+"""The command line on PostgreSQL: db copy, cluster, backup; and the config that names it."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+
+import asyncpg
+
+from alertd import config as config_mod
+from alertd.store import Store
+from alertd.store import groups, oncall, silences, status, ui
+from alertd.store.postgres import cluster, migrate
+from alertd.store.postgres.copy import sqlite_tables
+from test_cli import alertd, clean_env
+
+NOW = 1_800_000_000.0
+
+
+def filled_sqlite(path) -> None:
+    """A SQLite database with at least one row in every table, most through the store's own API."""
+    store = Store(path)
+    store.create_key("ops", "ak_live_abcd", "hash-1", NOW)
+    store.create_template("tpl_1", "disk", {"message": "Disk {{ pct }}%", "action_type": "call"}, NOW)
+    trigger = {"created_at": NOW, "source": "api", "spec": {"escalate": [{"after": 300, "to": ["+15551230002"]}]}}
+    rows = store.create_trigger(trigger, [{"to": "+15551230001", "type": "both", "message": "Disk full",
+                                           "params": {"voice": "alice"}}], NOW + 30)
+    store.record_results([{"outbox_id": rows[0]["items"][0][0], "log_id": rows[0]["log_id"], "channel": "call",
+                           "outcome": "sent", "sid": "CA1", "sent_at": NOW}])  # the sms item stays pending
+    status.record(store, rows[0]["log_id"], "call", "ringing", NOW + 2)
+    event_id = store.record_event("webhook", "grafana", {"status": "firing"}, NOW)
+    store.put_rule_state("disk", "fp1", firing=True, since=NOW, notified_at=NOW, last_sent_at=NOW, now=NOW)
+    silences.add_silence(store, "sil_1", "rule_id", "disk", NOW, NOW + 3600, "maintenance", NOW)
+    oncall.add_override(store, "primary", "alice", NOW, NOW + 3600, NOW)
+    ui.add_user(store, "admin", "scrypt$hash", NOW)
+    ui.add_session(store, "session-hash", 1, "csrf", NOW, NOW + 3600)
+    groups.add_event(store, "disk", '["host1"]', False, {"host": "host1"}, event_id, NOW, 30)
+    with store.tx() as c:  # a storm summary and what it folds
+        c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, 'call')",
+                  (rows[0]["log_id"], rows[0]["log_id"]))
+    store.close()
+
+
+def rows_of(lite: sqlite3.Connection, table: str) -> list[tuple]:
+    return [tuple(r) for r in lite.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+
+
+def test_db_copy_moves_every_table_with_its_ids_into_postgresql(tmp_path, pg_url):
+    source = tmp_path / "alertd.db"
+    filled_sqlite(source)
+    lite = sqlite3.connect(source)
+    tables = sqlite_tables(lite)
+    assert all(rows_of(lite, t) for t in tables), "the fixture leaves a table empty"
+
+    done = alertd("db", "copy", "--from", str(source), "--to", pg_url)
+    assert done.returncode == 0, done.stderr
+    assert f"copied {sum(len(rows_of(lite, t)) for t in tables)} rows of {len(tables)} tables" in done.stdout
+
+    async def check():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            for table in tables:
+                columns = [r[1] for r in lite.execute(f"PRAGMA table_info({table})")]
+                copied = [tuple(r) for r in await conn.fetch(f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1, 2")]
+                assert copied == rows_of(lite, table), table
+            # ids go on after the copied ones
+            new_id = await conn.fetchval("INSERT INTO api_keys (name, prefix, key_hash, created_at)"
+                                         " VALUES ('new', 'p', 'hash-2', 0) RETURNING id")
+            assert new_id == 2
+        finally:
+            await conn.close()
+    asyncio.run(check())
+
+    again = alertd("db", "copy", "--from", str(source), "--to", pg_url)
+    assert again.returncode == 1
+    assert "already has rows in" in again.stderr and "copy into an empty one" in again.stderr
+
+
+def test_db_copy_refuses_a_missing_source_and_a_target_that_is_not_postgresql(tmp_path, pg_url):
+    missing = alertd("db", "copy", "--from", str(tmp_path / "nope.db"), "--to", pg_url)
+    assert missing.returncode == 1 and "nope.db: no such SQLite database" in missing.stderr
+    wrong = alertd("db", "copy", "--from", str(tmp_path / "nope.db"), "--to", str(tmp_path / "other.db"))
+    assert wrong.returncode == 2 and "--to: a PostgreSQL URL" in wrong.stderr
+
+
+def write_config(tmp_path, database: str, extra: str = "") -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"database: {database}\nrules: rules\nprovider:\n  kind: simulator\n"
+                    f"  numbers: ['+15557654321']\n{extra}")
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    return str(path)
+
+
+def test_cluster_lists_the_nodes_the_leader_and_each_ones_last_contact(tmp_path, pg_url):
+    async def two_nodes():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await migrate(conn)
+            now = await conn.fetchval("SELECT extract(epoch from clock_timestamp())::float8")
+            await cluster.heartbeat(conn, "web1-100", at=now - 30)
+            await cluster.heartbeat(conn, "web2-200", at=now - 3)
+            await cluster.heartbeat(conn, "old-300", at=now - 7200)
+            await cluster.acquire(conn, "web2-200", 60)
+        finally:
+            await conn.close()
+    asyncio.run(two_nodes())
+    # the URL comes from the environment, as a password would
+    config = write_config(tmp_path, "${ALERTD_DB_URL}")
+    done = alertd("cluster", "-c", config, env=clean_env(ALERTD_DB_URL=pg_url))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "LEADER", "LAST"]
+    assert [line.split()[:2] for line in lines[1:]] == [["web2-200", "yes"], ["web1-100", "no"]]
+    assert 29 <= float(lines[2].split()[2]) < 60
+
+
+def test_cluster_on_sqlite_says_there_is_one_node(tmp_path):
+    done = alertd("cluster", "-c", write_config(tmp_path, "alertd.db"), env=clean_env())
+    assert done.returncode == 0 and done.stdout.startswith("one node: the database is SQLite")
+
+
+def test_backup_on_postgresql_says_to_use_pg_dump_and_never_shows_the_password(tmp_path):
+    config = write_config(tmp_path, "postgresql://alertd:${PGPW}@127.0.0.1:5432/alertd")
+    done = alertd("backup", str(tmp_path / "copy.db"), "-c", config, env=clean_env(PGPW="s3cret-pw"))
+    assert done.returncode == 1
+    assert "back it up with pg_dump" in done.stderr and "postgresql://alertd:***@127.0.0.1:5432/alertd" in done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_config_errors_name_the_database_and_cluster_keys(tmp_path):
+    config = write_config(tmp_path, "postgresql://alertd@db:notaport/alertd", "cluster:\n  lease: 1s\n")
+    done = alertd("check", "-c", config, env=clean_env())
+    assert done.returncode == 1
+    assert f"{config}:1: database: not a valid PostgreSQL URL" in done.stdout
+    assert f"{config}:7: cluster.lease: must be between 2s and 10m" in done.stdout
+
+
+def test_cluster_node_id_defaults_to_host_name_and_process_id(tmp_path):
+    cfg, _ = config_mod.load(write_config(tmp_path, "postgresql://alertd@db/alertd"))
+    assert cfg.postgres and cfg.cluster.node_id == f"{socket.gethostname()}-{os.getpid()}"
+    assert cfg.cluster.lease.total_seconds() == 10
+    lite, _ = config_mod.load(write_config(tmp_path, "alertd.db"))
+    assert not lite.postgres and lite.database == tmp_path / "alertd.db"
