@@ -25,10 +25,14 @@ from .schema import MIGRATIONS
 MIGRATION_LOCK = 0x616C65727464
 
 
+# The database's clock, in the epoch seconds every time column holds.
+DB_NOW = "extract(epoch from clock_timestamp())::float8"
+
+
 def now_sql(n: int) -> str:
-    """SQL for the database's clock in the epoch seconds every time column holds, or
-    parameter ``$n`` instead when it is not NULL (tests move time without waiting)."""
-    return f"COALESCE(${n}::float8, extract(epoch from clock_timestamp())::float8)"
+    """SQL for the database's clock, or parameter ``$n`` instead when it is not NULL
+    (tests move time without waiting)."""
+    return f"COALESCE(${n}::float8, {DB_NOW})"
 
 
 # Errors after which the same statement can succeed once the database is reachable again.

@@ -1,0 +1,93 @@
+"""Group commit on PostgreSQL: the writes of concurrent requests share one transaction.
+
+As on SQLite (alertd/store/sqlite/batch.py): ``run(write, *args)`` queues
+``write(tx, *args)`` and returns a future; at the end of the loop's turn one task runs
+every queued write in one transaction, each in its own savepoint, and commits once
+(bench/pg_driver.py: eight writes a commit nearly double the rows per second). A caller
+awaits its own commit, so nothing is answered ok before it is stored; a write that
+raises is rolled back alone; a commit that fails fails the whole batch.
+
+Unlike SQLite's, a batch may start while the one before is still committing (another
+pooled connection): decisions that depend on earlier writes take a per-key lock
+(claims.lock_key), as they must anyway with other nodes writing.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, Callable
+
+from . import translated, unavailable
+from .connection import Conn
+
+
+class GroupCommit:
+    def __init__(self, db):
+        self.db = db
+        self._queue: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
+        self._tasks: set[asyncio.Task] = set()
+        self.batches = self.writes = 0  # for the bench: writes per commit
+
+    def run(self, write: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Queue ``write(tx, *args)`` (a coroutine function, or a plain one); the future
+        has its result once committed."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.append((write, args, future))
+        if len(self._queue) == 1:
+            loop.call_soon(self._start)
+        return future
+
+    def _start(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.ensure_future(self._flush(batch))
+        self._tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, batch) -> None:
+        try:
+            done = await self._write(batch)
+        except BaseException as exc:  # whatever went wrong, no caller waits forever
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else
+                                         RuntimeError(f"write interrupted: {exc!r}"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.batches += 1
+        self.writes += len(batch)
+        for future, result, exc in done:
+            if future.done():
+                continue
+            if exc is None:
+                future.set_result(result)
+            else:
+                future.set_exception(exc)
+
+    async def _write(self, batch) -> list[tuple[asyncio.Future, Any, Exception | None]]:
+        alone = len(batch) == 1
+        done: list[tuple[asyncio.Future, Any, Exception | None]] = []
+        async with translated(), self.db.pool.acquire() as conn, conn.transaction():
+            tx = Conn(conn, self.db.node_id)
+            for write, args, future in batch:
+                if alone:  # the transaction is the savepoint: an error fails it whole
+                    done.append((future, await _call(write, tx, args), None))
+                    continue
+                try:
+                    async with translated(), conn.transaction():  # nested: a savepoint
+                        result = await _call(write, tx, args)
+                except Exception as exc:
+                    if unavailable(exc):  # the connection is gone: so is the whole transaction
+                        raise
+                    done.append((future, None, exc))
+                    continue
+                done.append((future, result, None))
+        return done
+
+
+async def _call(write: Callable[..., Any], tx: Conn, args: tuple) -> Any:
+    result = write(tx, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result

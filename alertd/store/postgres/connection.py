@@ -1,0 +1,118 @@
+"""The PostgreSQL connection pool, its transactions, and the translation of asyncpg's errors.
+
+Statements are written with ``?`` placeholders, as on SQLite, and become ``$1, $2, ...``
+here (``sql``): the two backends' statements stay side by side readable, and every
+value still travels as a parameter.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import asyncpg
+
+from . import migrate, open_pool, translated
+
+_MARK = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=512)
+def sql(statement: str) -> str:
+    """``?`` placeholders numbered as PostgreSQL's ``$n``."""
+    n = 0
+
+    def number(_: re.Match) -> str:
+        nonlocal n
+        n += 1
+        return f"${n}"
+    return _MARK.sub(number, statement)
+
+
+def _count(status: str) -> int:
+    """The row count of a command tag like 'UPDATE 3' or 'INSERT 0 1'."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class Conn:
+    """One connection (inside a transaction, when it came from ``Table.tx``) with SQLite-shaped calls."""
+
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool, node_id: str = ""):
+        self.raw = conn
+        self.node_id = node_id  # who claims what this connection leases (outbox items)
+
+    async def fetch(self, statement: str, *args: Any) -> list[asyncpg.Record]:
+        return await self.raw.fetch(sql(statement), *args)
+
+    async def fetchrow(self, statement: str, *args: Any) -> asyncpg.Record | None:
+        return await self.raw.fetchrow(sql(statement), *args)
+
+    async def fetchval(self, statement: str, *args: Any) -> Any:
+        return await self.raw.fetchval(sql(statement), *args)
+
+    async def execute(self, statement: str, *args: Any) -> int:
+        """Run a statement; returns how many rows it touched."""
+        return _count(await self.raw.execute(sql(statement), *args))
+
+
+def _translating(fn):
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        async with translated():
+            return await fn(*args, **kwargs)
+    return wrapper
+
+
+class Table(Conn):
+    """One table group. Its own statements run on the pool; ``tx()`` gives a transaction.
+    Every public coroutine raises StoreError (StoreUnavailable when the database cannot be
+    reached), never asyncpg's errors."""
+
+    def __init__(self, db: "Database"):
+        super().__init__(db.pool, db.node_id)
+        self.db = db
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if name.startswith("_"):
+                continue
+            if isinstance(value, staticmethod) and inspect.iscoroutinefunction(value.__func__):
+                setattr(cls, name, staticmethod(_translating(value.__func__)))
+            elif inspect.iscoroutinefunction(value):
+                setattr(cls, name, _translating(value))
+
+    def tx(self):
+        return self.db.tx()
+
+
+class Database:
+    """The pool, migrated; what every table group of this backend shares."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str, node_id: str):
+        self.pool, self.url, self.node_id = pool, url, node_id
+
+    @classmethod
+    async def open(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10) -> "Database":
+        pool = await open_pool(url, min_size=min_size, max_size=max_size)
+        async with translated(), pool.acquire() as conn:
+            await migrate(conn)
+        return cls(pool, url, node_id)
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[Conn]:
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            yield Conn(conn, self.node_id)
+
+    async def ping(self) -> bool:
+        try:
+            async with translated():
+                return await self.pool.fetchval("SELECT 1") == 1
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -1,0 +1,141 @@
+"""Triggers and their log rows: what was sent, to whom, and who acknowledged.
+
+As alertd/store/sqlite/logs.py, on PostgreSQL.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Callable
+
+from .connection import Conn, Table
+
+
+class Logs(Table):
+    async def create_trigger(self, trigger: dict, rows: list, lease_until: float, *,
+                             prepare: Callable[[Any], Any] | None = None) -> list:
+        """Write one trigger, its log rows and an outbox item per channel, atomically
+        (alertd/store/sqlite/logs.py says what each argument is)."""
+        async with self.tx() as c:
+            return await self.insert_trigger(c, trigger, rows, lease_until, prepare=prepare)
+
+    @staticmethod
+    async def insert_trigger(tx: Conn, trigger: dict, rows: list, lease_until: float, *,
+                             prepare: Callable[[Any], Any] | None = None) -> list:
+        """create_trigger inside the caller's transaction ``tx`` (a write of Store.batch)."""
+        c = tx
+        now = trigger.get("now") or trigger["created_at"]
+        if prepare is not None:
+            done = prepare(c)
+            if inspect.isawaitable(done):
+                await done
+        trigger_id = trigger.get("trigger_id")
+        if trigger_id is None:
+            spec = trigger.get("spec") or {}
+            trigger_id = trigger["trigger_id"] = await c.fetchval(
+                "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING trigger_id",
+                now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                trigger.get("api_key_id"), json.dumps(spec) if spec else None, trigger.get("group_id"))
+            # escalation steps are stored with the trigger: they survive the death of any node
+            for k, step in enumerate(spec.get("escalate") or (), start=1):
+                await c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
+                                " VALUES (?, 'escalate', ?, ?, 'pending', ?)", trigger_id, k, now + step["after"], now)
+        for row in rows:
+            status = row.status
+            row.log_id = await c.fetchval(
+                "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
+                " template_id, message, params, status, error, silence_id, attempt, step, send_at,"
+                " summary_log_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING log_id",
+                trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                row.to, row.type, row.template_id, row.message, json.dumps(row.params), status,
+                json.dumps(row.error) if row.error else None, row.silence_id, row.attempt, row.step,
+                max(now, row.send_at or now), row.summary_log_id)
+            row.trigger_id = trigger_id
+            row.items = []
+            for summary_id, channel in row.folds:  # storm folding: the summaries it is in
+                await c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, ?)"
+                                " ON CONFLICT DO NOTHING", summary_id, row.log_id, channel)
+            if status not in ("queued", "scheduled"):
+                continue
+            channels = list(row.channels or (("call", "sms") if row.type == "both" else (row.type,)))
+            items = await c.fetch(
+                "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, claimed_by, created_at)"
+                " SELECT ?, ch, 'pending', ?, CASE WHEN ? THEN NULL ELSE ?::float8 END, CASE WHEN ? THEN NULL ELSE ? END, ?"
+                " FROM unnest(?::text[]) WITH ORDINALITY AS u(ch, n) ORDER BY n RETURNING id, channel",
+                row.log_id, row.send_at or now, status == "scheduled", lease_until,
+                status == "scheduled", c.node_id, now, channels)
+            row.items = [(r["id"], r["channel"]) for r in items]
+        return rows
+
+    async def get(self, log_id: int):
+        return await self.fetchrow("SELECT * FROM logs WHERE log_id = ?", log_id)
+
+    async def list(self, *, limit: int = 50, source: str | None = None, since: float | None = None,
+                   rule_id: str | None = None) -> list:
+        where, args = [], []
+        for column, op, value in (("source", "=", source), ("rule_id", "=", rule_id), ("created_at", ">=", since)):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                args.append(value)
+        statement = "SELECT * FROM logs" + (" WHERE " + " AND ".join(where) if where else "")
+        return await self.fetch(statement + " ORDER BY log_id DESC LIMIT ?", *args, limit)
+
+    async def set_outcome(self, log_id: int, *, status: str, error: dict | None = None, channel: str | None = None,
+                          sid: str | None = None) -> None:
+        """The final status (and the sid of ``channel``) of a log row sent outside the outbox."""
+        column = "sms_sid" if channel == "sms" else "call_sid"
+        await self.execute(f"UPDATE logs SET status = ?, error = ?, {column} = COALESCE(?, {column})"
+                           " WHERE log_id = ?", status, json.dumps(error) if error else None, sid, log_id)
+
+    async def set_answered_by(self, log_id: int, answered_by: str) -> None:
+        await self.execute("UPDATE logs SET answered_by = ? WHERE log_id = ?", answered_by, log_id)
+
+    async def trigger(self, trigger_id: int) -> dict | None:
+        row = await self.fetchrow("SELECT * FROM triggers WHERE trigger_id = ?", trigger_id)
+        if row is None:
+            return None
+        return {**dict(row), "spec": json.loads(row["spec"]) if row["spec"] else {}}
+
+    async def latest_open_trigger_for(self, number: str, since: float):
+        """The most recent unacknowledged trigger that notified ``number`` since ``since``."""
+        return await self.fetchrow(
+            "SELECT l.log_id, l.trigger_id FROM logs l JOIN triggers t USING (trigger_id)"
+            " WHERE l.to_number = ? AND l.created_at >= ? AND t.acknowledged_at IS NULL"
+            " AND (l.call_sid IS NOT NULL OR l.sms_sid IS NOT NULL)"
+            " ORDER BY l.created_at DESC, l.log_id DESC LIMIT 1", number, since)
+
+    async def acknowledge(self, log_id: int, now: float, by: str | None = None) -> int | None:
+        """Acknowledge the whole trigger of ``log_id`` and the triggers a storm summary
+        folds (alertd/store/sqlite/logs.py says what that does). Returns the trigger id,
+        or None when the log id is unknown. Two nodes acknowledging at once: the first
+        acknowledgement's who and when stay (the trigger row is locked in between)."""
+        async with self.tx() as c:
+            tid = await c.fetchval("SELECT trigger_id FROM logs WHERE log_id = ?", log_id)
+            if tid is None:
+                return None
+            folded = [r[0] for r in await c.fetch(
+                "SELECT DISTINCT f.trigger_id FROM logs s JOIN summary_folds k ON k.summary_log_id = s.log_id"
+                " JOIN logs f ON f.log_id = k.log_id WHERE s.trigger_id = ? AND f.trigger_id != ?", tid, tid)]
+            for t in (tid, *sorted(folded)):
+                await _acknowledge_trigger(c, t, now, by)
+            return tid
+
+
+async def _acknowledge_trigger(c: Conn, tid: int, now: float, by: str | None) -> None:
+    first = await c.fetchrow(
+        "UPDATE triggers SET acknowledged_at = COALESCE(acknowledged_at, ?),"
+        " acknowledged_by = COALESCE(acknowledged_by, ?) WHERE trigger_id = ?"
+        " RETURNING acknowledged_at, acknowledged_by", now, by, tid)
+    if first is None:
+        return
+    await c.execute("UPDATE logs SET acknowledged_at = ?, acknowledged_by = ? WHERE trigger_id = ?",
+                    first["acknowledged_at"], first["acknowledged_by"], tid)
+    await c.execute("UPDATE followups SET state = 'cancelled', done_at = ? WHERE trigger_id = ? AND state = 'pending'",
+                    now, tid)
+    await c.execute(
+        "WITH cancelled AS (UPDATE outbox SET state = 'cancelled', leased_until = NULL, claimed_by = NULL"
+        " WHERE state = 'pending' AND leased_until IS NULL"
+        " AND log_id IN (SELECT log_id FROM logs WHERE trigger_id = ?) RETURNING log_id)"
+        " UPDATE logs SET status = 'cancelled' WHERE log_id IN (SELECT log_id FROM cancelled)"
+        " AND status IN ('queued', 'scheduled')", tid)

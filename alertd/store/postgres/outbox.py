@@ -1,0 +1,88 @@
+"""The durable outbox on PostgreSQL: shared by every node, each item leased to one.
+
+Items are claimed with FOR UPDATE SKIP LOCKED (claims.py): two nodes never hold the
+same item at once, and a dead node's items are due again when its lease runs out.
+Due times and item leases are on the daemon's clock, as on SQLite; nodes keep their
+clocks within a second or two of the database's (NTP), which the leader lease, the
+node registry and the schedule ticks do not need (they use the database's).
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from ..outcome import row_status
+from .claims import claim_outbox
+from .connection import Conn, Table
+
+
+class Outbox(Table):
+    async def record_results(self, results: Iterable[dict], *, complete: bool = False) -> None:
+        """Apply attempt outcomes in one transaction (alertd/store/sqlite/outbox.py says what each holds)."""
+        async with self.tx() as c:
+            await self.apply_results(c, results, complete=complete)
+
+    @staticmethod
+    async def apply_results(tx: Conn, results: Iterable[dict], *, complete: bool = False) -> None:
+        """record_results inside the caller's transaction ``tx`` (a write of Store.batch)."""
+        c = tx
+        by_log: dict[int, list[dict]] = {}
+        for r in results:
+            by_log.setdefault(r["log_id"], []).append(r)
+        for log_id, group in by_log.items():
+            sids = {"call": None, "sms": None}
+            error = sent_at = None
+            for r in group:
+                if r["outcome"] == "sent":
+                    await c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
+                                    " leased_until = NULL, claimed_by = NULL WHERE id = ?", r["outbox_id"])
+                    sids[r["channel"]] = r["sid"]
+                    sent_at = max(sent_at or 0, r.get("sent_at") or 0) or None
+                else:
+                    error = json.dumps(r.get("error"))
+                    await c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
+                                    " next_attempt_at = ?, leased_until = NULL, claimed_by = NULL WHERE id = ?",
+                                    "failed" if r["outcome"] == "failed" else "pending", error,
+                                    float(r.get("next_attempt_at") or 0), r["outbox_id"])
+            states = ([r["outcome"] for r in group] if complete else
+                      [s[0] for s in await c.fetch("SELECT state FROM outbox WHERE log_id = ?", log_id)])
+            await c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+                            " error = COALESCE(?, error), send_at = CASE WHEN ?::float8 IS NULL THEN send_at"
+                            " ELSE GREATEST(COALESCE(send_at, 0), ?::float8) END, status = ? WHERE log_id = ?",
+                            sids["call"], sids["sms"], error, sent_at, sent_at, row_status(states), log_id)
+
+    async def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
+        """Lease up to ``limit`` due outbox items to this node; returns them joined with
+        their log rows (``to`` and parsed ``params`` added)."""
+        async with self.db.pool.acquire() as conn:
+            claimed = await claim_outbox(conn, self.db.node_id, max(0.0, lease_until - now), limit, at=now)
+        if not claimed:
+            return []
+        rows = await self.fetch(
+            "SELECT o.id AS outbox_id, o.channel, o.attempts, l.* FROM outbox o JOIN logs l USING (log_id)"
+            " WHERE o.id = ANY(?::bigint[]) ORDER BY o.id", [r["outbox_id"] for r in claimed])
+        return [{**dict(r), "to": r["to_number"], "params": json.loads(r["params"])} for r in rows]
+
+    async def release_leases(self) -> int:
+        """At start: this node holds nothing in flight, so what it held is due again now.
+        (Other nodes' leases are theirs: they run out by themselves if those nodes died.)"""
+        return await self.execute("UPDATE outbox SET leased_until = NULL, claimed_by = NULL"
+                                  " WHERE state = 'pending' AND leased_until IS NOT NULL AND claimed_by = ?",
+                                  self.db.node_id)
+
+    async def release_items(self, outbox_ids: list[int]) -> None:
+        """Hand outbox items to the worker now (the caller will not attempt them)."""
+        await self.execute("UPDATE outbox SET leased_until = NULL, claimed_by = NULL WHERE id = ANY(?::bigint[])",
+                           list(outbox_ids))
+
+    async def next_due_at(self) -> float | None:
+        return await self.fetchval("SELECT MIN(GREATEST(next_attempt_at, COALESCE(leased_until, 0))) FROM outbox"
+                                   " WHERE state = 'pending'")
+
+    async def stats(self, now: float) -> dict:
+        """The outbox at ``now`` (/healthz, /metrics), as alertd/store/sqlite/outbox.py's."""
+        pending, due, oldest = await self.fetchrow(
+            "SELECT COUNT(*), COUNT(CASE WHEN l.send_at <= ? THEN 1 END), MIN(CASE WHEN l.send_at <= ?"
+            " THEN l.send_at END) FROM outbox o JOIN logs l ON l.log_id = o.log_id WHERE o.state = 'pending'",
+            now, now)
+        return {"pending": pending, "due": due, "oldest_due_age": None if oldest is None else max(0.0, now - oldest)}

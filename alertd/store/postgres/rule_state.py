@@ -1,0 +1,24 @@
+"""The state of each (rule, dedup key): firing or not, since when, last notified and sent."""
+from __future__ import annotations
+
+from .connection import Table
+
+
+class RuleStates(Table):
+    async def get(self, rule_id: str, dedup_key: str):
+        return await self.fetchrow("SELECT * FROM rule_state WHERE rule_id = ? AND dedup_key = ?", rule_id, dedup_key)
+
+    async def put(self, rule_id: str, dedup_key: str, *, firing: bool, since: float | None,
+                  notified_at: float | None, last_sent_at: float | None, now: float) -> None:
+        await self.execute(
+            "INSERT INTO rule_state (rule_id, dedup_key, firing, since, notified_at, last_sent_at,"
+            " last_evaluated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (rule_id, dedup_key) DO UPDATE SET"
+            " firing = excluded.firing, since = excluded.since, notified_at = excluded.notified_at,"
+            " last_sent_at = excluded.last_sent_at, last_evaluated_at = excluded.last_evaluated_at",
+            rule_id, dedup_key, int(firing), since, notified_at, last_sent_at, now)
+
+    async def summaries(self) -> dict[str, dict]:
+        """rule id -> {firing: any key firing, last_sent_at}."""
+        return {r["rule_id"]: {"firing": bool(r["firing"]), "last_sent_at": r["last_sent_at"]}
+                for r in await self.fetch("SELECT rule_id, MAX(firing) AS firing, MAX(last_sent_at) AS last_sent_at"
+                                          " FROM rule_state GROUP BY rule_id")}

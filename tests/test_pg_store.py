@@ -1,0 +1,197 @@
+"""The store on PostgreSQL, against a real server: the table groups, group commit, several
+nodes sharing the outbox, and a database that goes away and comes back."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from alertd.store import StoreError
+from alertd.store.postgres import DatabaseUnavailable
+from alertd.store.postgres.store import PostgresStore
+
+T = 1_800_000_000.0
+
+
+@dataclass(eq=False)
+class Row:
+    """The fields of a Notification that the store reads and sets."""
+    to: str
+    type: str = "call"
+    message: str | None = "Disk full"
+    params: dict[str, Any] = field(default_factory=lambda: {"voice": "alice"})
+    template_id: str | None = None
+    status: str = "queued"
+    error: dict | None = None
+    attempt: int = 1
+    step: int = 0
+    send_at: float | None = None
+    silence_id: str | None = None
+    channels: tuple[str, ...] | None = None
+    summary_log_id: int | None = None
+    folds: list = field(default_factory=list)
+    log_id: int | None = None
+    trigger_id: int | None = None
+    items: list = field(default_factory=list)
+
+
+def run(url: str, body, nodes: int = 1):
+    async def main():
+        stores = [await PostgresStore.open(url, f"node-{i}", min_size=1, max_size=4) for i in range(nodes)]
+        try:
+            return await body(*stores)
+        finally:
+            for s in stores:
+                await s.close()
+    return asyncio.run(main())
+
+
+def test_keys_and_templates(pg_url):
+    async def body(store):
+        key_id = await store.keys.create("ops", "ak_1234", "hash-1", T)
+        assert (await store.keys.find("hash-1"))["id"] == key_id
+        assert await store.keys.revoke(key_id, T + 1) and not await store.keys.revoke(key_id, T + 2)
+        await store.keys.touch(key_id, T + 3)
+        assert [(k["name"], k["revoked_at"], k["last_used_at"]) for k in await store.keys.list()] == [
+            ("ops", T + 1, T + 3)]
+        with pytest.raises(StoreError):  # the same hash twice: a defect, as StoreError, never asyncpg's
+            await store.keys.create("again", "ak_1234", "hash-1", T)
+        await store.templates.create("tpl_1", "disk", {"message": "Disk {{ pct }}%"}, T)
+        assert await store.templates.update("tpl_1", "disk2", {"message": "x"})
+        assert [t["name"] for t in await store.templates.list()] == ["disk2"]
+        assert (await store.templates.get("tpl_1"))["message"] == "x"
+        assert await store.templates.delete("tpl_1") and await store.templates.get("tpl_1") is None
+    run(pg_url, body)
+
+
+def test_a_trigger_its_rows_items_and_escalation_steps_are_stored_together_and_sent_once(pg_url):
+    async def body(store):
+        trigger = {"created_at": T, "source": "api", "spec": {"escalate": [{"after": 300}, {"after": 600}]}}
+        rows = await store.logs.create_trigger(trigger, [Row("+15551230001", "both"), Row("+15551230002")], T + 30)
+        assert [len(r.items) for r in rows] == [2, 1] and [c for _, c in rows[0].items] == ["call", "sms"]
+        assert [(f["kind"], f["step"], f["due_at"]) for f in await store.followups.of_trigger(trigger["trigger_id"])] \
+            == [("escalate", 1, T + 300), ("escalate", 2, T + 600)]
+        assert await store.outbox.claim_due(T + 1, T + 31, 10) == []  # leased to the request's first attempt
+        await store.outbox.record_results([
+            {"outbox_id": rows[0].items[0][0], "log_id": rows[0].log_id, "channel": "call", "outcome": "sent",
+             "sid": "CA1", "sent_at": T + 1},
+            {"outbox_id": rows[0].items[1][0], "log_id": rows[0].log_id, "channel": "sms", "outcome": "retry",
+             "error": {"code": 20429, "message": "busy"}, "next_attempt_at": T + 5}], complete=True)
+        row = await store.logs.get(rows[0].log_id)
+        assert (row["status"], row["call_sid"], row["send_at"]) == ("queued", "CA1", T + 1)
+        due = await store.outbox.claim_due(T + 31, T + 61, 10)  # the retry, and row 2 whose lease ran out
+        assert sorted((d["to"], d["channel"]) for d in due) == [("+15551230001", "sms"), ("+15551230002", "call")]
+        assert await store.outbox.claim_due(T + 32, T + 62, 10) == []
+        stats = await store.outbox.stats(T + 40)
+        assert (stats["pending"], stats["due"], stats["oldest_due_age"]) == (2, 2, 40)
+        assert [f["step"] for f in await store.followups.claim(T + 301)] == [1]
+        assert await store.followups.claim(T + 302) == []
+    run(pg_url, body)
+
+
+def test_acknowledging_keeps_the_first_and_cancels_what_is_still_to_send(pg_url):
+    async def body(store):
+        trigger = {"created_at": T, "source": "api", "spec": {"escalate": [{"after": 300}]}}
+        rows = await store.logs.create_trigger(trigger, [Row("+15551230001"), Row("+15551230002", send_at=T + 600,
+                                                                                   status="scheduled")], T + 30)
+        assert await store.logs.acknowledge(rows[0].log_id, T + 10, "alice") == trigger["trigger_id"]
+        assert await store.logs.acknowledge(rows[1].log_id, T + 20, "bob") == trigger["trigger_id"]
+        later = await store.logs.get(rows[1].log_id)
+        assert (later["acknowledged_at"], later["acknowledged_by"], later["status"]) == (T + 10, "alice", "cancelled")
+        assert [f["state"] for f in await store.followups.of_trigger(trigger["trigger_id"])] == ["cancelled"]
+        assert await store.logs.acknowledge(999, T, "x") is None
+    run(pg_url, body)
+
+
+def test_group_commit_shares_transactions_and_rolls_back_a_failing_write_alone(pg_url):
+    async def body(store):
+        async def insert(tx, n):
+            if n == 7:
+                await tx.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
+                                 "dup", "p", "hash-0", T)  # hash-0 is taken: this write fails
+            return await tx.fetchval("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)"
+                                     " RETURNING id", f"k{n}", "p", f"hash-{n}", T)
+        results = await asyncio.gather(*(store.batch.run(insert, n) for n in range(20)), return_exceptions=True)
+        assert [type(r).__name__ for r in results if isinstance(r, Exception)] == ["StoreError"]
+        assert isinstance(results[7], StoreError) and all(isinstance(r, int) for i, r in enumerate(results) if i != 7)
+        assert len(await store.keys.list()) == 19
+        assert store.batch.batches < store.batch.writes == 20
+    run(pg_url, body)
+
+
+def test_three_nodes_share_the_outbox_without_sending_an_item_twice(pg_url):
+    async def body(*stores):
+        trigger = {"created_at": T, "source": "api"}
+        rows = await stores[0].logs.create_trigger(trigger, [Row(f"+1555000{i:04d}", status="scheduled")
+                                                             for i in range(60)], T + 30)
+        claims = await asyncio.gather(*(s.outbox.claim_due(T, T + 30, 25) for s in stores))
+        ids = [d["outbox_id"] for c in claims for d in c]
+        assert len(ids) == len(set(ids))
+        rest = await stores[2].outbox.claim_due(T + 1, T + 31, 100)
+        assert sorted(ids + [d["outbox_id"] for d in rest]) == sorted(i for r in rows for i, _ in r.items)
+        # node-0 restarts: it gives back what it held; the other nodes' leases are theirs
+        released = await stores[0].outbox.release_leases()
+        assert released == len(claims[0])
+        assert {d["outbox_id"] for d in await stores[1].outbox.claim_due(T + 2, T + 32, 100)} == \
+            {d["outbox_id"] for d in claims[0]}
+    run(pg_url, body, nodes=3)
+
+
+def test_the_rules_engines_tables_silences_overrides_users_and_status_history(pg_url):
+    async def body(store):
+        event_id = await store.events.record("webhook", "grafana", {"status": "firing"}, T)
+        await store.events.set_fired(event_id, ["disk"])
+        assert (await store.events.get(event_id))["fired"] == ["disk"]
+        await store.rule_state.put("disk", "fp", firing=True, since=T, notified_at=T, last_sent_at=T, now=T)
+        assert (await store.rule_state.get("disk", "fp"))["firing"] == 1
+        assert await store.rule_state.summaries() == {"disk": {"firing": True, "last_sent_at": T}}
+        group_id, n = await store.groups.add_event("disk", "k", False, {"a": 1}, event_id, T, 30)
+        assert await store.groups.add_event("disk", "k", False, {"a": 2}, None, T + 1, 30) == (group_id, 2)
+        assert [g["group_id"] for g in await store.groups.claim_due(T + 30)] == [group_id]
+        assert [e for _, e in await store.groups.events_of(group_id)] == [{"a": 1}, {"a": 2}]
+        await store.silences.add("sil_1", "rule_id", "disk", T, T + 60, "maintenance", T)
+        assert [s["silence_id"] for s in await store.silences.active(T)] == ["sil_1"]
+        assert await store.silences.end("sil_1", T + 1) and await store.silences.active(T + 1) == []
+        await store.overrides.add("primary", "alice", T, T + 60, T)
+        assert [o["contact"] for o in await store.overrides.of_rotation("primary", T)] == ["alice"]
+        assert await store.users.add("admin", "h1", T) and not await store.users.add("admin", "h2", T)
+        user = await store.users.get("admin")
+        await store.users.add_session("s1", user["user_id"], "csrf", T, T + 60)
+        assert (await store.users.find_session("s1", T))["name"] == "admin"
+        rows = await store.logs.create_trigger({"created_at": T, "source": "api"}, [Row("+15551230001")], T + 30)
+        await store.status.record(rows[0].log_id, "call", "ringing", T + 2, sid="CA9")
+        assert [h["status"] for h in (await store.status.history([rows[0].log_id]))[rows[0].log_id]] == ["ringing"]
+        assert (await store.logs.get(rows[0].log_id))["call_sid"] == "CA9"
+        assert [r["log_id"] for r in await store.dashboard.filtered_logs(limit=10, source="api")] == [rows[0].log_id]
+        assert await store.dashboard.outcome_counts(T - 1, T + 1) == {"sent": 1}
+    run(pg_url, body)
+
+
+def test_retention_prunes_old_history_but_keeps_pending_work(pg_url):
+    async def body(store):
+        old = await store.logs.create_trigger({"created_at": T}, [Row("+15551230001", status="failed")], T)
+        pending = await store.logs.create_trigger({"created_at": T}, [Row("+15551230002")], T + 30)
+        counts, cursor = await store.retention.prune_logs(T + 86400)
+        assert (counts["logs"], counts["kept"], counts["triggers"], cursor) == (1, 1, 1, None)
+        assert await store.logs.get(old[0].log_id) is None and await store.logs.get(pending[0].log_id) is not None
+    run(pg_url, body)
+
+
+def test_while_the_database_is_down_calls_fail_as_unavailable_then_work_again_without_reopening(pg_server, pg_url):
+    async def body(store):
+        await store.keys.create("ops", "ak", "hash-1", T)
+        pg_server.halt()
+        try:
+            with pytest.raises(DatabaseUnavailable):
+                await store.keys.find("hash-1")
+            with pytest.raises(DatabaseUnavailable):
+                await store.batch.run(store.logs.insert_trigger, {"created_at": T}, [Row("+15551230001")], T + 30)
+            assert not await store.ping()
+        finally:
+            pg_server.resume()
+        assert (await store.keys.find("hash-1"))["name"] == "ops"
+        rows = await store.batch.run(store.logs.insert_trigger, {"created_at": T}, [Row("+15551230001")], T + 30)
+        assert rows[0].log_id and await store.ping()
+    run(pg_url, body)
