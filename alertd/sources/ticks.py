@@ -1,0 +1,65 @@
+"""Schedule ticks that several nodes agree on: each (rule, scheduled time) fires once.
+
+On one box APScheduler's jobs are the schedule. On several nodes only the leader runs
+them, and a tick is fired only after the database recorded it (store/postgres/cluster.py
+``claim_tick``), keyed by rule and *scheduled* time. For two leaders to name the same
+tick the same way, an interval schedule is laid on a grid from a fixed origin (every
+10 s means :00, :10, :20 on every node, not 10 s after each one started); cron lines
+already are.
+
+A new leader fires, once each, the ticks that fell due while no node led, up to
+``GRACE`` seconds late (docs/rules.md); an older one is skipped rather than fired
+long after its moment.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from ..rules.cron import parse_cron
+from ..rules.models import Rule
+from .schedule import MISFIRE_GRACE
+
+GRACE = MISFIRE_GRACE  # seconds: how late a tick may still fire
+ORIGIN = datetime(2000, 1, 1, tzinfo=timezone.utc)  # where every interval grid starts
+_MAX_REPLAYED = 100  # a very frequent schedule catching up fires at most this many
+
+
+def aligned_trigger(rule: Rule, tz: str) -> BaseTrigger | None:
+    """The rule's trigger with an interval laid on the grid from ORIGIN (the same on every node)."""
+    spec = rule.source.poll or rule.source.schedule
+    if spec is None:
+        return None
+    if spec.cron is not None:
+        return parse_cron(spec.cron, tz)
+    return IntervalTrigger(seconds=max(spec.every.total_seconds(), 1), start_date=ORIGIN, timezone=tz)
+
+
+def ticks_between(trigger: BaseTrigger, after: datetime, until: datetime, limit: int = _MAX_REPLAYED) -> list[datetime]:
+    """The trigger's scheduled times in (after, until], oldest first (at most ``limit``, the newest)."""
+    out: list[datetime] = []
+    prev, now = None, after + timedelta(microseconds=1)
+    while True:
+        nxt = trigger.get_next_fire_time(prev, now)
+        if nxt is None or nxt > until:
+            break
+        if nxt > after:
+            out.append(nxt)
+        prev, now = nxt, nxt + timedelta(microseconds=1)
+    return out[-limit:]
+
+
+def latest_tick(trigger: BaseTrigger, now: datetime, within: float = GRACE) -> datetime | None:
+    """The scheduled time a run starting at ``now`` stands for: the latest one at or before
+    ``now`` and not older than ``within`` seconds; None when there is none."""
+    ticks = ticks_between(trigger, now - timedelta(seconds=within), now, limit=1)
+    return ticks[-1] if ticks else None
+
+
+def missed_ticks(trigger: BaseTrigger, last: datetime | None, now: datetime, grace: float = GRACE) -> list[datetime]:
+    """The ticks a new leader still fires, oldest first: those after ``last`` (the latest
+    recorded for the rule; None when it never fired) and at most ``grace`` seconds old."""
+    since = now - timedelta(seconds=grace)
+    return ticks_between(trigger, max(last, since) if last is not None else since, now)
