@@ -4,8 +4,10 @@ A bare Starlette endpoint that reads the JSON body, inserts one SQLite row
 (WAL, synchronous=NORMAL, as alertd's store) and makes one aiohttp POST to the
 fake provider's Calls.json, then answers with the sid. Served by uvicorn with
 uvloop + httptools, which is what alertd's uvicorn picks when they are installed.
+With ``--database postgresql://...`` the row goes into PostgreSQL instead, with the
+driver alertd's PostgreSQL backend uses (asyncpg, a pool of 10).
 
-    python bench/yardstick.py --port P --provider URL --account-sid AC.. --auth-token T --database PATH
+    python bench/yardstick.py --port P --provider URL --account-sid AC.. --auth-token T --database PATH|URL
 """
 from __future__ import annotations
 
@@ -24,12 +26,45 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
+class SQLiteLog:
+    def __init__(self, database: str):
+        self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, created_at REAL, to_number TEXT,"
+                          " message TEXT, call_sid TEXT)")
+
+    async def open(self) -> None:
+        pass
+
+    async def insert(self, to: str, message: str) -> int:
+        return self.conn.execute("INSERT INTO logs (created_at, to_number, message) VALUES (?, ?, ?)",
+                                 (time.time(), to, message)).lastrowid
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresLog:
+    def __init__(self, url: str):
+        self.url = url
+
+    async def open(self) -> None:
+        import asyncpg
+        self.pool = await asyncpg.create_pool(self.url, min_size=10, max_size=10)
+        await self.pool.execute("CREATE TABLE IF NOT EXISTS yardstick_logs (id BIGSERIAL PRIMARY KEY,"
+                                " created_at DOUBLE PRECISION, to_number TEXT, message TEXT, call_sid TEXT)")
+
+    async def insert(self, to: str, message: str) -> int:
+        return await self.pool.fetchval("INSERT INTO yardstick_logs (created_at, to_number, message)"
+                                        " VALUES ($1, $2, $3) RETURNING id", time.time(), to, message)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
 def create_app(provider: str, account_sid: str, auth_token: str, database: str) -> Starlette:
-    conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, created_at REAL, to_number TEXT,"
-                 " message TEXT, call_sid TEXT)")
+    db = PostgresLog(database) if database.startswith(("postgresql://", "postgres://")) else SQLiteLog(database)
     url = f"{provider.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Calls.json"
     auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
     state: dict = {}
@@ -37,8 +72,7 @@ def create_app(provider: str, account_sid: str, auth_token: str, database: str) 
     async def notify(request: Request) -> JSONResponse:
         body = json.loads(await request.body())
         to, message = body["to"], body["message"]
-        log_id = conn.execute("INSERT INTO logs (created_at, to_number, message) VALUES (?, ?, ?)",
-                              (time.time(), to, message)).lastrowid
+        log_id = await db.insert(to, message)
         form = {"To": to, "From": "+15557654321", "Twiml": f"<Response><Say>{message}</Say></Response>",
                 "StatusCallback": f"http://127.0.0.1/twilio/status?log_id={log_id}"}
         async with state["session"].post(url, data=form, headers={"Authorization": auth}) as resp:
@@ -52,11 +86,12 @@ def create_app(provider: str, account_sid: str, auth_token: str, database: str) 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         state["session"] = aiohttp.ClientSession()
+        await db.open()
         try:
             yield
         finally:
             await state["session"].close()
-            conn.close()
+            await db.close()
 
     return Starlette(routes=[Route("/api/v1/calls/notify", notify, methods=["POST"]),
                              Route("/healthz", healthz)], lifespan=lifespan)
