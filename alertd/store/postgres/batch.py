@@ -7,8 +7,11 @@ every queued write in one transaction, each in its own savepoint, and commits on
 awaits its own commit, so nothing is answered ok before it is stored; a write that
 raises is rolled back alone; a commit that fails fails the whole batch.
 
-Unlike SQLite's, a batch may start while the one before is still committing (another
-pooled connection): decisions that depend on earlier writes take a per-key lock
+Unlike SQLite's, up to ``IN_FLIGHT`` batches commit at once, on pooled connections: a
+burst is shared among them (a network round trip, not the disk, is what a PostgreSQL
+write mostly waits for, so parallel transactions beat one long one: 32 concurrent
+writes of a trigger each, 387 a second in one batch at a time, 1141 in up to 8), and
+what arrives meanwhile waits for a free one. Decisions that depend on earlier writes take a per-key lock
 (claims.lock_key), as they must anyway with other nodes writing.
 """
 from __future__ import annotations
@@ -20,12 +23,14 @@ from typing import Any, Callable
 from . import translated, unavailable
 from .connection import Conn
 
+IN_FLIGHT = 8  # batches committing at once, on a pool of 10: two connections stay for reads and claims
 
 class GroupCommit:
     def __init__(self, db):
         self.db = db
         self._queue: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task] = set()  # the batches committing now
+        self._waiting = False  # a _start is scheduled
         self.batches = self.writes = 0  # for the bench: writes per commit
 
     def run(self, write: Callable[..., Any], *args: Any) -> asyncio.Future:
@@ -34,15 +39,29 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((write, args, future))
-        if len(self._queue) == 1:
+        if not self._waiting and len(self._tasks) < IN_FLIGHT:
+            self._waiting = True
             loop.call_soon(self._start)
         return future
 
     def _start(self) -> None:
-        batch, self._queue = self._queue, []
-        task = asyncio.ensure_future(self._flush(batch))
-        self._tasks.add(task)  # held until done: the loop keeps only weak references
-        task.add_done_callback(self._tasks.discard)
+        """Share what is queued among the free slots: a burst of 32 writes on 4 free
+        connections is 4 transactions of 8, committing side by side."""
+        self._waiting = False
+        free = IN_FLIGHT - len(self._tasks)
+        while self._queue and free > 0:
+            size = -(-len(self._queue) // free)  # ceil
+            batch, self._queue = self._queue[:size], self._queue[size:]
+            task = asyncio.ensure_future(self._flush(batch))
+            self._tasks.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._done)
+            free -= 1
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._queue and not self._waiting:
+            self._waiting = True
+            asyncio.get_running_loop().call_soon(self._start)
 
     async def _flush(self, batch) -> None:
         try:
