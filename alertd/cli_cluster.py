@@ -8,12 +8,16 @@ import asyncio
 import sys
 from datetime import datetime, timezone
 
+import asyncpg
+
 from . import dburl
+from .store import StoreError
+from .store.postgres import cluster, translated
+from .store.postgres.copy import copy
 
 
 def _run(coro, what: str):
     """``coro``'s result; a StoreError is printed after ``what`` and exits 1."""
-    from .store import StoreError
     try:
         return asyncio.run(coro)
     except StoreError as exc:
@@ -23,7 +27,7 @@ def _run(coro, what: str):
 
 def cmd_cluster(args) -> int:
     """The nodes seen in the last minutes, which one leads, and each one's last contact."""
-    from .cli import _load
+    from .cli import _load  # here: cli imports this module to register its commands
     cfg = _load(args)
     if not cfg.postgres:
         print(f"one node: the database is SQLite ({cfg.database}); several nodes need"
@@ -44,9 +48,6 @@ def cmd_cluster(args) -> int:
 
 
 async def _nodes(url: str, within: int) -> list[dict]:
-    import asyncpg
-
-    from .store.postgres import cluster, translated
     async with translated():
         conn = await asyncpg.connect(url)
         try:
@@ -62,7 +63,6 @@ def cmd_db(args) -> int:
         print("--to: a PostgreSQL URL like postgresql://alertd@db.example.com:5432/alertd"
               " (the password from PGPASSWORD or ~/.pgpass keeps it off the command line)", file=sys.stderr)
         return 2
-    from .store.postgres.copy import copy
     counts = _run(copy(args.source, args.to), "db copy")
     for table, n in counts.items():
         print(f"{table:20} {n:>10} rows")

@@ -21,6 +21,7 @@ from typing import Any, Awaitable, Callable
 import structlog
 
 from .store import StoreError
+from .store.postgres import cluster, translated
 
 log = structlog.get_logger("alertd.cluster")
 
@@ -46,7 +47,6 @@ class ClusterNode:
 
     async def tick(self) -> bool:
         """Record this node's contact and take or renew the lease; returns whether it leads now."""
-        from .store.postgres import cluster, translated
         sent = self.monotonic()
         try:
             async with translated(), self.pool.acquire() as conn:
@@ -94,7 +94,6 @@ class ClusterNode:
                 pass
             self._task = None
         if self.leader:
-            from .store.postgres import cluster, translated
             try:
                 async with translated(), self.pool.acquire() as conn:
                     await cluster.release(conn, self.node_id, at=self.db_time())
