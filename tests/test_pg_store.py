@@ -39,12 +39,14 @@ class Row:
 
 def run(url: str, body, nodes: int = 1):
     async def main():
-        stores = [await PostgresStore.open(url, f"node-{i}", min_size=1, max_size=4) for i in range(nodes)]
+        stores = [PostgresStore.at(url, f"node-{i}", min_size=1, max_size=4) for i in range(nodes)]
         try:
+            for s in stores:
+                await s.open()
             return await body(*stores)
         finally:
             for s in stores:
-                await s.close()
+                await s.disconnect()
     return asyncio.run(main())
 
 

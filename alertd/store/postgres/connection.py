@@ -40,9 +40,14 @@ def _count(status: str) -> int:
 class Conn:
     """One connection (inside a transaction, when it came from ``Table.tx``) with SQLite-shaped calls."""
 
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool, node_id: str = ""):
-        self.raw = conn
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool | None, node_id: str = ""):
+        self._raw = conn
         self.node_id = node_id  # who claims what this connection leases (outbox items)
+
+    @property
+    def raw(self) -> asyncpg.Connection | asyncpg.Pool:
+        """The driver's connection (or pool) the statements run on."""
+        return self._raw
 
     async def fetch(self, statement: str, *args: Any) -> list[asyncpg.Record]:
         return await self.raw.fetch(sql(statement), *args)
@@ -72,8 +77,13 @@ class Table(Conn):
     reached), never asyncpg's errors."""
 
     def __init__(self, db: "Database"):
-        super().__init__(db.pool, db.node_id)
+        super().__init__(None, db.node_id)
         self.db = db
+
+    @property
+    def raw(self) -> asyncpg.Pool:
+        """The pool, once the database is open (``Database.open``)."""
+        return self.db.pool
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -92,15 +102,24 @@ class Table(Conn):
 class Database:
     """The pool, migrated; what every table group of this backend shares."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str, node_id: str):
-        self.pool, self.url, self.node_id = pool, url, node_id
+    def __init__(self, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10):
+        self.url, self.node_id = url, node_id
+        self.sizes = {"min_size": min_size, "max_size": max_size}
+        self.pool: asyncpg.Pool | None = None
 
-    @classmethod
-    async def open(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10) -> "Database":
-        pool = await open_pool(url, min_size=min_size, max_size=max_size)
-        async with translated(), pool.acquire() as conn:
-            await migrate(conn)
-        return cls(pool, url, node_id)
+    async def open(self) -> None:
+        """Connect and migrate (once across nodes starting together). Raises
+        StoreUnavailable when the database cannot be reached, SchemaTooNew when it is newer."""
+        if self.pool is not None:
+            return
+        pool = await open_pool(self.url, **self.sizes)
+        try:
+            async with translated(), pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        self.pool = pool
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Conn]:
@@ -115,4 +134,6 @@ class Database:
             return False
 
     async def close(self) -> None:
-        await self.pool.close()
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()

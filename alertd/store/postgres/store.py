@@ -45,10 +45,14 @@ class PostgresStore:
         self.dashboard = Dashboard(db)
 
     @classmethod
-    async def open(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10) -> "PostgresStore":
-        """Connect to ``url`` and migrate (once across nodes starting together). Raises
+    def at(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10) -> "PostgresStore":
+        """The store of database ``url``, not connected yet: ``await store.open()``."""
+        return cls(Database(url, node_id, min_size=min_size, max_size=max_size))
+
+    async def open(self) -> None:
+        """Connect and migrate (once across nodes starting together). Raises
         StoreUnavailable when the database cannot be reached, SchemaTooNew when it is newer."""
-        return cls(await Database.open(url, node_id, min_size=min_size, max_size=max_size))
+        await self.db.open()
 
     def tx(self):
         """A transaction (tests; alertd's own code goes through the table groups)."""
@@ -57,5 +61,9 @@ class PostgresStore:
     async def ping(self) -> bool:
         return await self.db.ping()
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
+        """Close the pool (a stopped daemon)."""
         await self.db.close()
+
+    def close(self) -> None:
+        """Nothing left to do at exit: disconnect() closed the pool when the daemon stopped."""

@@ -40,8 +40,13 @@ async def counted_times(conn: asyncpg.Connection, number: str, channel: str, sin
 
 class Storm(Table):
     async def counted_times(self, number: str, channel: str, since: float, until: float,
-                            exclude_log_id: int = 0) -> list[float]:
-        """As alertd/store/sqlite/storm.py's: what counts against ``number``'s limit in (since, until]."""
+                            exclude_log_id: int = 0, *, tx: Conn | None = None) -> list[float]:
+        """As alertd/store/sqlite/storm.py's: what counts against ``number``'s limit in (since,
+        until]. In ``tx`` (the transaction that stores what the count decides) the number is
+        locked first, so nodes admitting the same number's calls at once take turns."""
+        if tx is not None:
+            await lock_number(tx.raw, number)
+            return await counted_times(tx.raw, number, channel, since, until, exclude_log_id)
         async with self.db.pool.acquire() as conn:
             return await counted_times(conn, number, channel, since, until, exclude_log_id)
 
