@@ -38,7 +38,9 @@ def now_sql(n: int) -> str:
 # Errors after which the same statement can succeed once the database is reachable again.
 _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
               asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-              asyncpg.ConnectionFailureError, asyncpg.TooManyConnectionsError)
+              asyncpg.ConnectionFailureError, asyncpg.TooManyConnectionsError,
+              # a connection the server dropped mid-statement leaves asyncpg in this state
+              asyncpg.exceptions.InternalClientError)
 
 
 class DatabaseUnavailable(StoreError):
