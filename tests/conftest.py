@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from alertd import config as config_mod  # noqa: E402
 from alertd.api.auth import generate_key  # noqa: E402
-from alertd.daemon import Daemon  # noqa: E402
+from alertd.runtime.daemon import Daemon  # noqa: E402
 from fake_twilio import FakeTwilio  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -73,7 +73,7 @@ class RunningDaemon:
         self.config, _ = config_mod.load(self.config_path)
         self.daemon = Daemon(self.config, clock=clock)
         self.key, prefix, digest = generate_key()
-        self.daemon.store.create_key("test", prefix, digest, time.time())
+        self.daemon.store.keys.create("test", prefix, digest, time.time())
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {self.key}"
         self._start()
@@ -170,7 +170,7 @@ def structlog_output():
 
     import structlog
 
-    from alertd import logconf
+    from alertd.runtime import logconf
 
     stream = io.StringIO()
     logconf.configure("debug", "json", stream=stream)

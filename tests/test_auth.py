@@ -52,8 +52,8 @@ def test_a_key_that_is_not_bearer_is_not_taken_from_the_header(daemon):
 
 
 def test_a_revoked_key_is_refused(daemon):
-    (row,) = daemon.daemon.store.list_keys()
-    assert daemon.daemon.store.revoke_key(row["id"], time.time())
+    (row,) = daemon.daemon.store.keys.list()
+    assert daemon.daemon.store.keys.revoke(row["id"], time.time())
     assert_401(daemon.notify(BODY), "API key has been revoked.")
     r = requests.post(daemon.url(NOTIFY), params={"key": daemon.key}, json=BODY, timeout=10)
     assert_401(r, "API key has been revoked.")
