@@ -38,10 +38,9 @@ from typing import Any, Callable
 import structlog
 
 from ..store import Store
+from ..store.outcome import SUMMARY_SOURCE
 from . import silences
 from .notification import Notification
-
-SUMMARY_SOURCE = "alertd:summary"  # the source of a summary's trigger and log row (the store writes it)
 
 log = structlog.get_logger("alertd.storm")
 CHANNELS = {"call": ("call",), "sms": ("sms",), "both": ("call", "sms")}

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 
+from ..outcome import SUMMARY_SOURCE
 from .connection import Row, Table
-
-SUMMARY_SOURCE = "alertd:summary"  # the source of a summary's trigger and log row
 
 
 class Storm(Table):
