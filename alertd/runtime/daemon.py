@@ -72,7 +72,7 @@ class Daemon:
         self.deadman = (DeadMan(config, store, clock, self.attempts, directory=self.directory,
                                 caller_id=self.caller_id, metrics=metrics) if config.deadman is not None else None)
         # the worker's timers, in the order each turn runs them
-        timers = [self.followups, self.runner.groups, *([self.deadman] if self.deadman else [])]
+        timers = [self.followups, *([self.deadman] if self.deadman else []), self.runner.groups]
         self.dispatcher = Dispatcher(store, self.attempts, config, clock, wake, timers)
         self.scheduler = Scheduler(self.sources.run_rule)
         self._worker: asyncio.Task | None = None
