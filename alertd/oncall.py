@@ -158,24 +158,23 @@ def next_handoffs(rot: Rotation, tz: ZoneInfo, now: datetime, n: int,
 
 
 # --- with the database ----------------------------------------------------------
-def load_overrides(store, rotation: str, now: datetime, contacts=None) -> list[Override]:
+async def load_overrides(store, rotation: str, now: datetime, contacts=None) -> list[Override]:
     """The overrides of ``rotation`` not over at ``now``, newest first; those
     naming a contact no longer in ``contacts`` (when given) are left out."""
-    from .store import oncall as q
-    rows = q.overrides(store, rotation, _aware(now).timestamp())
+    rows = await store.overrides.of_rotation(rotation, _aware(now).timestamp())
     return [Override(r["contact"], from_timestamp(r["starts_at"]), from_timestamp(r["ends_at"]))
             for r in rows if contacts is None or r["contact"] in contacts]
 
 
-def resolve_rotation(config: Config, store, name: str, now: datetime) -> str:
+async def resolve_rotation(config: Config, store, name: str, now: datetime) -> str:
     """The E.164 number of whoever is on call for rotation ``name`` at ``now``,
     overrides included. Raises KeyError for an unknown rotation."""
     rot = config.rotations[name]
-    current = on_call(rot, config.tz, now, load_overrides(store, name, now, config.contacts))
+    current = on_call(rot, config.tz, now, await load_overrides(store, name, now, config.contacts))
     return config.contacts[current.contact].phone
 
 
-def add_override(config: Config, store, name: str, contact: str, length: timedelta, now: datetime) -> Override:
+async def add_override(config: Config, store, name: str, contact: str, length: timedelta, now: datetime) -> Override:
     """Hand rotation ``name`` to ``contact`` from ``now`` for ``length``. Raises OnCallError."""
     if name not in config.rotations:
         known = ", ".join(config.rotations) or "none configured"
@@ -184,8 +183,7 @@ def add_override(config: Config, store, name: str, contact: str, length: timedel
         raise OnCallError(f"unknown contact '{contact}' (contacts: {', '.join(config.contacts) or 'none'})")
     if length <= timedelta(0):
         raise OnCallError("--for: must be more than 0")
-    from .store import oncall as q
     now = _aware(now)
     ov = Override(contact, now, now + length)
-    q.add_override(store, name, contact, ov.starts_at.timestamp(), ov.ends_at.timestamp(), now.timestamp())
+    await store.overrides.add(name, contact, ov.starts_at.timestamp(), ov.ends_at.timestamp(), now.timestamp())
     return ov

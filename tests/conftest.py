@@ -23,9 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from alertd import config as config_mod  # noqa: E402
 from alertd.api.auth import generate_key  # noqa: E402
-from alertd.daemon import Daemon  # noqa: E402
+from alertd.runtime.daemon import Daemon  # noqa: E402
 from fake_twilio import FakeTwilio  # noqa: E402
 from pg_fixtures import pg_server, pg_url  # noqa: E402,F401  (PostgreSQL fixtures)
+from alertd.store.sqlite.batch import run_now  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-token"
@@ -74,10 +75,11 @@ class RunningDaemon:
         self.config, _ = config_mod.load(self.config_path)
         self.daemon = Daemon(self.config, clock=clock)
         self.key, prefix, digest = generate_key()
-        self.daemon.store.create_key("test", prefix, digest, time.time())
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {self.key}"
         self._start()
+        # on the daemon's loop: a PostgreSQL store is open only once the daemon started
+        self.run(self.daemon.store.keys.create("test", prefix, digest, time.time()))
 
     def _start(self) -> None:
         cfg = uvicorn.Config(self.daemon.app, access_log=False, log_config=None, lifespan="on")
@@ -171,9 +173,15 @@ def structlog_output():
 
     import structlog
 
-    from alertd import logconf
+    from alertd.runtime import logconf
 
     stream = io.StringIO()
     logconf.configure("debug", "json", stream=stream)
     yield stream
     structlog.reset_defaults()
+
+
+def sync(coro):
+    """The result of a store coroutine on SQLite, from a test's own thread: SQLite's
+    methods never wait on anything, so they run to their end here, without a loop."""
+    return run_now(coro)

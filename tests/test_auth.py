@@ -9,6 +9,7 @@ import requests
 
 from alertd import cli
 from alertd.api.auth import hash_key
+from conftest import sync
 
 NOTIFY = "/api/v1/calls/notify"
 BODY = {"to": "+15551234567", "message": "hi"}
@@ -52,8 +53,8 @@ def test_a_key_that_is_not_bearer_is_not_taken_from_the_header(daemon):
 
 
 def test_a_revoked_key_is_refused(daemon):
-    (row,) = daemon.daemon.store.list_keys()
-    assert daemon.daemon.store.revoke_key(row["id"], time.time())
+    (row,) = sync(daemon.daemon.store.keys.list())
+    assert sync(daemon.daemon.store.keys.revoke(row["id"], time.time()))
     assert_401(daemon.notify(BODY), "API key has been revoked.")
     r = requests.post(daemon.url(NOTIFY), params={"key": daemon.key}, json=BODY, timeout=10)
     assert_401(r, "API key has been revoked.")

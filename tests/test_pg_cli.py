@@ -10,9 +10,10 @@ import asyncpg
 
 from alertd import config as config_mod
 from alertd.store import Store
-from alertd.store import groups, oncall, silences, status, ui
+from alertd.dispatch.notification import notification
 from alertd.store.postgres import cluster, migrate
 from alertd.store.postgres.copy import sqlite_tables
+from conftest import sync
 from test_cli import alertd, clean_env
 
 NOW = 1_800_000_000.0
@@ -21,24 +22,24 @@ NOW = 1_800_000_000.0
 def filled_sqlite(path) -> None:
     """A SQLite database with at least one row in every table, most through the store's own API."""
     store = Store(path)
-    store.create_key("ops", "ak_live_abcd", "hash-1", NOW)
-    store.create_template("tpl_1", "disk", {"message": "Disk {{ pct }}%", "action_type": "call"}, NOW)
+    sync(store.keys.create("ops", "ak_live_abcd", "hash-1", NOW))
+    sync(store.templates.create("tpl_1", "disk", {"message": "Disk {{ pct }}%", "action_type": "call"}, NOW))
     trigger = {"created_at": NOW, "source": "api", "spec": {"escalate": [{"after": 300, "to": ["+15551230002"]}]}}
-    rows = store.create_trigger(trigger, [{"to": "+15551230001", "type": "both", "message": "Disk full",
-                                           "params": {"voice": "alice"}}], NOW + 30)
-    store.record_results([{"outbox_id": rows[0]["items"][0][0], "log_id": rows[0]["log_id"], "channel": "call",
-                           "outcome": "sent", "sid": "CA1", "sent_at": NOW}])  # the sms item stays pending
-    status.record(store, rows[0]["log_id"], "call", "ringing", NOW + 2)
-    event_id = store.record_event("webhook", "grafana", {"status": "firing"}, NOW)
-    store.put_rule_state("disk", "fp1", firing=True, since=NOW, notified_at=NOW, last_sent_at=NOW, now=NOW)
-    silences.add_silence(store, "sil_1", "rule_id", "disk", NOW, NOW + 3600, "maintenance", NOW)
-    oncall.add_override(store, "primary", "alice", NOW, NOW + 3600, NOW)
-    ui.add_user(store, "admin", "scrypt$hash", NOW)
-    ui.add_session(store, "session-hash", 1, "csrf", NOW, NOW + 3600)
-    groups.add_event(store, "disk", '["host1"]', False, {"host": "host1"}, event_id, NOW, 30)
+    rows = sync(store.logs.create_trigger(trigger, [notification("+15551230001", "both", "Disk full",
+                                                                 voice="alice")], NOW + 30))
+    sync(store.outbox.record_results([{"outbox_id": rows[0].items[0][0], "log_id": rows[0].log_id, "channel": "call",
+                                       "outcome": "sent", "sid": "CA1", "sent_at": NOW}]))  # the sms stays pending
+    sync(store.status.record(rows[0].log_id, "call", "ringing", NOW + 2))
+    event_id = sync(store.events.record("webhook", "grafana", {"status": "firing"}, NOW))
+    sync(store.rule_state.put("disk", "fp1", firing=True, since=NOW, notified_at=NOW, last_sent_at=NOW, now=NOW))
+    sync(store.silences.add("sil_1", "rule_id", "disk", NOW, NOW + 3600, "maintenance", NOW))
+    sync(store.overrides.add("primary", "alice", NOW, NOW + 3600, NOW))
+    sync(store.users.add("admin", "scrypt$hash", NOW))
+    sync(store.users.add_session("session-hash", 1, "csrf", NOW, NOW + 3600))
+    sync(store.groups.add_event("disk", '["host1"]', False, {"host": "host1"}, event_id, NOW, 30))
     with store.tx() as c:  # a storm summary and what it folds
         c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, 'call')",
-                  (rows[0]["log_id"], rows[0]["log_id"]))
+                  (rows[0].log_id, rows[0].log_id))
     store.close()
 
 

@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from alertd.cluster import ClusterNode
+from alertd.runtime.cluster import ClusterNode
 from alertd.store.postgres import cluster, migrate
 
 T = 1_800_000_000.0

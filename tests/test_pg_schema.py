@@ -6,7 +6,9 @@ import asyncio
 import asyncpg
 import pytest
 
-from alertd.store import SchemaTooNew, connect as sqlite_connect, migrate as sqlite_migrate
+from alertd.store import SchemaTooNew
+from alertd.store.sqlite.connection import connect as sqlite_connect
+from alertd.store.sqlite.connection import migrate as sqlite_migrate
 from alertd.store.postgres import migrate
 from alertd.store.postgres.schema import MIGRATIONS
 

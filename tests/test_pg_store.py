@@ -3,11 +3,11 @@ nodes sharing the outbox, and a database that goes away and comes back."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from alertd.dispatch.notification import Notification, notification
 from alertd.store import StoreError
 from alertd.store.postgres import DatabaseUnavailable
 from alertd.store.postgres.store import PostgresStore
@@ -15,26 +15,8 @@ from alertd.store.postgres.store import PostgresStore
 T = 1_800_000_000.0
 
 
-@dataclass(eq=False)
-class Row:
-    """The fields of a Notification that the store reads and sets."""
-    to: str
-    type: str = "call"
-    message: str | None = "Disk full"
-    params: dict[str, Any] = field(default_factory=lambda: {"voice": "alice"})
-    template_id: str | None = None
-    status: str = "queued"
-    error: dict | None = None
-    attempt: int = 1
-    step: int = 0
-    send_at: float | None = None
-    silence_id: str | None = None
-    channels: tuple[str, ...] | None = None
-    summary_log_id: int | None = None
-    folds: list = field(default_factory=list)
-    log_id: int | None = None
-    trigger_id: int | None = None
-    items: list = field(default_factory=list)
+def Row(to: str, type: str = "call", **fields: Any) -> Notification:
+    return notification(to, type, fields.pop("message", "Disk full"), voice="alice", **fields)
 
 
 def run(url: str, body, nodes: int = 1):

@@ -15,6 +15,7 @@ from alertd import cli, oncall
 from alertd.clock import FakeClock, SystemClock
 from alertd.config import Config, Rotation
 from alertd.store import Store
+from conftest import sync
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -158,24 +159,24 @@ def store(tmp_path):
 
 def test_resolve_rotation_gives_the_on_call_number_and_honours_a_stored_override(config, store):
     now = ny(2026, 1, 5, 9, 0)
-    assert oncall.resolve_rotation(config, store, "ops", now) == "+15551230002"
-    oncall.add_override(config, store, "ops", "manager", timedelta(hours=8), now)
-    assert oncall.resolve_rotation(config, store, "ops", now) == "+15551230001"
-    assert oncall.resolve_rotation(config, store, "ops", now + timedelta(hours=7, minutes=59)) == "+15551230001"
+    assert sync(oncall.resolve_rotation(config, store, "ops", now)) == "+15551230002"
+    sync(oncall.add_override(config, store, "ops", "manager", timedelta(hours=8), now))
+    assert sync(oncall.resolve_rotation(config, store, "ops", now)) == "+15551230001"
+    assert sync(oncall.resolve_rotation(config, store, "ops", now + timedelta(hours=7, minutes=59))) == "+15551230001"
     # expired: the schedule applies again
-    assert oncall.resolve_rotation(config, store, "ops", now + timedelta(hours=8)) == "+15551230002"
+    assert sync(oncall.resolve_rotation(config, store, "ops", now + timedelta(hours=8))) == "+15551230002"
 
 
 def test_an_override_of_one_rotation_leaves_the_others_alone(config, store):
     config.rotations["nights"] = Rotation(members=["oncall_secondary"], shift="1d", start="2026-01-05T21:00")
     now = ny(2026, 1, 5, 9, 0)
-    oncall.add_override(config, store, "ops", "manager", timedelta(hours=8), now)
-    assert oncall.resolve_rotation(config, store, "nights", now) == "+15551230003"
+    sync(oncall.add_override(config, store, "ops", "manager", timedelta(hours=8), now))
+    assert sync(oncall.resolve_rotation(config, store, "nights", now)) == "+15551230003"
 
 
 def test_resolve_rotation_raises_key_error_for_an_unknown_rotation(config, store):
     with pytest.raises(KeyError):
-        oncall.resolve_rotation(config, store, "nope", ny(2026, 1, 5))
+        sync(oncall.resolve_rotation(config, store, "nope", ny(2026, 1, 5)))
 
 
 @pytest.mark.parametrize("rotation, contact, length, error", [
@@ -186,7 +187,7 @@ def test_resolve_rotation_raises_key_error_for_an_unknown_rotation(config, store
 ])
 def test_add_override_refuses_what_it_cannot_do(config, store, rotation, contact, length, error):
     with pytest.raises(oncall.OnCallError) as exc:
-        oncall.add_override(config, store, rotation, contact, length, ny(2026, 1, 5))
+        sync(oncall.add_override(config, store, rotation, contact, length, ny(2026, 1, 5)))
     assert str(exc.value) == error
 
 
@@ -322,7 +323,7 @@ def test_a_rule_sends_to_whoever_is_on_call_at_the_moment_of_sending(make_daemon
     assert fire()["to"] == "+15551230002"
     clock.advance(60)  # 09:00: the handoff
     assert fire()["to"] == "+15551230003"
-    oncall.add_override(d.config, d.daemon.store, "ops", "manager", timedelta(hours=8), clock.now())
+    sync(oncall.add_override(d.config, d.daemon.store, "ops", "manager", timedelta(hours=8), clock.now()))
     assert fire()["to"] == "+15551230001"
     clock.advance(timedelta(hours=8))
     assert fire()["to"] == "+15551230003"

@@ -8,9 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alertd import silences
+from alertd.dispatch import silences
 from alertd.clock import FakeClock
+from alertd.dispatch.notification import failed, notification
 from alertd.store import Store
+from conftest import sync
 
 START = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)  # 09:00 in the tests' America/New_York
 NUMBER = "+15551234567"
@@ -229,17 +231,20 @@ def store(tmp_path):
 
 def make(store, **fields) -> str:
     from zoneinfo import ZoneInfo
-    return silences.create(store, now=START, tz=ZoneInfo("America/New_York"), reason="r", **fields).silence_id
+    return sync(silences.create(store, now=START, tz=ZoneInfo("America/New_York"), reason="r", **fields)).silence_id
 
 
-def test_match_compares_each_matcher_with_its_own_field(store):
+def test_each_matcher_is_compared_with_its_own_field(store):
     by_rule = make(store, rule_id="door-open", duration="1h")
     by_source = make(store, source="nagios", duration="1h")
     by_to = make(store, to=NUMBER, duration="1h")
 
-    def m(**kw):
-        args = {"source": None, "rule_id": None, "to": None, "now": START, **kw}
-        return silences.match(store, **args)
+    def m(*, source=None, rule_id=None, to=OTHER, now=START):
+        """The silence that holds back a notification to ``to`` of such a trigger, or None."""
+        row = notification(to, "call", "x")
+        sync(silences.hold_back(store, {"source": source, "rule_id": rule_id}, [row], now.timestamp()))
+        assert row.status == ("silenced" if row.silence_id else "queued")
+        return row.silence_id
 
     assert m(rule_id="door-open") == by_rule
     assert m(source="door-open") is None          # a rule id is not a source
@@ -252,10 +257,10 @@ def test_match_compares_each_matcher_with_its_own_field(store):
 def test_a_deferred_row_is_matched_at_its_send_time(store):
     make(store, to=NUMBER, duration="1h")
     now = START.timestamp()
-    rows = [{"to": NUMBER, "send_at": now + 1800}, {"to": NUMBER, "send_at": now + 7200},
-            {"to": NUMBER, "status": "failed"}]
-    assert silences.hold_back(store, {"source": None}, rows, now) == 1
-    assert [r.get("status") for r in rows] == ["silenced", None, "failed"]
+    rows = [notification(NUMBER, "call", "x", send_at=now + 1800), notification(NUMBER, "call", "x", send_at=now + 7200),
+            failed("broken", to=NUMBER)]
+    assert sync(silences.hold_back(store, {"source": None}, rows, now)) == 1
+    assert [r.status for r in rows] == ["silenced", "queued", "failed"]
 
 
 # --- the CLI --------------------------------------------------------------------------------------

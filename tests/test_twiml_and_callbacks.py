@@ -11,6 +11,7 @@ import requests
 
 from alertd.clock import FakeClock
 from conftest import twilio_overrides
+from conftest import sync
 
 NUMBER = "+15551234567"
 
@@ -250,5 +251,5 @@ def test_every_status_callback_is_kept_with_its_time_late_ones_too(make_daemon, 
 
 
 def test_a_callback_for_an_unknown_log_row_keeps_nothing(twilio_daemon):
-    assert twilio_daemon.daemon.callbacks.call_status(999, "CA1", "ringing") is False
+    assert sync(twilio_daemon.daemon.callbacks.call_status(999, "CA1", "ringing")) is False
     assert history(twilio_daemon, 999) == []

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 from alertd.clock import FakeClock
 from alertd.ui import glance
+from alertd.dispatch.notification import Notification
 from test_ui_pages import logged_in
+from conftest import sync
 
 NY = ZoneInfo("America/New_York")  # the test config's timezone; DST began on Sunday 8 March 2026
 
@@ -18,11 +20,11 @@ def local(text: str) -> float:
 
 def notification(d, at: str, status: str = "initiated", ack_after: float | None = None) -> int:
     ts = local(at)
-    (row,) = d.daemon.store.create_trigger({"created_at": ts, "source": "glance"}, [
-        {"to": "+15551230001", "type": "call", "message": at, "params": {}, "status": status}], ts)
+    (row,) = sync(d.daemon.store.logs.create_trigger({"created_at": ts, "source": "glance"}, [
+        Notification(to="+15551230001", type="call", message=at, params={}, status=status)], ts))
     if ack_after is not None:
-        d.daemon.store.acknowledge(row["log_id"], ts + ack_after, by="+15551230001")
-    return row["log_id"]
+        sync(d.daemon.store.logs.acknowledge(row.log_id, ts + ack_after, by="+15551230001"))
+    return row.log_id
 
 
 def counts(page: str, key: str) -> dict[str, int]:
@@ -40,7 +42,7 @@ def test_counts_per_hour_and_per_day_by_outcome_and_time_to_acknowledge(make_dae
     notification(d, "2026-03-08T03:30:00", ack_after=90)            # after the clocks went forward
     notification(d, "2026-03-09T14:59:59")                          # 24 h and a second ago: days only
     no_answer = notification(d, "2026-03-09T15:00:00")              # the first of the 24 hours
-    d.daemon.callbacks.call_status(no_answer, "CA1", "no-answer")
+    sync(d.daemon.callbacks.call_status(no_answer, "CA1", "no-answer"))
     notification(d, "2026-03-10T09:00:00", ack_after=30)
     notification(d, "2026-03-10T13:59:59")
     notification(d, "2026-03-10T14:00:00", ack_after=600)

@@ -45,14 +45,14 @@ class Authenticator:
         self.limiter = limiter  # server.rate_limit; None: no limit
         self._touched: dict[int, float] = {}
 
-    def __call__(self, request: Request) -> int:
+    async def __call__(self, request: Request) -> int:
         """Returns the key's id. Raises ApiError 401 (missing, unknown, revoked)
         or 429 (over server.rate_limit, with Retry-After)."""
         key = presented_key(request)
         if not key:
             raise ApiError(401, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
         digest = hash_key(key)
-        row = self.store.find_key(digest)
+        row = await self.store.keys.find(digest)
         # the lookup is by hash of the key, so timing reveals nothing about stored keys;
         # the final check is constant-time all the same
         if row is None or not hmac.compare_digest(digest, row["key_hash"]):
@@ -68,5 +68,5 @@ class Authenticator:
                                f" retry after {retry} s.", {"Retry-After": retry})
         if now - self._touched.get(row["id"], 0.0) >= TOUCH_EVERY:
             self._touched[row["id"]] = now
-            self.store.touch_key(row["id"], now)
+            await self.store.keys.touch(row["id"], now)
         return row["id"]

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from ..clock import from_timestamp, iso
 from ..sources.webhook import PayloadError
 from .errors import ApiError
-from .notify import read_body
+from .body import read_body
 
 router = APIRouter()
 
@@ -17,7 +17,7 @@ router = APIRouter()
 @router.post("/hooks/{name}", summary="A webhook bound to rules", operation_id="hook_post")
 async def hook(request: Request, name: str) -> JSONResponse:
     daemon = request.app.state.daemon
-    daemon.auth(request)
+    await daemon.auth(request)
     if not daemon.runner.ruleset.for_webhook(name):
         raise ApiError(404, f"No rule listens on webhook '{name}'.")
     daemon.metrics.webhook_events.labels(name).inc()  # a name some rule listens on: bounded by the rules
@@ -37,9 +37,9 @@ async def hook(request: Request, name: str) -> JSONResponse:
 @router.get("/api/v1/rules", summary="Every rule, its state and the current load errors")
 async def rules(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
-    daemon.auth(request)
+    await daemon.auth(request)
     runner, manager = daemon.runner, daemon.rules
-    summaries = daemon.store.rule_summaries()
+    summaries = await daemon.store.rule_state.summaries()
     jobs = daemon.scheduler.jobs() if daemon.scheduler else {}
     out = []
     for rule_id, rule in runner.ruleset.rules.items():

@@ -64,10 +64,10 @@ def row_id(text: str) -> int | None:
 async def list_logs(request: Request, limit: str = "50", source: str | None = None,
                     since: str | None = None) -> JSONResponse:
     daemon = request.app.state.daemon
-    daemon.auth(request)
+    await daemon.auth(request)
     if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 1000:
         raise ApiError(400, "limit: must be a whole number from 1 to 1000")
-    rows = daemon.store.list_logs(limit=int(limit), source=source,
+    rows = await daemon.store.logs.list(limit=int(limit), source=source,
                                   since=parse_since(since) if since else None)
     return JSONResponse({"ok": True, "logs": [log_row(r) for r in rows]})
 
@@ -75,9 +75,9 @@ async def list_logs(request: Request, limit: str = "50", source: str | None = No
 @router.get("/logs/{log_id}", summary="One trigger-log row")
 async def get_log(request: Request, log_id: str) -> JSONResponse:
     daemon = request.app.state.daemon
-    daemon.auth(request)
+    await daemon.auth(request)
     number = row_id(log_id)
-    row = daemon.store.get_log(number) if number is not None else None
+    row = await daemon.store.logs.get(number) if number is not None else None
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
     return JSONResponse({"ok": True, "log": log_row(row)})
@@ -86,8 +86,8 @@ async def get_log(request: Request, log_id: str) -> JSONResponse:
 @router.post("/logs/{log_id}/ack", summary="Acknowledge the trigger of a log row (cancels its retries and escalation)")
 async def ack(request: Request, log_id: str) -> JSONResponse:
     daemon = request.app.state.daemon
-    key_id = daemon.auth(request)
+    key_id = await daemon.auth(request)
     number = row_id(log_id)
-    if number is None or daemon.callbacks.acknowledge(number, f"api key {key_id}", "api") is None:
+    if number is None or await daemon.callbacks.acknowledge(number, f"api key {key_id}", "api") is None:
         raise ApiError(404, f"Log row not found: {log_id}")
-    return JSONResponse({"ok": True, "log": log_row(daemon.store.get_log(number))})
+    return JSONResponse({"ok": True, "log": log_row(await daemon.store.logs.get(number))})

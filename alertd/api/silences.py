@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import silences
+from ..dispatch import silences
 from .errors import ApiError
 from .models import json_body
-from .notify import parse, read_body
+from .body import parse, read_body
 
 log = structlog.get_logger("alertd.api")
 router = APIRouter(prefix="/api/v1")
@@ -43,8 +43,8 @@ class SilenceDelete(BaseModel):
 @router.get("/silences", summary="The silences in force")
 async def list_silences(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
-    daemon.auth(request)
-    active = silences.active(daemon.store, daemon.clock.now())
+    await daemon.auth(request)
+    active = await silences.active(daemon.store, daemon.clock.now())
     return JSONResponse({"ok": True, "silences": [s.as_dict() for s in active]})
 
 
@@ -52,12 +52,12 @@ async def list_silences(request: Request) -> JSONResponse:
              openapi_extra=json_body(SilenceCreate, SilenceDelete))
 async def post_silences(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
-    key_id = daemon.auth(request)
+    key_id = await daemon.auth(request)
     data = await read_body(request, daemon.config.server.max_body_bytes)
     now = daemon.clock.now()
     if isinstance(data, dict) and "action" in data:
         req = parse(SilenceDelete, data)
-        if not silences.remove(daemon.store, req.silence_id, now):
+        if not await silences.remove(daemon.store, req.silence_id, now):
             raise ApiError(404, f"Silence not found or already ended: {req.silence_id}")
         log.info("silence removed", silence_id=req.silence_id)
         return JSONResponse({"ok": True, "silence_id": req.silence_id, "deleted": True})
@@ -66,7 +66,7 @@ async def post_silences(request: Request) -> JSONResponse:
     if fields["to"] is not None:
         fields["to"] = str(fields["to"])
     try:
-        silence = silences.create(daemon.store, now=now, tz=daemon.config.tz, created_by=f"api key {key_id}",
+        silence = await silences.create(daemon.store, now=now, tz=daemon.config.tz, created_by=f"api key {key_id}",
                                   **fields)
     except silences.SilenceError as exc:
         raise ApiError(400, str(exc)) from None

@@ -4,53 +4,40 @@ Job id = rule id, replace_existing, coalesce (ticks missed while the daemon
 was down are not replayed as a burst), max_instances=1 (a slow poll does not
 pile up), and an explicit misfire_grace_time: the default of 1 s silently
 drops a tick that starts late on a busy box.
+
+On several nodes (PostgreSQL) only the leader holds jobs, and a tick runs only once
+``ticks.claim`` recorded it (alertd/sources/ticks.py): a tick fires once across the
+cluster, and a new leader fires the ticks missed while nobody led (``catch_up``).
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Awaitable, Callable, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
-from ..rules.cron import parse_cron
-from ..rules.models import Rule
 from ..rules.ruleset import RuleSet
+from ..rules.schedule import trigger_for
+from .ticks import GRACE, ORIGIN, latest_tick, missed_ticks
 
-MISFIRE_GRACE = 30  # seconds
-
-
-def trigger_for(rule: Rule, timezone: str) -> BaseTrigger | None:
-    spec = rule.source.poll or rule.source.schedule
-    if spec is None:
-        return None
-    if spec.cron is not None:
-        return parse_cron(spec.cron, timezone)
-    # jitter 0: a poll every 10 s means every 10 s; spread comes from start times
-    return IntervalTrigger(seconds=max(spec.every.total_seconds(), 1), timezone=timezone)
+MISFIRE_GRACE = GRACE  # seconds
 
 
-def next_fire_times(rule: Rule, timezone: str, after: datetime, count: int = 3) -> list[datetime]:
-    """When the rule would run next (for test-rule and the rules API)."""
-    trigger = trigger_for(rule, timezone)
-    out: list[datetime] = []
-    prev = None
-    now = after
-    while trigger is not None and len(out) < count:
-        nxt = trigger.get_next_fire_time(prev, now)
-        if nxt is None:
-            break
-        out.append(nxt)
-        prev, now = nxt, nxt + timedelta(microseconds=1)
-    return out
+class Ticks(Protocol):
+    """The cluster's record of fired ticks (alertd/runtime/cluster.py)."""
+
+    async def claim(self, rule_id: str, scheduled: datetime) -> bool: ...
+
+    async def last(self, rule_id: str) -> datetime | None: ...
 
 
 class Scheduler:
-    def __init__(self, run_rule: Callable[[str], Awaitable[None]]):
+    def __init__(self, run_rule: Callable[[str], Awaitable[None]], ticks: Ticks | None = None):
         self.run_rule = run_rule
+        self.ticks = ticks  # several nodes: ticks are claimed before they run
         self.scheduler = AsyncIOScheduler()
         self._specs: dict[str, object] = {}
+        self._triggers: dict[str, object] = {}
 
     def start(self) -> None:
         self.scheduler.start()
@@ -67,15 +54,46 @@ class Scheduler:
             if rule_id not in wanted:
                 self.scheduler.remove_job(rule_id)
                 del self._specs[rule_id]
+                self._triggers.pop(rule_id, None)
         for rule_id, rule in wanted.items():
             tz = ruleset.timezone_of(rule)
             spec = (rule.source.model_dump_json(), tz)
             if self._specs.get(rule_id) == spec:
                 continue  # unchanged: keep its place in the schedule
-            self.scheduler.add_job(self.run_rule, trigger_for(rule, tz), args=[rule_id], id=rule_id,
-                                   name=rule_id, replace_existing=True, coalesce=True, max_instances=1,
+            trigger = trigger_for(rule, tz, origin=ORIGIN if self.ticks is not None else None)
+            self.scheduler.add_job(self.run_rule if self.ticks is None else self._claimed, trigger, args=[rule_id],
+                                   id=rule_id, name=rule_id, replace_existing=True, coalesce=True, max_instances=1,
                                    misfire_grace_time=MISFIRE_GRACE)
             self._specs[rule_id] = spec
+            self._triggers[rule_id] = trigger
+
+    def clear(self) -> None:
+        """Remove every rule's job (a node that stops leading)."""
+        for rule_id in list(self._specs):
+            self.scheduler.remove_job(rule_id)
+        self._specs.clear()
+        self._triggers.clear()
+
+    async def _claimed(self, rule_id: str) -> None:
+        """Run a tick only once the cluster recorded it for this node (the leader)."""
+        trigger = self._triggers.get(rule_id)
+        scheduled = latest_tick(trigger, datetime.now(timezone.utc)) if trigger is not None else None
+        if scheduled is not None and await self.ticks.claim(rule_id, scheduled):
+            await self.run_rule(rule_id)
+
+    async def catch_up(self, now: datetime) -> int:
+        """Fire, once each, the ticks that fell due while no node led (at most GRACE
+        seconds ago); returns how many ran. For a new leader, after ``sync``."""
+        ran = 0
+        for rule_id, trigger in list(self._triggers.items()):
+            last = await self.ticks.last(rule_id)
+            if last is None:
+                continue  # never fired: it starts with its next tick, as on one box
+            for scheduled in missed_ticks(trigger, last, now):
+                if await self.ticks.claim(rule_id, scheduled):
+                    await self.run_rule(rule_id)
+                    ran += 1
+        return ran
 
     def jobs(self) -> dict[str, datetime | None]:
         """Rule id -> next run, for the rules' jobs only (not housekeeping such as retention)."""

@@ -16,25 +16,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
-from ..rules.cron import parse_cron
 from ..rules.models import Rule
-from .schedule import MISFIRE_GRACE
+from ..rules.schedule import trigger_for
 
-GRACE = MISFIRE_GRACE  # seconds: how late a tick may still fire
+GRACE = 30  # seconds: how late a tick may still fire (the scheduler's misfire grace)
 ORIGIN = datetime(2000, 1, 1, tzinfo=timezone.utc)  # where every interval grid starts
 _MAX_REPLAYED = 100  # a very frequent schedule catching up fires at most this many
 
 
 def aligned_trigger(rule: Rule, tz: str) -> BaseTrigger | None:
     """The rule's trigger with an interval laid on the grid from ORIGIN (the same on every node)."""
-    spec = rule.source.poll or rule.source.schedule
-    if spec is None:
-        return None
-    if spec.cron is not None:
-        return parse_cron(spec.cron, tz)
-    return IntervalTrigger(seconds=max(spec.every.total_seconds(), 1), start_date=ORIGIN, timezone=tz)
+    return trigger_for(rule, tz, origin=ORIGIN)
 
 
 def ticks_between(trigger: BaseTrigger, after: datetime, until: datetime, limit: int = _MAX_REPLAYED) -> list[datetime]:

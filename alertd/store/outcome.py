@@ -1,7 +1,10 @@
-"""How a log row's status follows from its channels: the one rule, for every backend and for dispatch."""
+"""The store's shared words: how a log row's status follows from its channels (the one rule, for every
+backend and for dispatch), and the source a storm summary is stored under."""
 from __future__ import annotations
 
 from typing import Iterable
+
+SUMMARY_SOURCE = "alertd:summary"  # the source of a storm summary's trigger and log row
 
 # an outbox item still to send ('pending'), or an attempt that will be tried again ('retry')
 STILL_TO_SEND = frozenset({"pending", "retry"})

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from ..store import ui as q
 
 # (key, words, symbol, short words for narrow table heads) in stacking order, bottom first
 OUTCOMES = (("acknowledged", "acknowledged", "✓", "acked"), ("sent", "sent, not acknowledged", "→", "sent"),
@@ -130,14 +129,14 @@ def ack_chart(days: list[Bucket], delays: list[tuple[float, float]]) -> dict:
     return {"bars": bars, "max": duration_text(top), "top_y": TOP, "base_y": HEIGHT - BOTTOM}
 
 
-def glance(store, now: datetime, tz: tzinfo) -> dict:
+async def glance(store, now: datetime, tz: tzinfo) -> dict:
     """Everything the page shows, from one reading of the clock (``now``)."""
     now = now.astimezone(tz)
     hours = _buckets(hour_starts(now, tz), now, hourly=True)
     days = _buckets(day_starts(now, tz), now, hourly=False)
     for b in hours + days:
-        b.counts = q.outcome_counts(store, b.start.timestamp(), b.end.timestamp())
-    delays = q.ack_delays(store, days[0].start.timestamp(), now.timestamp())
+        b.counts = await store.dashboard.outcome_counts(b.start.timestamp(), b.end.timestamp())
+    delays = await store.dashboard.ack_delays(days[0].start.timestamp(), now.timestamp())
     day_ago = (now - timedelta(days=1)).timestamp()
     summary = {}
     for name, values in (("24 h", [d for t, d in delays if t >= day_ago]), ("7 days", [d for _, d in delays])):
@@ -153,5 +152,5 @@ def add_routes(base: str, *, page, post, html) -> None:
     async def at_a_glance(request, session):
         d = request.app.state.daemon
         now = d.clock.now()
-        return html("glance.html", request, session, g=glance(d.store, now, d.config.tz), now=now.timestamp(),
+        return html("glance.html", request, session, g=await glance(d.store, now, d.config.tz), now=now.timestamp(),
                     tz_name=d.config.timezone)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from pathlib import Path
+
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from . import HERE
+HERE = Path(__file__).parent  # the package's folder: templates/ and static/
 
 # Twilio's codes in words: an error code alone tells the on-call engineer nothing at 3 a.m.
 PROVIDER_ERRORS = {

@@ -16,9 +16,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from ..store import ui as q
-from ..store.status import history as status_history
-from . import auth, render
+from . import admin, auth, glance, render, templates_view
 
 log = structlog.get_logger("alertd.ui")
 PAGE_ROWS, MAX_ROWS = 200, 1000
@@ -38,7 +36,7 @@ def _local_time(text: str, tz) -> float | None:
 
 def make_router(base: str) -> APIRouter:
     router = APIRouter(prefix=base, include_in_schema=False)
-    throttle = auth.LoginThrottle()
+    throttle = router.throttle = auth.LoginThrottle()
 
     def ctx(request: Request, session, **extra) -> dict:
         d = request.app.state.daemon
@@ -58,12 +56,12 @@ def make_router(base: str) -> APIRouter:
             headers["Content-Encoding"] = "gzip"
         return HTMLResponse(body, status_code=status, headers=headers)
 
-    def session_of(request: Request):
+    async def session_of(request: Request):
         token = request.cookies.get(auth.SESSION_COOKIE)
         if not token:
             return None
         d = request.app.state.daemon
-        return q.find_session(d.store, auth.hash_session(token), d.clock.timestamp())
+        return await d.store.users.find_session(auth.hash_session(token), d.clock.timestamp())
 
     def to_login() -> RedirectResponse:
         return RedirectResponse(base + "/login", status_code=303)
@@ -84,7 +82,7 @@ def make_router(base: str) -> APIRouter:
 
     async def posted(request: Request) -> tuple[dict, dict] | Response:
         """(session, form) of a logged-in, CSRF-checked POST; otherwise the login redirect or a 403 page."""
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return to_login()
         form = await form_of(request, session)
@@ -95,7 +93,7 @@ def make_router(base: str) -> APIRouter:
         (others go to the login page). Path params take Starlette convertors: {log_id:int}."""
         def register(handler):
             async def endpoint(request: Request) -> Response:
-                session = session_of(request)
+                session = await session_of(request)
                 return to_login() if session is None else await handler(request, session, **request.path_params)
             router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse, name=handler.__name__)
             return handler
@@ -136,7 +134,7 @@ def make_router(base: str) -> APIRouter:
         # behind a reverse proxy on this host, uvicorn takes the address from X-Forwarded-For
         client = request.client.host if request.client else "unknown"
         async with throttle.lock(client):
-            user = q.get_user(d.store, name) if name else None
+            user = await d.store.users.get(name) if name else None
             # scrypt takes ~50 ms and 16 MiB: off the event loop, which also serves the API
             async with throttle.hashing:
                 ok = await asyncio.to_thread(auth.verify, password, user["password_hash"] if user else None)
@@ -146,7 +144,7 @@ def make_router(base: str) -> APIRouter:
                 return RedirectResponse(base + "/login?failed=1", status_code=303)
             throttle.succeeded(client)
         token, now = auth.new_token(), d.clock.timestamp()
-        q.add_session(d.store, auth.hash_session(token), user["user_id"], auth.new_token(), now,
+        await d.store.users.add_session(auth.hash_session(token), user["user_id"], auth.new_token(), now,
                       now + auth.SESSION_SECONDS)
         log.info("dashboard login", user=name)
         resp = RedirectResponse(base + "/", status_code=303)
@@ -157,11 +155,11 @@ def make_router(base: str) -> APIRouter:
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is not None and await form_of(request, session) is None:
             return forbidden(request, session)
         if session is not None:
-            q.end_session(request.app.state.daemon.store, session["session_hash"])
+            await request.app.state.daemon.store.users.end_session(session["session_hash"])
         resp = to_login()
         resp.delete_cookie(auth.SESSION_COOKIE, path=base)
         return resp
@@ -181,21 +179,21 @@ def make_router(base: str) -> APIRouter:
                 "to_number": p.get("number", "").strip(), "status": p.get("status", "").strip(),
                 "acknowledged": {"yes": True, "no": False}.get(ack), "limit": limit, "ack_text": ack}
 
-    def query(d, f: dict, **kw):
-        return q.filtered_logs(d.store, limit=kw.pop("limit", f["limit"]), acknowledged=f["acknowledged"],
+    async def query(d, f: dict, **kw):
+        return await d.store.dashboard.filtered_logs(limit=kw.pop("limit", f["limit"]), acknowledged=f["acknowledged"],
                                source=f["source"], rule_id=f["rule_id"], to_number=f["to_number"],
                                status=f["status"], since=f["since"], until=f["until"], **kw)
 
     @page("/")
     async def trigger_log(request: Request, session) -> Response:
         f = filters_of(request)
-        rows = query(request.app.state.daemon, f)
+        rows = await query(request.app.state.daemon, f)
         return html("log.html", request, session, rows=rows, f=f, query=request.url.query,
                     last_id=rows[0]["log_id"] if rows else 0)
 
     @router.get("/events")
     async def events(request: Request) -> Response:
-        session = session_of(request)
+        session = await session_of(request)
         if session is None:
             return Response(status_code=401)
         d, f = request.app.state.daemon, filters_of(request)
@@ -210,14 +208,14 @@ def make_router(base: str) -> APIRouter:
             return (r["status"], r["call_status"], r["sms_status"], r["acknowledged_at"], r["error"], r["answered_by"])
 
         async def stream():
-            seen = {r["log_id"]: fingerprint(r) for r in query(d, f, limit=LIVE_WINDOW) if r["log_id"] <= after}
+            seen = {r["log_id"]: fingerprint(r) for r in await query(d, f, limit=LIVE_WINDOW) if r["log_id"] <= after}
             yield "retry: 1000\n\n"
             loop = asyncio.get_running_loop()
             until = loop.time() + STREAM_SECONDS
             while loop.time() < until:  # a client that leaves is noticed by StreamingResponse, which cancels this
-                if session_of(request) is None:  # logged out (or expired) elsewhere: the stream ends with it
+                if await session_of(request) is None:  # logged out (or expired) elsewhere: the stream ends with it
                     return
-                for r in reversed(query(d, f, limit=LIVE_WINDOW)):
+                for r in reversed(await query(d, f, limit=LIVE_WINDOW)):
                     fp = fingerprint(r)
                     if seen.get(r["log_id"]) != fp:
                         kind = "change" if r["log_id"] in seen or r["log_id"] <= after else "new"
@@ -231,22 +229,21 @@ def make_router(base: str) -> APIRouter:
 
     @page("/triggers/{trigger_id:int}")
     async def trigger_page(request: Request, session, trigger_id: int) -> Response:
-        trigger, rows, followups = q.trigger_story(request.app.state.daemon.store, trigger_id)
+        trigger, rows, followups = await request.app.state.daemon.store.dashboard.trigger_story(trigger_id)
         if trigger is None:
             return html("message.html", request, session, status=404, title="Not found",
                         text=f"No trigger {trigger_id}.")
-        callbacks = status_history(request.app.state.daemon.store, [r["log_id"] for r in rows])
+        callbacks = await request.app.state.daemon.store.status.history([r["log_id"] for r in rows])
         return html("trigger.html", request, session, trigger=trigger, rows=rows, followups=followups,
                     callbacks=callbacks)
 
     @post("/logs/{log_id:int}/ack")
     async def acknowledge(request: Request, session, form: dict, log_id: int) -> Response:
         d = request.app.state.daemon
-        d.callbacks.acknowledge(log_id, by=f"dashboard:{session['name']}", via="dashboard")
+        await d.callbacks.acknowledge(log_id, by=f"dashboard:{session['name']}", via="dashboard")
         back = str(form.get("next") or "")
         return RedirectResponse(back if back.startswith(base + "/") else base + "/", status_code=303)
 
-    from . import admin, glance, templates_view
     for module in (admin, glance, templates_view):
         module.add_routes(base, page=page, post=post, html=html)
     return router

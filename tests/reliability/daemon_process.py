@@ -22,6 +22,7 @@ from alertd.api.auth import generate_key
 from alertd.config import ServerConfig
 from alertd.store import Store
 from conftest import free_socket, write_config
+from conftest import sync
 
 
 def unlimited(overrides: dict | None = None) -> dict:
@@ -40,7 +41,9 @@ class DaemonProcess:
     FakeTwilio runs a thread in this process, and code run between fork and
     exec with other threads around can deadlock.)"""
 
-    def __init__(self, folder: Path, overrides: dict | None = None):
+    def __init__(self, folder: Path, overrides: dict | None = None, key: str | None = None):
+        """``key``: an API key already in the database (several nodes on PostgreSQL share
+        one); otherwise one is made in this daemon's SQLite file."""
         self.folder = folder
         sock = free_socket()
         self.port = sock.getsockname()[1]
@@ -51,10 +54,13 @@ class DaemonProcess:
         self.config_path = write_config(folder, self.port, overrides)
         self.database = folder / "alertd.db"
         self.log_path = folder / "alertd.log"
-        self.key, prefix, digest = generate_key()
-        store = Store(self.database)
-        store.create_key("reliability", prefix, digest, time.time())
-        store.close()
+        if key is not None:
+            self.key = key
+        else:
+            self.key, prefix, digest = generate_key()
+            store = Store(self.database)
+            sync(store.keys.create("reliability", prefix, digest, time.time()))
+            store.close()
         self.headers = {"Authorization": f"Bearer {self.key}"}
         self.proc: subprocess.Popen | None = None
         self.started_at = 0.0

@@ -17,7 +17,7 @@ from typing import AsyncIterator
 
 import asyncpg
 
-from .. import SchemaTooNew, StoreError
+from ..errors import SchemaTooNew, StoreError, StoreUnavailable
 from .schema import MIGRATIONS
 
 # pg_advisory_xact_lock key under which migrations run: two nodes starting together
@@ -43,7 +43,7 @@ _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
               asyncpg.exceptions.InternalClientError)
 
 
-class DatabaseUnavailable(StoreError):
+class DatabaseUnavailable(StoreUnavailable):
     """The database cannot be reached now (restarting, connection killed, network down).
     Nothing of the failed call was committed; the API answers 503 meanwhile."""
 

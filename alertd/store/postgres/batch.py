@@ -20,6 +20,7 @@ import asyncio
 import inspect
 from typing import Any, Callable
 
+from ..queries import settle
 from . import translated, unavailable
 from .connection import Conn
 
@@ -76,13 +77,7 @@ class GroupCommit:
             return
         self.batches += 1
         self.writes += len(batch)
-        for future, result, exc in done:
-            if future.done():
-                continue
-            if exc is None:
-                future.set_result(result)
-            else:
-                future.set_exception(exc)
+        settle(done)
 
     async def _write(self, batch) -> list[tuple[asyncio.Future, Any, Exception | None]]:
         alone = len(batch) == 1

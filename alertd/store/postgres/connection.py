@@ -106,6 +106,7 @@ class Database:
         self.url, self.node_id = url, node_id
         self.sizes = {"min_size": min_size, "max_size": max_size}
         self.pool: asyncpg.Pool | None = None
+        self.locks: asyncpg.Pool | None = None  # session locks held across awaits (RuleStates.guard)
 
     async def open(self) -> None:
         """Connect and migrate (once across nodes starting together). Raises
@@ -116,6 +117,7 @@ class Database:
         try:
             async with translated(), pool.acquire() as conn:
                 await migrate(conn)
+            self.locks = await open_pool(self.url, min_size=0, max_size=4)
         except BaseException:
             await pool.close()
             raise
@@ -134,6 +136,8 @@ class Database:
             return False
 
     async def close(self) -> None:
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            await pool.close()
+        for name in ("locks", "pool"):
+            pool = getattr(self, name)
+            if pool is not None:
+                setattr(self, name, None)
+                await pool.close()

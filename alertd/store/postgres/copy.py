@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 import asyncpg
 
-from .. import StoreError
-from .. import connect as sqlite_connect
-from .. import migrate as sqlite_migrate
+from ..errors import StoreError
+from ..sqlite.connection import connect as sqlite_connect
+from ..sqlite.connection import migrate as sqlite_migrate
 from . import migrate, translated
 
 _CHUNK = 5000

@@ -1,17 +1,9 @@
 """Queries of the dashboard: filtered log pages, a trigger's whole story, the charts."""
 from __future__ import annotations
 
+from ..queries import OUTCOME
+from ..queries import filtered_logs as _filtered
 from .connection import Table
-
-FILTERS = ("source", "rule_id", "to_number", "status")
-
-# what became of a notification, for the charts (alertd/ui/glance.py); first match wins
-OUTCOME = """CASE
-    WHEN acknowledged_at IS NOT NULL THEN 'acknowledged'
-    WHEN status IN ('silenced', 'throttled', 'cancelled') THEN 'held'
-    WHEN status = 'failed' OR call_status IN ('failed', 'busy', 'no-answer', 'canceled')
-         OR sms_status IN ('failed', 'undelivered') THEN 'failed'
-    ELSE 'sent' END"""
 
 
 class Dashboard(Table):
@@ -20,22 +12,9 @@ class Dashboard(Table):
                             **filters: str | None) -> list:
         """Log rows newest first; ``filters``: exact matches on FILTERS; ``since_id``: rows after it only;
         ``since``/``until``: created in [since, until)."""
-        where, args = [], []
-        for op, value in ((">=", since), ("<", until)):
-            if value is not None:
-                where.append(f"created_at {op} ?")
-                args.append(value)
-        for column in FILTERS:
-            if filters.get(column):
-                where.append(f"{column} = ?")
-                args.append(filters[column])
-        if acknowledged is not None:
-            where.append("acknowledged_at IS NOT NULL" if acknowledged else "acknowledged_at IS NULL")
-        if since_id is not None:
-            where.append("log_id > ?")
-            args.append(since_id)
-        statement = "SELECT * FROM logs" + (" WHERE " + " AND ".join(where) if where else "")
-        return await self.fetch(statement + " ORDER BY log_id DESC LIMIT ?", *args, limit)
+        statement, args = _filtered(limit=limit, acknowledged=acknowledged, since_id=since_id, since=since,
+                                    until=until, **filters)
+        return await self.fetch(statement, *args)
 
     async def trigger_story(self, trigger_id: int) -> tuple:
         """(trigger, its log rows oldest first, its follow-ups: retries and escalation steps)."""

@@ -3,14 +3,10 @@ time (what is kept, and why, as alertd/store/sqlite/retention.py). On several no
 the leader prunes."""
 from __future__ import annotations
 
+from ..queries import BATCH
+from ..queries import KEEP as _KEEP
 from .connection import Table
 
-BATCH = 500
-
-# a log row is kept while its trigger still has work to do
-_KEEP = """
-    EXISTS (SELECT 1 FROM outbox o WHERE o.log_id = l.log_id AND o.state = 'pending')
-    OR EXISTS (SELECT 1 FROM followups f WHERE f.trigger_id = l.trigger_id AND f.state = 'pending')"""
 
 
 class Retention(Table):

@@ -1,10 +1,28 @@
 """The state of each (rule, dedup key): firing or not, since when, last notified and sent."""
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from . import translated
 from .connection import Table
 
 
 class RuleStates(Table):
+    @asynccontextmanager
+    async def guard(self, rule_id: str, dedup_key: str) -> AsyncIterator[None]:
+        """Hold (rule, key) while its state is read, a notification decided and the state
+        written: the same alert reaching three nodes at once is decided by one at a time,
+        so it rings once. A session lock on a connection of its own small pool, so guards
+        never wait for the connections their notification is stored with."""
+        async with translated(), self.db.locks.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1), hashtext($2))", f"rule:{rule_id}", dedup_key)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1), hashtext($2))",
+                                   f"rule:{rule_id}", dedup_key)
+
     async def get(self, rule_id: str, dedup_key: str):
         return await self.fetchrow("SELECT * FROM rule_state WHERE rule_id = ? AND dedup_key = ?", rule_id, dedup_key)
 

@@ -1,16 +1,13 @@
 """Silences: stored matchers that hold notifications back."""
 from __future__ import annotations
 
+from ..queries import check_matcher
 from .connection import Table
-
-MATCHERS = ("rule_id", "source", "to")
-
 
 class Silences(Table):
     async def add(self, silence_id: str, matcher: str, value: str, starts_at: float, ends_at: float,
                   reason: str, now: float, created_by: str | None = None) -> None:
-        if matcher not in MATCHERS:
-            raise ValueError(f"unknown matcher {matcher!r}")
+        check_matcher(matcher)
         await self.execute("INSERT INTO silences (silence_id, matcher, value, starts_at, ends_at, reason, created_at,"
                            " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            silence_id, matcher, value, starts_at, ends_at, reason, now, created_by)

@@ -1,0 +1,72 @@
+"""What the provider tells us after a send: call and SMS status, and a press of 1.
+
+Twilio's signed requests (api/twilio_hooks.py) and the simulator both land
+here, so both exercise the same code.
+"""
+from __future__ import annotations
+
+import structlog
+
+from ..clock import SystemClock
+from ..runtime.metrics import Metrics
+from ..store import Store
+
+log = structlog.get_logger("alertd.callbacks")
+
+# Twilio can deliver status callbacks out of order; a late 'ringing' must not
+# overwrite 'completed'.
+CALL_FINAL = {"completed", "busy", "no-answer", "failed", "canceled"}
+SMS_FINAL = {"delivered", "undelivered", "failed", "read"}
+
+
+class CallbackHandler:
+    def __init__(self, store: Store, clock=None, followups=None, metrics=None):
+        self.store, self.clock = store, clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.followups = followups  # Followups (followups.py): retries of unanswered calls
+
+    async def _status(self, log_id: int, channel: str, sid: str | None, status: str, error_code: int | None = None) -> bool:
+        row = await self.store.logs.get(log_id)
+        if row is None:
+            log.warning("callback for unknown log row", log_id=log_id, channel=channel)
+            return False
+        current = row[f"{channel}_status"]
+        final = CALL_FINAL if channel == "call" else SMS_FINAL
+        late = current in final and status not in final
+        # a late callback is still kept in the history (it is what the provider sent), not as the row's status
+        await self.store.status.record(log_id, channel, status, self.clock.timestamp(), sid=sid,
+                            error_code=error_code, update=not late)
+        log.info("late status, kept in the history only" if late else "status", log_id=log_id, channel=channel,
+                 status=status, error_code=error_code)
+        return True
+
+    async def call_status(self, log_id: int, sid: str | None, status: str, answered_by: str | None = None,
+                    error_code: int | None = None) -> bool:
+        known = await self._status(log_id, "call", sid, status, error_code)
+        if known and answered_by:
+            await self.store.logs.set_answered_by(log_id, answered_by)
+        if known and status in CALL_FINAL and self.followups is not None:
+            await self.followups.call_ended(log_id, status, answered_by)
+        return known
+
+    async def sms_status(self, log_id: int, sid: str | None, status: str, error_code: int | None = None) -> bool:
+        return await self._status(log_id, "sms", sid, status, error_code)
+
+    async def digits(self, log_id: int, digits: str, from_: str | None = None) -> bool:
+        """A key press on a gather call; True when it acknowledged."""
+        if (digits or "").strip() != "1":
+            log.info("key pressed", log_id=log_id, digits=digits)
+            return False
+        trigger_id = await self.store.logs.acknowledge(log_id, self.clock.timestamp(), by=from_)
+        log.info("acknowledged", log_id=log_id, trigger_id=trigger_id, by=from_, via="call")
+        if trigger_id is not None:
+            self.metrics.acknowledged("call")
+        return trigger_id is not None
+
+    async def acknowledge(self, log_id: int, by: str | None, via: str) -> int | None:
+        """Acknowledge the trigger of ``log_id`` (SMS reply, API, dashboard); its trigger id or None."""
+        trigger_id = await self.store.logs.acknowledge(log_id, self.clock.timestamp(), by=by)
+        if trigger_id is not None:
+            log.info("acknowledged", log_id=log_id, trigger_id=trigger_id, by=by, via=via)
+            self.metrics.acknowledged(via)
+        return trigger_id
