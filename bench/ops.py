@@ -105,6 +105,7 @@ def fill(database: Path, rows: int, per_trigger: int = 10) -> float:
     """Write ``rows`` log rows through alertd's Store, as the notify path does; returns seconds."""
     from alertd.dispatch.notification import notification
     from alertd.store import Store
+    from alertd.store.sqlite.batch import run_now  # SQLite's coroutines finish without a loop
     rng = random.Random(5)
     store = Store(database)
     now = time.time()
@@ -116,12 +117,12 @@ def fill(database: Path, rows: int, per_trigger: int = 10) -> float:
             batch = [notification(f"+1555{1000000 + rng.randrange(200):07d}", kind,
                                   f"Alert {t}: disk {rng.randrange(80, 100)}% on db{t % 17}",
                                   from_="+15557654321", gather=t % 2 == 0) for _ in range(per_trigger)]
-            stored = store.logs.create_trigger({"created_at": created, "source": f"bench-{t % 10}"}, batch,
-                                          lease_until=created + 120)
+            stored = run_now(store.logs.create_trigger({"created_at": created, "source": f"bench-{t % 10}"}, batch,
+                                                       lease_until=created + 120))
             results = [{"outbox_id": oid, "log_id": r.log_id, "channel": ch, "outcome": "sent",
                         "sid": ("CA" if ch == "call" else "SM") + f"{r.log_id:032x}"}
                        for r in stored for oid, ch in r.items]
-            store.outbox.record_results(results, complete=True)
+            run_now(store.outbox.record_results(results, complete=True))
     finally:
         store.close()
     return time.perf_counter() - started

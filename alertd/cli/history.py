@@ -30,6 +30,11 @@ async def cmd_log(args) -> int:
 def cmd_backup(args) -> int:
     """A consistent online copy of the database; safe while the daemon runs."""
     cfg = load_config(args)
+    if cfg.postgres:  # a PostgreSQL database has its own tools, and its replication
+        print(f"the database is PostgreSQL ({cfg.database_label}): back it up with pg_dump, e.g."
+              " pg_dump --format=custom --file=alertd.dump DBNAME, or your service's backups;"
+              " alertd backup copies SQLite files", file=sys.stderr)
+        return 1
     try:
         done = backup(cfg.database, args.path, force=args.force)
     except BackupError as exc:
