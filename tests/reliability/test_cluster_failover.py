@@ -127,7 +127,7 @@ def test_three_nodes_lose_nothing_when_the_leader_and_another_are_killed_mid_bur
         assert r.status_code == 200, r.text
 
         def on_kill():
-            kill["at"] = time.monotonic()
+            kill["at"], kill["wall"] = time.monotonic(), time.time()
             other = next(n for n in nodes if n is not first_leader)
             for dead in (first_leader, other):
                 dead.kill9()
@@ -137,9 +137,12 @@ def test_three_nodes_lose_nothing_when_the_leader_and_another_are_killed_mid_bur
         answers = asyncio.run(burst(nodes, on_kill))
         survivor = kill["survivor"]
         while leader_of([survivor]) is None:
-            assert time.monotonic() - kill["at"] < 30, "the survivor never took the lead"
+            assert time.monotonic() - kill["at"] < 60, "the survivor never took the lead"
             time.sleep(0.1)
-        handover = time.monotonic() - kill["at"]
+        # when the survivor took the lease, by the database's clock (this machine's too)
+        (lease,) = asyncio.run(query(pg_url, "SELECT node_id, acquired_at FROM cluster_leases"))
+        assert lease["node_id"] == survivor.config_path.parent.name
+        handover = lease["acquired_at"] - kill["wall"]
         time.sleep(8)  # ticks and the escalation step go on under the new leader
         deadline = time.monotonic() + 60
         while asyncio.run(query(pg_url, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"))[0][0]:
@@ -180,7 +183,7 @@ def test_three_nodes_lose_nothing_when_the_leader_and_another_are_killed_mid_bur
     assert set(rows) <= set(delivered), "stored but never delivered"
     assert set(duplicates) <= unrecorded and all(n == 2 for n in duplicates.values()), duplicates
     assert set(answers["not_ok"]) <= {503}, answers["not_ok"]
-    assert handover < 3 + 5
+    assert handover < 3 + 5  # cluster.lease plus a few seconds
     assert ticks and set(steps) == {2.0}, steps  # every 2 s, none missing, none twice (the key is unique)
     # each recorded tick texted once; a text in flight at the kill may go twice (at-least-once)
     assert len({log_id_of(r) for r in tick_sms}) == len(ticks)
