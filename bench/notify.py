@@ -58,22 +58,23 @@ class Server:
             self.headers["Authorization"] = f"Bearer {key}"
 
 
-def start_alertd(tmp: Path, fake: FakeProvider, log_level: str) -> Server:
+def start_alertd(tmp: Path, fake: FakeProvider, log_level: str, database: str | None = None) -> Server:
     # the per-key limiter runs as in production, far above the load (a bench sends ~1000/s on one key)
     config, port = write_config(
         tmp, {"kind": "twilio", "account_sid": fake.account_sid, "auth_token": fake.auth_token,
               "api_base_url": fake.base_url, "numbers": [CALLER_ID]},
-        server={"rate_limit": {"requests": 10**9, "per": "1m"}}, log={"level": log_level, "format": "json"})
+        server={"rate_limit": {"requests": 10**9, "per": "1m"}}, log={"level": log_level, "format": "json"},
+        **({"database": database} if database else {}))
     key = create_key(config)
     return Server("alertd", start_alertd_process(tmp, config, port), port, key)
 
 
-def start_yardstick(tmp: Path, fake: FakeProvider) -> Server:
+def start_yardstick(tmp: Path, fake: FakeProvider, database: str | None = None) -> Server:
     port = free_port()
     log = open(tmp / "yardstick.log", "w")
     proc = spawn([PYTHON, str(ROOT / "bench" / "yardstick.py"), "--port", str(port),
                   "--provider", fake.base_url, "--account-sid", fake.account_sid,
-                  "--auth-token", fake.auth_token, "--database", str(tmp / "yardstick.db")],
+                  "--auth-token", fake.auth_token, "--database", database or str(tmp / "yardstick.db")],
                  stdout=log, stderr=subprocess.STDOUT)
     log.close()
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
@@ -198,7 +199,7 @@ def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args) -> list[tuple[str, st
     return [
         (f"1. req/s, 1 recipient, {args.workers} clients: alertd", "",
          f"{tp['rate']['alertd']:.0f} req/s", ""),
-        ("   yardstick (Starlette + 1 SQLite insert + 1 aiohttp POST)", "",
+        (f"   yardstick (Starlette + 1 {'PostgreSQL' if args.postgres else 'SQLite'} insert + 1 aiohttp POST)", "",
          f"{tp['rate']['yardstick']:.0f} req/s", ""),
         ("   alertd / yardstick (median of per-round ratios)", ">= 0.50",
          f"{tp['ratio']:.2f}", "PASS" if tp["ratio"] >= 0.5 else "FAIL"),
@@ -206,7 +207,9 @@ def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args) -> list[tuple[str, st
          f"{tp['cpu_ms']['alertd']:.2f} / {tp['cpu_ms']['yardstick']:.2f} ms"
          f" (= {tp['cpu_ms']['yardstick'] / tp['cpu_ms']['alertd']:.2f}x)", ""),
         (f"2. notify -> provider request at {args.rate:.0f}/s: p50", "", f"{lat['p50']:.1f} ms", ""),
-        ("   p99", "< 10 ms", f"{lat['p99']:.1f} ms", "PASS" if lat["p99"] < 10 else "FAIL"),
+        # on PostgreSQL every write is a network round trip: the goal is the yardstick's, doubled
+        ("   p99", f"< {2 * ylat['p99']:.0f} ms (2x yardstick)" if args.postgres else "< 10 ms", f"{lat['p99']:.1f} ms",
+         "PASS" if lat["p99"] < (2 * ylat["p99"] if args.postgres else 10) else "FAIL"),
         ("   (max; notify round trip p50 / p99)", "",
          f"{lat['max']:.1f}; {lat['rtt_p50']:.1f} / {lat['rtt_p99']:.1f} ms", ""),
         ("   yardstick, same rate: p50 / p99", "", f"{ylat['p50']:.1f} / {ylat['p99']:.1f} ms", ""),
@@ -243,18 +246,27 @@ def main() -> int:
     p.add_argument("--provider-latency", type=float, default=0.3)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--alertd-log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--output", default=str(ROOT / "bench" / "results-notify.md"))
+    p.add_argument("--output", default=None, help="default bench/results-notify.md (-pg.md with --postgres)")
+    p.add_argument("--postgres", action="store_true",
+                   help="alertd and the yardstick on a throwaway PostgreSQL (durable commits, tests/pg.py)")
     args = p.parse_args()
+    args.output = args.output or str(ROOT / "bench" / ("results-notify-pg.md" if args.postgres else "results-notify.md"))
 
     started = datetime.datetime.now().astimezone()
     about = machine()
     load_at_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="alertd-bench-"))
-    fake = alertd = yard = None
+    fake = alertd = yard = pg = None
     try:
         fake = FakeProvider()
-        alertd = start_alertd(tmp, fake, args.alertd_log_level)
-        yard = start_yardstick(tmp, fake)
+        alertd_db = yard_db = None
+        if args.postgres:
+            sys.path.insert(0, str(ROOT / "tests"))
+            import pg as pg_server  # the tests' throwaway server, here with durable commits
+            pg = pg_server.start_server({"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"})
+            alertd_db, yard_db = pg.create_database(), pg.create_database()
+        alertd = start_alertd(tmp, fake, args.alertd_log_level, alertd_db)
+        yard = start_yardstick(tmp, fake, yard_db)
         try:  # the load generator's own cost, kept as low as the servers'
             import uvloop
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
@@ -270,6 +282,8 @@ def main() -> int:
                 stop(server.proc)
         if fake is not None:
             fake.close()
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     table = rows(tp, lat, ylat, fan, args)
