@@ -7,6 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from . import errors, health, hooks, logs, notify, silences, twilio_hooks
+from .limits import BodyLimit
 
 log = structlog.get_logger("alertd.http")
 
@@ -68,4 +69,7 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     install_ui(app, daemon.config)  # the dashboard, under ui.path
 
     app.add_middleware(RequestLog, owner=app, fast={("POST", "/api/v1/calls/notify"): notify.notify})
+    # outermost, so it wraps the notify fast path too; it only wraps receive: the 413 it raises is
+    # answered by the error handlers inside RequestLog, and logged like any request
+    app.add_middleware(BodyLimit, limit=daemon.config.server.max_body_bytes)
     return app
