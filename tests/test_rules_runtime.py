@@ -825,3 +825,33 @@ def test_test_rule_reads_the_event_from_stdin(tmp_path):
     assert "would send:  no" in lines
     assert "message:     Server room at 21 C" in lines
     assert "send at:     2026-03-12T12:00:00+00:00" in lines
+
+
+def test_the_rules_api_never_shows_a_substituted_secret_a_header_value_or_url_credentials(make_daemon, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.setenv("PING_UUID", "0f1e2d3c-uuid-in-the-path")
+    monkeypatch.setenv("QUEUE_TOKEN", "s3cret-in-a-header")
+    write(tmp_path, "poll.yaml", """\
+        rules:
+          - id: queue
+            source:
+              poll:
+                url: "http://ops:hunter2@127.0.0.1:9/ping/${PING_UUID}?token=${QUEUE_TOKEN}"
+                every: 1h
+                headers: {Authorization: "Bearer ${QUEUE_TOKEN}", X-Literal: literal-secret}
+                body: {token: "${QUEUE_TOKEN}"}
+            when: event.error
+            notify: {to: manager, message: "Queue down", action_type: sms}
+        """)
+    d = make_daemon()
+    resp = d.api.get(d.url("/api/v1/rules"), timeout=10)
+    assert resp.status_code == 200, resp.text
+    for secret in ("0f1e2d3c-uuid-in-the-path", "s3cret-in-a-header", "hunter2", "literal-secret"):
+        assert secret not in resp.text, resp.text
+    (rule,) = resp.json()["rules"]
+    poll = rule["source"]["poll"]
+    # as written in the file, ${VAR} unexpanded; the password of the URL and every header value hidden
+    assert poll["url"] == "http://ops:***@127.0.0.1:9/ping/${PING_UUID}?token=${QUEUE_TOKEN}"
+    assert poll["headers"] == {"Authorization": "***", "X-Literal": "***"}
+    assert poll["body"] == "***"
+    assert poll["every"] == "PT1H" and poll["method"] == "GET"
