@@ -109,18 +109,19 @@ class Store:
             return False
 
     # --- API keys ---------------------------------------------------------
-    def create_key(self, name: str, prefix: str, key_hash: str, now: float) -> int:
+    def create_key(self, name: str, prefix: str, key_hash: str, now: float, scopes: str = "admin") -> int:
+        """``scopes``: space-separated, as alertd.api.scopes.parse returns them."""
         with self.tx() as c:
-            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                             (name, prefix, key_hash, now)).lastrowid
+            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at, scopes) VALUES (?, ?, ?, ?, ?)",
+                             (name, prefix, key_hash, now, scopes)).lastrowid
 
     def find_key(self, key_hash: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT id, name, key_hash, revoked_at FROM api_keys WHERE key_hash = ?",
+        return self.conn.execute("SELECT id, name, key_hash, revoked_at, scopes FROM api_keys WHERE key_hash = ?",
                                  (key_hash,)).fetchone()
 
     def list_keys(self) -> list[sqlite3.Row]:
-        return self.conn.execute(
-            "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys ORDER BY id").fetchall()
+        return self.conn.execute("SELECT id, name, prefix, created_at, last_used_at, revoked_at, scopes"
+                                 " FROM api_keys ORDER BY id").fetchall()
 
     def revoke_key(self, key_id: int, now: float) -> bool:
         with self.tx() as c:
