@@ -511,8 +511,9 @@ def test_a_to_that_renders_to_no_valid_number_is_a_failed_row_and_the_webhook_st
     assert resp.status_code == 200 and resp.json()["fired"] == ["bad-to"]
     (row,) = rule_logs(d, "bad-to")
     assert (row["status"], row["to"], row["message"]) == ("failed", "", "Your order shipped")
-    assert row["error"]["message"] == ("notify.to: 'call me maybe' (from '{{ event.customer.phone }}') is neither a "
-                                       "phone number nor a known contact; notify.to: no valid recipient")
+    assert row["error"]["message"] == ("notify.to: 'call me maybe' (from '{{ event.customer.phone }}') is not a phone"
+                                       " number; a name is looked up only when the rule writes it"
+                                       " (to_names_from_event: true lifts this); notify.to: no valid recipient")
     assert d.daemon.provider.sent == []
 
 
@@ -855,3 +856,60 @@ def test_the_rules_api_never_shows_a_substituted_secret_a_header_value_or_url_cr
     assert poll["headers"] == {"Authorization": "***", "X-Literal": "***"}
     assert poll["body"] == "***"
     assert poll["every"] == "PT1H" and poll["method"] == "GET"
+
+
+# --- who a rendered `to` may reach ---------------------------------------------------------------
+SHOP_RULE = """\
+    rules:
+      - id: order-shipped
+        source: {webhook: shop}
+        notify:
+          to: "{{ event.customer.phone }}"
+          message: "Hi {{ event.customer.first_name }}, your order has shipped."
+          action_type: sms
+      - id: by-severity
+        source: {webhook: sev}
+        notify:
+          to: "{{ 'oncall' if event.severity == 'critical' else 'manager' }}"
+          message: "Severity {{ event.severity }}"
+          action_type: sms
+    """
+
+
+def test_a_name_in_event_data_never_reaches_a_contact_group_or_rotation(make_daemon, tmp_path):
+    write(tmp_path, "shop.yaml", SHOP_RULE)
+    d = make_daemon()
+    for name in ("oncall", "manager", "oncall_primary"):
+        fire(d, "shop", {"customer": {"phone": name, "first_name": "URGENT: call +1-555-000-1111 re payroll"}})
+    assert sent(d) == []  # nobody on the team got the shop customer's text
+    (failed, *_) = rule_logs(d, "order-shipped")
+    assert failed["status"] == "failed"
+    assert "is not a phone number" in failed["error"]["message"], failed["error"]
+    # a real customer number still works
+    fire(d, "shop", {"customer": {"phone": "+1 555 123 4567", "first_name": "Ann"}})
+    assert sent(d) == [("sms", "+15551234567", "Hi Ann, your order has shipped.")]
+
+
+def test_names_written_in_the_rules_own_template_still_resolve(make_daemon, tmp_path):
+    write(tmp_path, "shop.yaml", SHOP_RULE)
+    d = make_daemon()
+    fire(d, "sev", {"severity": "critical"})
+    fire(d, "sev", {"severity": "low"})
+    assert sent(d) == [("sms", PRIMARY, "Severity critical"), ("sms", SECONDARY, "Severity critical"),
+                       ("sms", MANAGER, "Severity low")]
+
+
+def test_a_rule_may_opt_in_to_names_from_event_data(make_daemon, tmp_path):
+    write(tmp_path, "team.yaml", """\
+        rules:
+          - id: team-page
+            source: {webhook: team}
+            notify:
+              to: "{{ event.team }}"
+              to_names_from_event: true
+              message: "Page for {{ event.team }}"
+              action_type: sms
+        """)
+    d = make_daemon()
+    fire(d, "team", {"team": "manager"})
+    assert sent(d) == [("sms", MANAGER, "Page for manager")]

@@ -61,6 +61,9 @@ class _Delivery(Strict):
     repeat: Repeat | None = None
     gather: bool | None = None
     retry: Retry | None = None
+    # a ``to`` template's result from event data is looked up as a contact, group or rotation name:
+    # only for trusted event sources (alertd/engine/recipients.py)
+    to_names_from_event: bool = False
 
     @field_validator("to")
     @classmethod
