@@ -48,6 +48,8 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False, 
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Malformed JSON body: {exc}") from None
+    except ValueError:  # what else json.loads raises: int() refuses integers of more than 4300 digits
+        raise ApiError(400, "Malformed JSON body: an integer has more than 4300 digits.") from None
     except RecursionError:
         raise ApiError(400, "Malformed JSON body: nested too deeply.") from None
 
