@@ -913,3 +913,20 @@ def test_a_rule_may_opt_in_to_names_from_event_data(make_daemon, tmp_path):
     d = make_daemon()
     fire(d, "team", {"team": "manager"})
     assert sent(d) == [("sms", MANAGER, "Page for manager")]
+
+
+def test_a_file_field_in_a_multipart_webhook_is_refused_naming_it(make_daemon, tmp_path):
+    write(tmp_path, "door.yaml", """\
+        rules:
+          - id: door
+            source: {webhook: door}
+            notify: {to: manager, message: "Door {{ event.state }}", action_type: sms}
+        """)
+    d = make_daemon()
+    r = d.api.post(d.url("/hooks/door"), files={"state": ("photo.jpg", b"\xff\xd8 jpeg bytes", "image/jpeg")},
+                   timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "state: a file upload; send text fields only"
+    assert sent(d) == []
+    ok = d.api.post(d.url("/hooks/door"), files={"state": (None, "open")}, timeout=10)  # a plain multipart field
+    assert ok.status_code == 200 and sent(d) == [("sms", MANAGER, "Door open")], ok.text

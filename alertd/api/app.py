@@ -55,7 +55,9 @@ class RequestLog:
 
 
 def create_app(daemon, lifespan=None) -> FastAPI:
-    app = FastAPI(title="alertd", version="0.1.0", lifespan=lifespan,
+    # redirect_slashes off: the 307 for a trailing slash built its Location from the Host header
+    # and copied ?key= into it; a path with a stray slash is 404 instead
+    app = FastAPI(title="alertd", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
                   description="Alert calls and SMS; a drop-in for the hosted notify API.")
     app.state.daemon = daemon
     errors.install(app)

@@ -56,10 +56,9 @@ class Authenticator:
         row = self.store.find_key(digest)
         # the lookup is by hash of the key, so timing reveals nothing about stored keys;
         # the final check is constant-time all the same
-        if row is None or not hmac.compare_digest(digest, row["key_hash"]):
+        # a revoked key gets the unknown key's answer: a leaked key tells its holder nothing
+        if row is None or not hmac.compare_digest(digest, row["key_hash"]) or row["revoked_at"] is not None:
             raise ApiError(401, "Invalid API key.")
-        if row["revoked_at"] is not None:
-            raise ApiError(401, "API key has been revoked.")
         route = request.scope.get("route")  # absent on the notify fast path (alertd/api/app.py)
         wanted = scopes.needed(request.method, route.path if route is not None else request.url.path,
                                request.path_params)

@@ -33,8 +33,11 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False, 
     looks_json = raw.lstrip()[:1] in (b"{", b"[")  # curl -d without a Content-Type still sends JSON
     if not looks_json and (ctype.startswith("application/x-www-form-urlencoded")
                            or ctype.startswith("multipart/form-data")):
-        form = await request.form()
-        return {k: (form.getlist(k) if len(form.getlist(k)) > 1 else v) for k, v in form.items()}
+        async with request.form() as form:  # closes what a multipart part spooled
+            for k, v in form.multi_items():
+                if not isinstance(v, str):  # it would reach a message as "UploadFile(filename=...)"
+                    raise ApiError(400, f"{k}: a file upload; send text fields only")
+            return {k: (form.getlist(k) if len(form.getlist(k)) > 1 else v) for k, v in form.items()}
     if not raw.strip():
         if allow_empty:
             return None
