@@ -36,7 +36,7 @@ rules:
 
 def key_with(d, *granted: str) -> requests.Session:
     key, prefix, digest = generate_key()
-    d.daemon.store.create_key("scoped", prefix, digest, time.time(), scopes=scopes.parse(list(granted)))
+    d.on_loop(d.daemon.store.create_key, "scoped", prefix, digest, time.time(), scopes=scopes.parse(list(granted)))
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {key}"
     return s
