@@ -94,6 +94,14 @@ class RunningDaemon:
         loop = self.daemon.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
+    def on_loop(self, fn, *args, **kwargs):
+        """Call a store method on the daemon's loop thread: the store's one connection
+        is the loop's, and a write from the test thread could meet the loop's open
+        transaction ("cannot start a transaction within a transaction")."""
+        async def call():
+            return fn(*args, **kwargs)
+        return self.run(call())
+
     def pause_worker(self) -> None:
         """Stop the background worker: the test drives run_once()/run_due() itself."""
         async def stop():

@@ -253,7 +253,7 @@ def test_a_delivery_in_flight_when_the_daemon_died_resumes_after_a_restart(make_
     pause_worker(first)
     params = {"from": CALLER_ID, "voice": "alice", "repeat": 1, "gather": False, "language": None}
     now = time.time()
-    (stored,) = first.daemon.store.logs.create_trigger(
+    (stored,) = first.on_loop(first.daemon.store.logs.create_trigger,
         {"created_at": now, "source": "crash"},
         [Notification(to=NUMBER, type="both", message="x", params=params)],
         lease_until=now + 120)

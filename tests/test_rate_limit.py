@@ -26,7 +26,7 @@ def limited(make_daemon):
 
 def second_key(d):
     key, prefix, digest = generate_key()
-    d.daemon.store.keys.create("other", prefix, digest, time.time())
+    d.on_loop(d.daemon.store.keys.create, "other", prefix, digest, time.time())
     return {"Authorization": f"Bearer {key}"}
 
 

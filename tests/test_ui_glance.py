@@ -19,10 +19,10 @@ def local(text: str) -> float:
 
 def notification(d, at: str, status: str = "initiated", ack_after: float | None = None) -> int:
     ts = local(at)
-    (row,) = d.daemon.store.logs.create_trigger({"created_at": ts, "source": "glance"}, [
+    (row,) = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": ts, "source": "glance"}, [
         Notification(to="+15551230001", type="call", message=at, params={}, status=status)], ts)
     if ack_after is not None:
-        d.daemon.store.logs.acknowledge(row.log_id, ts + ack_after, by="+15551230001")
+        d.on_loop(d.daemon.store.logs.acknowledge, row.log_id, ts + ack_after, by="+15551230001")
     return row.log_id
 
 

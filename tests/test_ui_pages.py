@@ -35,7 +35,7 @@ def test_log_is_newest_first_and_filters(make_daemon):
 def test_story_shows_every_row_and_provider_errors_in_words(make_daemon):
     d, s, _ = logged_in(make_daemon)
     now = time.time()
-    rows = d.daemon.store.logs.create_trigger({"created_at": now, "source": "t"}, [
+    rows = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": now, "source": "t"}, [
         Notification(to="+15551230001", type="call", message="x", params={}, status="failed",
                      error={"code": 21211, "message": "The 'To' number is not valid."}),
         Notification(to="+15551230002", type="sms", message="x", params={}, status="silenced",

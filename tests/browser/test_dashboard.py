@@ -87,7 +87,7 @@ def test_a_notification_appears_live_and_turns_acknowledged_when_1_is_pressed(si
     assert "+15551234567" in page.locator(f"#log-{log_id} .ack").inner_text()
     # a refused number and a text, for a screenshot that shows more than one kind of row
     now = time.time()
-    failed = d.daemon.store.logs.create_trigger({"created_at": now, "source": "timeclock"}, [
+    failed = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": now, "source": "timeclock"}, [
         Notification(to="+15550001111", type="call", message="Alert: No staff have clocked in.", params={},
                      status="failed", error={"code": 21211, "message": "The 'To' number is not valid."})], now)
     d.notify({"to": "+15551234569", "message": "Order 1042 shipped", "action_type": "sms", "source": "shop"})
@@ -168,7 +168,7 @@ def test_trigger_log_with_1000_rows_weight_and_load_time(site):
     now = time.time()
     rows = [Notification(to=f"+1555{i:07d}", type="call", message=f"Alert number {i}: no staff clocked in",
                          params={}, status="failed", error={"code": 21211, "message": "invalid"}) for i in range(1000)]
-    d.daemon.store.logs.create_trigger({"created_at": now, "source": "bench"}, rows, now)
+    d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": now, "source": "bench"}, rows, now)
     page.goto("about:blank")
     started = time.monotonic()
     page.goto(d.url("/ui/?limit=1000"), wait_until="load")
@@ -226,10 +226,10 @@ def test_at_a_glance_draws_the_charts_and_fits_a_phone(site):
     for k, (status, ack) in enumerate([("initiated", 40), ("initiated", 200), ("failed", None), ("silenced", None),
                                        ("initiated", None), ("initiated", 75)] * 3):
         at = now - k * 5400  # spread over the last day
-        (row,) = d.daemon.store.logs.create_trigger({"created_at": at, "source": "sensor"}, [
+        (row,) = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": at, "source": "sensor"}, [
             Notification(to="+15551230001", type="call", message="x", params={}, status=status)], at)
         if ack:
-            d.daemon.store.logs.acknowledge(row.log_id, at + ack, by="+15551230001")
+            d.on_loop(d.daemon.store.logs.acknowledge, row.log_id, at + ack, by="+15551230001")
     page.click("nav >> text=At a glance")
     page.wait_for_url("**/ui/glance")
     assert page.locator("#chart-hours rect.seg").count() >= 10 and page.locator("#chart-days rect.seg").count() >= 3
