@@ -93,7 +93,10 @@ class RunningDaemon:
             time.sleep(0.01)
 
     def run(self, coro, timeout: float = 10):
-        """Run a coroutine on the daemon's own event loop (e.g. dispatcher.run_once())."""
+        """Run a coroutine on the daemon's own event loop (e.g. dispatcher.run_once()). A test
+        reads and writes a running daemon's store this way, never from its own thread: the
+        SQLite store's one connection is the loop's, and a write from another thread could
+        meet the loop's open transaction ("cannot start a transaction within a transaction")."""
         loop = self.daemon.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 

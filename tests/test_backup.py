@@ -52,7 +52,7 @@ def test_backup_while_the_daemon_runs_and_writes(daemon, tmp_path):
     assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one self-contained file
     rows = copy.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
-    live = len(sync(daemon.daemon.store.logs.list(limit=100_000)))
+    live = len(daemon.run(daemon.daemon.store.logs.list(limit=100_000)))
     assert 20 <= rows <= live
     # one moment of the database: every row copied has its outbox item, every item its row
     assert copy.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == rows

@@ -100,7 +100,7 @@ def test_retries_back_off_exponentially_with_jitter(manual):
     (call,) = manual.notify({"to": NUMBER, "message": "x"}).json()["calls"]
     delays = []
     for _ in range(4):
-        delay = sync(manual.daemon.store.outbox.next_due_at()) - manual.clock.timestamp()
+        delay = manual.run(manual.daemon.store.outbox.next_due_at()) - manual.clock.timestamp()
         delays.append(delay)
         manual.clock.advance(delay + 1e-5)  # FakeClock keeps microseconds: do not land a hair short
         assert run_once(manual) == 1
@@ -254,7 +254,7 @@ def test_a_delivery_in_flight_when_the_daemon_died_resumes_after_a_restart(make_
     pause_worker(first)
     params = {"from": CALLER_ID, "voice": "alice", "repeat": 1, "gather": False, "language": None}
     now = time.time()
-    (stored,) = sync(first.daemon.store.logs.create_trigger(
+    (stored,) = first.run(first.daemon.store.logs.create_trigger(
         {"created_at": now, "source": "crash"},
         [Notification(to=NUMBER, type="both", message="x", params=params)],
         lease_until=now + 120))

@@ -19,12 +19,24 @@ A, B = "+15551234567", "+15559876543"
 SECONDARY = "+15551230003"  # oncall_secondary in conftest's config
 
 
-@pytest.fixture
-def d(make_daemon, fake_twilio):
-    d = make_daemon(twilio_overrides(fake_twilio), clock=FakeClock())
+def paused(make_daemon, fake_twilio, **overrides):
+    d = make_daemon({**twilio_overrides(fake_twilio), **overrides}, clock=FakeClock())
     d.fake = fake_twilio
     d.pause_worker()
     return d
+
+
+@pytest.fixture
+def d(make_daemon, fake_twilio):
+    return paused(make_daemon, fake_twilio)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def d_both(request, make_daemon, fake_twilio):
+    """``d`` on each backend."""
+    if request.param == "postgresql":
+        return paused(make_daemon, fake_twilio, database=request.getfixturevalue("pg_url"))
+    return paused(make_daemon, fake_twilio)
 
 
 def notify(d, **body):
@@ -129,7 +141,7 @@ def test_acknowledgement_cancels_pending_retries_and_escalation(d):
     d.clock.advance(3600)
     assert run_due(d) == 0
     assert len(d.fake.calls) == 1
-    states = {f["state"] for f in sync(d.daemon.store.followups.of_trigger(row(d, call["log_id"])["trigger_id"]))}
+    states = {f["state"] for f in d.run(d.daemon.store.followups.of_trigger(row(d, call["log_id"])["trigger_id"]))}
     assert states == {"cancelled"}
 
 
@@ -209,3 +221,32 @@ def test_rule_with_retry_and_escalation_stores_both(make_daemon, fake_twilio, tm
     assert run_due(d) == 1  # the escalation step, 5 min after the first attempt
     assert [c.form["To"] for c in d.fake.calls] == ["+15551230002", "+15551230002", SECONDARY]
     assert all("System billing is down" in c.form["Twiml"] for c in d.fake.calls)
+
+
+def test_a_final_status_callback_delivered_three_times_places_one_retry(d_both):
+    d = d_both
+    (call,) = notify(d, to=A, retry={"times": 1, "every": "30s"})
+    for _ in range(3):  # Twilio retries deliveries, and a captured request can be replayed (no timestamp)
+        status, _ = d.fake.complete_call(call["call_sid"], "no-answer")
+        assert status == 200
+    d.clock.advance(30)
+    assert run_due(d) == 1
+    assert len(calls_to(d, A)) == 2
+    history = d.run(d.daemon.store.status.history([call["log_id"]]))[call["log_id"]]
+    assert [r["status"] for r in history] == ["no-answer"]  # the repeats are not news either
+    for _ in range(3):
+        d.fake.complete_call(calls_to(d, A)[-1].sid, "no-answer")
+    d.clock.advance(30)
+    assert run_due(d) == 0
+    assert len(calls_to(d, A)) == 2  # times: 1 allows one retry, whatever arrives
+
+
+def test_retry_times_holds_whatever_final_statuses_arrive_for_one_call(d):
+    (call,) = notify(d, to=A, retry={"times": 1, "every": "30s"})
+    for outcome in ("no-answer", "busy", "failed", "canceled"):
+        d.fake.complete_call(call["call_sid"], outcome)
+    d.clock.advance(30)
+    assert run_due(d) == 1
+    d.clock.advance(30)
+    assert run_due(d) == 0
+    assert len(calls_to(d, A)) == 2

@@ -77,3 +77,20 @@ def test_a_node_older_than_the_database_refuses_to_start_and_says_so(pg_url):
     with pytest.raises(SchemaTooNew, match=rf"schema v{len(MIGRATIONS) + 1} is newer than this alertd"
                                             rf" \(v{len(MIGRATIONS)}\); upgrade alertd"):
         run(_migrate(pg_url))
+
+
+def test_keys_made_before_scopes_existed_keep_every_right_after_the_upgrade(pg_url):
+    async def upgrade():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            # the database as version 8 left it, with one key
+            await conn.execute("CREATE TABLE alertd_schema (version INTEGER NOT NULL)")
+            for script in MIGRATIONS[:8]:
+                await conn.execute(script)
+            await conn.execute("INSERT INTO alertd_schema (version) VALUES (8)")
+            await conn.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES ('old', 'ak', 'h', 1)")
+            assert await migrate(conn) == (len(MIGRATIONS), len(MIGRATIONS) - 8)
+            return await conn.fetchval("SELECT scopes FROM api_keys WHERE key_hash = 'h'")
+        finally:
+            await conn.close()
+    assert run(upgrade()) == "admin"

@@ -36,10 +36,14 @@ def test_keys_and_templates(pg_url):
     async def body(store):
         key_id = await store.keys.create("ops", "ak_1234", "hash-1", T)
         assert (await store.keys.find("hash-1"))["id"] == key_id
+        assert (await store.keys.find("hash-1"))["scopes"] == "admin"  # what every key had before scopes
+        scoped = await store.keys.create("pager", "ak_5678", "hash-2", T, scopes="notify read")
+        assert (await store.keys.find("hash-2"))["scopes"] == "notify read"
+        assert await store.keys.revoke(scoped, T)
         assert await store.keys.revoke(key_id, T + 1) and not await store.keys.revoke(key_id, T + 2)
         await store.keys.touch(key_id, T + 3)
-        assert [(k["name"], k["revoked_at"], k["last_used_at"]) for k in await store.keys.list()] == [
-            ("ops", T + 1, T + 3)]
+        assert [(k["name"], k["revoked_at"], k["last_used_at"], k["scopes"]) for k in await store.keys.list()] == [
+            ("ops", T + 1, T + 3, "admin"), ("pager", T, None, "notify read")]
         with pytest.raises(StoreError):  # the same hash twice: a defect, as StoreError, never asyncpg's
             await store.keys.create("again", "ak_1234", "hash-1", T)
         await store.templates.create("tpl_1", "disk", {"message": "Disk {{ pct }}%"}, T)
@@ -148,9 +152,22 @@ def test_the_rules_engines_tables_silences_overrides_users_and_status_history(pg
         await store.status.record(rows[0].log_id, "call", "ringing", T + 2, sid="CA9")
         assert [h["status"] for h in (await store.status.history([rows[0].log_id]))[rows[0].log_id]] == ["ringing"]
         assert (await store.logs.get(rows[0].log_id))["call_sid"] == "CA9"
+        assert await store.status.seen(rows[0].log_id, "call", "ringing")
+        assert not await store.status.seen(rows[0].log_id, "call", "no-answer")
+        assert not await store.status.seen(rows[0].log_id, "sms", "ringing")
         assert [r["log_id"] for r in await store.dashboard.filtered_logs(limit=10, source="api")] == [rows[0].log_id]
         assert await store.dashboard.outcome_counts(T - 1, T + 1) == {"sent": 1}
     run(pg_url, body)
+
+
+def test_the_same_calls_final_callback_on_three_nodes_at_once_adds_one_retry(pg_url):
+    async def body(*stores):
+        (row,) = await stores[0].logs.create_trigger({"created_at": T, "source": "api"}, [Row("+15551230001")], T)
+        tid = (await stores[0].logs.get(row.log_id))["trigger_id"]
+        added = await asyncio.gather(*(s.followups.add_retry_once(tid, row.log_id, T + 30, T) for s in stores * 2))
+        assert sorted(added) == [False] * 5 + [True]
+        assert [f["kind"] for f in await stores[0].followups.of_trigger(tid)] == ["retry"]
+    run(pg_url, body, nodes=3)
 
 
 def test_retention_prunes_old_history_but_keeps_pending_work(pg_url):

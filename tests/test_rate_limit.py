@@ -27,7 +27,7 @@ def limited(make_daemon):
 
 def second_key(d):
     key, prefix, digest = generate_key()
-    sync(d.daemon.store.keys.create("other", prefix, digest, time.time()))
+    d.run(d.daemon.store.keys.create("other", prefix, digest, time.time()))
     return {"Authorization": f"Bearer {key}"}
 
 

@@ -323,7 +323,7 @@ def test_a_rule_sends_to_whoever_is_on_call_at_the_moment_of_sending(make_daemon
     assert fire()["to"] == "+15551230002"
     clock.advance(60)  # 09:00: the handoff
     assert fire()["to"] == "+15551230003"
-    sync(oncall.add_override(d.config, d.daemon.store, "ops", "manager", timedelta(hours=8), clock.now()))
+    d.run(oncall.add_override(d.config, d.daemon.store, "ops", "manager", timedelta(hours=8), clock.now()))
     assert fire()["to"] == "+15551230001"
     clock.advance(timedelta(hours=8))
     assert fire()["to"] == "+15551230003"

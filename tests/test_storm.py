@@ -277,7 +277,7 @@ def test_a_silence_added_after_the_fold_holds_the_summary_back(d):
     assert len(calls_to(d, A)) == 3
     summary = row(d, summary_id)
     assert summary["status"] == "silenced"
-    assert sync(d.daemon.store.logs.get(summary_id))["silence_id"] == r.json()["silence_id"]
+    assert d.run(d.daemon.store.logs.get(summary_id))["silence_id"] == r.json()["silence_id"]
 
 
 def test_a_both_alert_over_both_limits_is_in_both_summaries_and_each_tells_only_what_is_open(make_daemon,
@@ -502,7 +502,7 @@ def test_a_group_interrupted_after_its_trigger_was_stored_is_not_sent_again(g):
     hook(g, alerts(2))
     g.clock.advance(30)
     assert flush(g) == 1
-    (grp,) = sync(g.daemon.store.groups.get_groups("instance-down"))
+    (grp,) = g.run(g.daemon.store.groups.get_groups("instance-down"))
     assert grp["state"] == "sent"
     with g.daemon.store.tx() as c:  # as if stopped between the send and the mark
         c.execute("UPDATE rule_groups SET state = 'sending' WHERE group_id = ?", (grp["group_id"],))
@@ -531,17 +531,24 @@ def test_summaries_folded_before_the_links_existed_get_them_at_upgrade(tmp_path)
 
     from alertd.store import Store
 
-    store = Store(tmp_path / "alertd.db")
-    with store.tx() as c:
-        summary = sync(store.storm.create_summary(c, A, "sms", "2 more alerts: a; b", {"folded": {"count": 2, "parts": []}}, 1.0, 0.0))
-        for text in ("a", "b"):
-            c.execute("INSERT INTO triggers (created_at, source) VALUES (0, 'api')")
-            c.execute("INSERT INTO logs (trigger_id, created_at, source, to_number, type, message, params, status,"
-                      " summary_log_id) VALUES (last_insert_rowid(), 0, 'api', ?, 'sms', ?, ?, 'throttled', ?)",
-                      (A, text, json.dumps({}), summary))
-        c.execute("DROP TABLE summary_folds")
-    store.conn.execute("PRAGMA user_version=7")
-    store.close()
+    import sqlite3
+
+    from alertd.store.sqlite.schema import MIGRATIONS
+    from alertd.store.sqlite.storm import Storm
+
+    # a database as schema 7 left it (later migrations, whatever they add, run at the upgrade)
+    c = sqlite3.connect(tmp_path / "alertd.db", isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:7], start=1):
+        c.executescript(script)
+        c.execute(f"PRAGMA user_version={number}")
+    summary = sync(Storm.create_summary(c, A, "sms", "2 more alerts: a; b", {"folded": {"count": 2, "parts": []}},
+                                        1.0, 0.0))
+    for text in ("a", "b"):
+        c.execute("INSERT INTO triggers (created_at, source) VALUES (0, 'api')")
+        c.execute("INSERT INTO logs (trigger_id, created_at, source, to_number, type, message, params, status,"
+                  " summary_log_id) VALUES (last_insert_rowid(), 0, 'api', ?, 'sms', ?, ?, 'throttled', ?)",
+                  (A, text, json.dumps({}), summary))
+    c.close()
     upgraded = Store(tmp_path / "alertd.db")
     assert [r["message"] for r in sync(upgraded.storm.folded_into(summary))] == ["a", "b"]
     upgraded.close()

@@ -15,7 +15,7 @@ PASSWORD = "correct horse battery"
 
 
 def add_user(d, name="ops", password=PASSWORD):
-    sync(d.daemon.store.users.add(name, auth.hash_password(password), time.time()))
+    d.run(d.daemon.store.users.add(name, auth.hash_password(password), time.time()))
 
 
 def csrf_of(html: str) -> str:
@@ -41,7 +41,7 @@ def test_users_add_reads_the_password_from_stdin(make_daemon, monkeypatch, capsy
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert cli.main(["users", "add", "alice", "--password-stdin", "-c", str(d.config_path)]) == 0
     assert "user 'alice' added" in capsys.readouterr().out
-    row = sync(d.daemon.store.users.get("alice"))
+    row = d.run(d.daemon.store.users.get("alice"))
     assert row["password_hash"].startswith("scrypt$") and PASSWORD not in row["password_hash"]
     s, r = login(d, "alice")
     assert r.url.endswith("/ui/") and "Trigger log" in r.text

@@ -20,10 +20,10 @@ def local(text: str) -> float:
 
 def notification(d, at: str, status: str = "initiated", ack_after: float | None = None) -> int:
     ts = local(at)
-    (row,) = sync(d.daemon.store.logs.create_trigger({"created_at": ts, "source": "glance"}, [
+    (row,) = d.run(d.daemon.store.logs.create_trigger({"created_at": ts, "source": "glance"}, [
         Notification(to="+15551230001", type="call", message=at, params={}, status=status)], ts))
     if ack_after is not None:
-        sync(d.daemon.store.logs.acknowledge(row.log_id, ts + ack_after, by="+15551230001"))
+        d.run(d.daemon.store.logs.acknowledge(row.log_id, ts + ack_after, by="+15551230001"))
     return row.log_id
 
 

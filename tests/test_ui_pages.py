@@ -36,7 +36,7 @@ def test_log_is_newest_first_and_filters(make_daemon):
 def test_story_shows_every_row_and_provider_errors_in_words(make_daemon):
     d, s, _ = logged_in(make_daemon)
     now = time.time()
-    rows = sync(d.daemon.store.logs.create_trigger({"created_at": now, "source": "t"}, [
+    rows = d.run(d.daemon.store.logs.create_trigger({"created_at": now, "source": "t"}, [
         Notification(to="+15551230001", type="call", message="x", params={}, status="failed",
                      error={"code": 21211, "message": "The 'To' number is not valid."}),
         Notification(to="+15551230002", type="sms", message="x", params={}, status="silenced",
@@ -51,7 +51,7 @@ def test_acknowledge_from_the_dashboard(make_daemon):
     log_id = d.notify({"to": "+15551234567", "message": "x", "gather": True}).json()["calls"][0]["log_id"]
     r = s.post(d.url(f"/ui/logs/{log_id}/ack"), data={"csrf": csrf, "next": "/ui/"}, timeout=5)
     assert r.url.endswith("/ui/")
-    assert sync(d.daemon.store.logs.get(log_id))["acknowledged_by"] == "dashboard:ops"
+    assert d.run(d.daemon.store.logs.get(log_id))["acknowledged_by"] == "dashboard:ops"
 
 
 def test_events_stream_sends_new_rows(make_daemon):

@@ -13,19 +13,26 @@ async def cmd_keys(args) -> int:
     clock = SystemClock()
     if args.keys_cmd == "create":
         # FastAPI loads only for this subcommand: `keys list` and the others start without it
+        from ..api import scopes
         from ..api.auth import generate_key
+        try:
+            granted = scopes.parse(args.scope or [])
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         key, prefix, digest = generate_key()
-        key_id = await store.keys.create(args.name, prefix, digest, clock.timestamp())
+        key_id = await store.keys.create(args.name, prefix, digest, clock.timestamp(), scopes=granted)
         print(key)
-        print(f"(key {key_id} '{args.name}': shown once; only its hash is stored)", file=sys.stderr)
+        print(f"(key {key_id} '{args.name}', scopes {granted}: shown once; only its hash is stored)",
+              file=sys.stderr)
         return 0
     if args.keys_cmd == "list":
-        print(f"{'ID':>4}  {'NAME':<20} {'PREFIX':<14} {'CREATED':<25} {'LAST USED':<25} STATE")
+        print(f"{'ID':>4}  {'NAME':<20} {'PREFIX':<14} {'CREATED':<25} {'LAST USED':<25} {'SCOPES':<20} STATE")
         for r in await store.keys.list():
             state = "revoked" if r["revoked_at"] else "active"
             print(f"{r['id']:>4}  {r['name']:<20} {r['prefix'] + '...':<14} "
                   f"{iso(from_timestamp(r['created_at'])):<25} {iso(from_timestamp(r['last_used_at'])) or '-':<25} "
-                  f"{state}")
+                  f"{r['scopes'].replace(' ', ','):<20} {state}")
         return 0
     if args.keys_cmd == "revoke":
         if await store.keys.revoke(args.id, clock.timestamp()):
@@ -41,6 +48,8 @@ def add_parsers(sub, common) -> None:
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", parents=[common], help="create a key and print it once")
     create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", metavar="SCOPE",
+                        help="admin (the default), notify, read, hooks:NAME or hooks:*; repeat for several")
     ks.add_parser("list", parents=[common], help="list keys (never the key itself)")
     revoke = ks.add_parser("revoke", parents=[common], help="revoke a key by id")
     revoke.add_argument("id", type=int)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from ..clock import from_timestamp
 
 HERE = Path(__file__).parent  # the package's folder: templates/ and static/
 
@@ -27,7 +27,7 @@ env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select
 def when(ts: float | None, tz, fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, tz).strftime(fmt)
+    return from_timestamp(ts, tz).strftime(fmt)
 
 
 def error_text(raw: str | None) -> str:

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..api.body import parse
 from ..api.errors import ApiError
+from ..api.logs import row_id
 from ..api.models import NotifyRequest, TemplateCreate
 from ..api.notify import send
 from ..store import StoreError
@@ -50,8 +51,8 @@ def add_routes(base: str, *, page, post, html) -> None:
     """Registers the pages with ``page``/``post`` (alertd/ui/views.py: login and CSRF checked there)."""
     async def list_page(request, session, status=200, **extra):
         d = request.app.state.daemon
-        test = request.query_params.get("test", "")
-        sent = await d.store.logs.get(int(test)) if test.isdigit() else None
+        test = row_id(request.query_params.get("test", ""))
+        sent = await d.store.logs.get(test) if test is not None else None
         return html("templates.html", request, session, status=status, templates=await d.store.templates.list(),
                     numbers=d.config.provider.numbers, sent=sent, **extra)
 

@@ -20,6 +20,11 @@ class StatusCallbacks(Table):
             await c.execute("INSERT INTO status_callbacks (log_id, channel, status, at, error_code)"
                             " VALUES (?, ?, ?, ?, ?)", log_id, column, status, at, error_code)
 
+    async def seen(self, log_id: int, channel: str, status: str) -> bool:
+        """Whether ``log_id`` already had a callback of ``status`` on ``channel``."""
+        return await self.fetchval("SELECT EXISTS (SELECT 1 FROM status_callbacks WHERE log_id = ? AND channel = ?"
+                                   " AND status = ?)", log_id, "call" if channel == "call" else "sms", status)
+
     async def history(self, log_ids: list[int]) -> dict[int, list]:
         """log id -> its status callbacks in the order they arrived."""
         out: dict[int, list] = defaultdict(list)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -80,10 +81,23 @@ class Table:
         return _Tx(self.db.conn)
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 (and the folders leading to it 0700) unless it exists, whatever the umask:
+    the database holds phone numbers, messages and password hashes. SQLite gives the -wal and -shm
+    files the database file's mode. Folders and files that exist are left as they are."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def connect(path: str | Path, *, timeout: float = 5.0) -> sqlite3.Connection:
     path = Path(path)
     if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
     conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")

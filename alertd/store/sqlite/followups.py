@@ -12,6 +12,15 @@ class Followups(Table):
                              " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
                              (trigger_id, kind, log_id, step, due_at, now)).lastrowid
 
+    async def add_retry_once(self, trigger_id: int, log_id: int, due_at: float, now: float) -> bool:
+        """A retry of the call ``log_id``, unless it already has one; True when added. Each
+        unanswered call is placed again at most once, however many final callbacks it gets."""
+        with self.tx() as c:
+            return c.execute("INSERT INTO followups (trigger_id, kind, log_id, due_at, state, created_at)"
+                             " SELECT ?, 'retry', ?, ?, 'pending', ? WHERE NOT EXISTS (SELECT 1 FROM followups"
+                             " WHERE trigger_id = ? AND kind = 'retry' AND log_id = ?)",
+                             (trigger_id, log_id, due_at, now, trigger_id, log_id)).rowcount == 1
+
     async def claim(self, now: float, limit: int = 100) -> list[Row]:
         """Due follow-ups, marked done in the same transaction: each runs once,
         also when the daemon dies right after (at-most-once beats a double call)."""

@@ -5,17 +5,18 @@ from .connection import Row, Table
 
 
 class Keys(Table):
-    async def create(self, name: str, prefix: str, key_hash: str, now: float) -> int:
+    async def create(self, name: str, prefix: str, key_hash: str, now: float, scopes: str = "admin") -> int:
+        """``scopes``: space-separated, as alertd.api.scopes.parse returns them."""
         with self.tx() as c:
-            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                             (name, prefix, key_hash, now)).lastrowid
+            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at, scopes)"
+                             " VALUES (?, ?, ?, ?, ?)", (name, prefix, key_hash, now, scopes)).lastrowid
 
     async def find(self, key_hash: str) -> Row | None:
-        return self.q("SELECT id, name, key_hash, revoked_at FROM api_keys WHERE key_hash = ?",
+        return self.q("SELECT id, name, key_hash, revoked_at, scopes FROM api_keys WHERE key_hash = ?",
                       (key_hash,)).fetchone()
 
     async def list(self) -> list[Row]:
-        return self.q("SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys"
+        return self.q("SELECT id, name, prefix, created_at, last_used_at, revoked_at, scopes FROM api_keys"
                       " ORDER BY id").fetchall()
 
     async def revoke(self, key_id: int, now: float) -> bool:

@@ -210,4 +210,8 @@ MIGRATIONS: list[str] = [
         SELECT l.summary_log_id, l.log_id, s.type FROM logs l JOIN logs s ON s.log_id = l.summary_log_id
         WHERE l.summary_log_id IS NOT NULL;
     """,
+    # 9: API key scopes (alertd/api/scopes.py); keys made before them keep every right
+    """
+    ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'admin';  -- space-separated
+    """,
 ]

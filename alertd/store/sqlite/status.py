@@ -26,6 +26,11 @@ class StatusCallbacks(Table):
             c.execute("INSERT INTO status_callbacks (log_id, channel, status, at, error_code) VALUES (?, ?, ?, ?, ?)",
                       (log_id, column, status, at, error_code))
 
+    async def seen(self, log_id: int, channel: str, status: str) -> bool:
+        """Whether ``log_id`` already had a callback of ``status`` on ``channel``."""
+        return self.q("SELECT 1 FROM status_callbacks WHERE log_id = ? AND channel = ? AND status = ?"
+                      " LIMIT 1", (log_id, "call" if channel == "call" else "sms", status)).fetchone() is not None
+
     async def history(self, log_ids: list[int]) -> dict[int, list[Row]]:
         """log id -> its status callbacks in the order they arrived."""
         out: dict[int, list[Row]] = defaultdict(list)
