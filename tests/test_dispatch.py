@@ -190,7 +190,11 @@ def test_wrong_twilio_credentials_are_retried_not_dropped(make_daemon, fake_twil
 def test_each_request_and_each_provider_call_is_one_log_line(twilio_daemon, structlog_output):
     twilio_daemon.fake.permanent(OTHER, 21211)
     calls = twilio_daemon.notify({"to": [NUMBER, OTHER], "message": "x"}).json()["calls"]
-    lines = [json.loads(line) for line in structlog_output.getvalue().splitlines()]
+
+    def logged():  # the request's line is written once its answer is sent, so it may come after it
+        lines = [json.loads(line) for line in structlog_output.getvalue().splitlines()]
+        return lines if any(line["event"] == "request" for line in lines) else None
+    lines = twilio_daemon.wait_until(logged, what="the request's log line")
     provider = [line for line in lines if line["event"] == "provider request"]
     assert sorted((p["log_id"], p["outcome"]) for p in provider) == [
         (calls[0]["log_id"], "sent"), (calls[1]["log_id"], "failed")]
