@@ -40,6 +40,7 @@ def filled_sqlite(path) -> None:
     with store.tx() as c:  # a storm summary and what it folds
         c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, 'call')",
                   (rows[0].log_id, rows[0].log_id))
+    sync(store.followups.add_retry_once(1, rows[0].log_id, NOW + 60, NOW))
     store.close()
 
 
@@ -76,6 +77,27 @@ def test_db_copy_moves_every_table_with_its_ids_into_postgresql(tmp_path, pg_url
     again = alertd("db", "copy", "--from", str(source), "--to", pg_url)
     assert again.returncode == 1
     assert "already has rows in" in again.stderr and "copy into an empty one" in again.stderr
+
+
+def test_db_copy_keeps_one_retry_of_a_call_that_an_older_alertd_stored_twice(tmp_path, pg_url):
+    source = tmp_path / "alertd.db"
+    filled_sqlite(source)
+    lite = sqlite3.connect(source)
+    lite.execute("INSERT INTO followups (trigger_id, kind, log_id, due_at, state, created_at)"
+                 " SELECT trigger_id, kind, log_id, due_at + 1, state, created_at FROM followups WHERE kind = 'retry'")
+    lite.commit()
+    retries = rows_of(lite, "followups")
+    assert [r[2] for r in retries].count("retry") == 2
+    done = alertd("db", "copy", "--from", str(source), "--to", pg_url)
+    assert done.returncode == 0, done.stderr
+
+    async def copied():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return [tuple(r) for r in await conn.fetch("SELECT * FROM followups ORDER BY 1, 2")]
+        finally:
+            await conn.close()
+    assert [tuple(r) for r in asyncio.run(copied())] == [r for r in retries if r != retries[-1]]
 
 
 def test_db_copy_refuses_a_missing_source_and_a_target_that_is_not_postgresql(tmp_path, pg_url):

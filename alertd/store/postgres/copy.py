@@ -25,6 +25,13 @@ _CAST: dict[str, Callable[[Any], Any]] = {
     "double precision": float, "bigint": int, "integer": int, "text": str}
 
 
+# rows a table may hold on SQLite but not here: an alertd older than migration 9 could
+# store a second retry of one call (a repeated status callback); its unique index keeps
+# one per call, so the copy keeps the first, as that alertd would place it
+_SKIP = {"followups": "kind = 'retry' AND id NOT IN (SELECT MIN(id) FROM followups WHERE kind = 'retry'"
+                      " GROUP BY trigger_id, log_id)"}
+
+
 class CopyError(StoreError):
     """The copy was refused or failed; nothing was written to PostgreSQL."""
 
@@ -66,7 +73,8 @@ async def _copy(lite: sqlite3.Connection, conn: asyncpg.Connection) -> dict[str,
         for table in tables:
             columns = [r[1] for r in lite.execute(f'PRAGMA table_info("{table}")')]
             casts = [_CAST[types[(table, c)]] for c in columns]
-            cursor = lite.execute(f'SELECT {", ".join(columns)} FROM "{table}"')
+            skip = f" WHERE NOT ({_SKIP[table]})" if table in _SKIP else ""
+            cursor = lite.execute(f'SELECT {", ".join(columns)} FROM "{table}"{skip}')
             counts[table] = 0
             while rows := cursor.fetchmany(_CHUNK):
                 records = [tuple(None if v is None else cast(v) for v, cast in zip(row, casts)) for row in rows]
