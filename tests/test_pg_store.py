@@ -3,13 +3,14 @@ nodes sharing the outbox, and a database that goes away and comes back."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from alertd.dispatch.notification import Notification, notification
 from alertd.store import StoreError
-from alertd.store.postgres import DatabaseUnavailable
+from alertd.store.postgres import DB_NOW, DatabaseUnavailable
 from alertd.store.postgres.store import PostgresStore
 
 T = 1_800_000_000.0
@@ -125,6 +126,29 @@ def test_three_nodes_share_the_outbox_without_sending_an_item_twice(pg_url):
         assert {d["outbox_id"] for d in await stores[1].outbox.claim_due(T + 2, T + 32, 100)} == \
             {d["outbox_id"] for d in claims[0]}
     run(pg_url, body, nodes=3)
+
+
+def test_a_node_whose_clock_is_off_neither_takes_an_item_another_holds_nor_holds_one_longer(pg_url):
+    async def main():
+        slow, fast = (PostgresStore.at(pg_url, name, min_size=1, max_size=2, db_clock=True)
+                      for name in ("slow", "fast"))
+        for s in (slow, fast):
+            await s.open()
+        try:
+            real = time.time()
+            # the slow node (its clock 100 s behind) stores a call its request is sending: a 30 s lease
+            await slow.logs.create_trigger({"created_at": real - 100}, [Row("+15551230001")], real - 100 + 30)
+            # by the fast node's clock (100 s ahead) that lease ran out long ago; by the database's it did not
+            assert await fast.outbox.claim_due(real + 100, real + 130, 10) == []
+            # and the fast node's own lease of 30 s ends 30 s from the database's now, not 130 s
+            await fast.logs.create_trigger({"created_at": real + 100}, [Row("+15551230002")], real + 100 + 30)
+            leases = [r[0] - r[1] for r in await fast.db.pool.fetch(
+                f"SELECT leased_until, {DB_NOW} FROM outbox ORDER BY id")]
+            assert all(25 < left <= 30 for left in leases), leases
+        finally:
+            for s in (slow, fast):
+                await s.disconnect()
+    asyncio.run(main())
 
 
 def test_the_rules_engines_tables_silences_overrides_users_and_status_history(pg_url):

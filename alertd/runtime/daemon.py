@@ -51,9 +51,10 @@ class Daemon:
 
     def __init__(self, config: Config, *, clock=None, provider=None, store: Store | None = None):
         self.config = config
+        # a test's clock moves time the database's does not: then leases follow it too
+        self.store = store = store or open_store(config.database, config.cluster.node_id, db_clock=clock is None)
         self.clock = clock = clock or SystemClock()
         self.metrics = metrics = Metrics()  # this daemon's own registry: GET /metrics
-        self.store = store = store or open_store(config.database, config.cluster.node_id)
         self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
         self.caller_id = CallerId(config.provider)
         self.directory = Directory(config, store)
@@ -136,8 +137,8 @@ class Daemon:
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             # only the main thread may own signals; tests run the daemon in another
             self.loop.add_signal_handler(signal.SIGHUP, self.rules.reload)
-        log.info("alertd started", provider=self.config.provider.kind, database=self.config.database_label, node=self.config.cluster.node_id if self.config.postgres else None,
-                 listen=self.config.server.listen)
+        log.info("alertd started", provider=self.config.provider.kind, database=self.config.database_label,
+                 node=self.config.cluster.node_id if self.config.postgres else None, listen=self.config.server.listen)
 
     async def stop(self) -> None:
         if self.cluster is not None:

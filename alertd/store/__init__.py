@@ -40,12 +40,13 @@ Store = SQLiteStore
 __all__ = ["Store", "StoreError", "StoreUnavailable", "SchemaTooNew", "open_store", "row_status"]
 
 
-def open_store(database: str | Path, node_id: str = "") -> Store:
+def open_store(database: str | Path, node_id: str = "", *, db_clock: bool = True) -> Store:
     """The store for the config's ``database``: a ``postgresql://`` URL is PostgreSQL
-    (``node_id`` names this node's claims there), anything else a SQLite file. Call
-    ``await store.open()`` before using it (it connects and migrates PostgreSQL; SQLite
-    is open already)."""
+    (``node_id`` names this node's claims there; ``db_clock``: outbox leases on the
+    database's clock, False only for a daemon on a test's clock), anything else a SQLite
+    file. Call ``await store.open()`` before using it (it connects and migrates
+    PostgreSQL; SQLite is open already)."""
     if isinstance(database, str) and database.startswith(("postgresql://", "postgres://")):
         from .postgres.store import PostgresStore  # here: only a PostgreSQL install loads its driver
-        return PostgresStore.at(database, node_id)
+        return PostgresStore.at(database, node_id, db_clock=db_clock)
     return SQLiteStore(database)

@@ -83,7 +83,7 @@ class GroupCommit:
         alone = len(batch) == 1
         done: list[tuple[asyncio.Future, Any, Exception | None]] = []
         async with translated(), self.db.pool.acquire() as conn, conn.transaction():
-            tx = Conn(conn, self.db.node_id)
+            tx = Conn(conn, self.db.node_id, self.db.db_clock)
             for write, args, future in batch:
                 if alone:  # the transaction is the savepoint: an error fails it whole
                     done.append((future, await _call(write, tx, args), None))

@@ -22,7 +22,8 @@ _CLAIM = f"""
     WITH t AS (SELECT {now_sql(4)} AS now),
     due AS (
         SELECT o.id FROM outbox o, t
-        WHERE o.state = 'pending' AND o.next_attempt_at <= t.now AND (o.leased_until IS NULL OR o.leased_until <= t.now)
+        WHERE o.state = 'pending' AND o.next_attempt_at <= COALESCE($5::float8, t.now)
+          AND (o.leased_until IS NULL OR o.leased_until <= t.now)
         ORDER BY o.next_attempt_at, o.id LIMIT $3
         FOR UPDATE OF o SKIP LOCKED)
     UPDATE outbox o SET leased_until = t.now + $2, claimed_by = $1
@@ -31,10 +32,13 @@ _CLAIM = f"""
 
 
 async def claim_outbox(conn: asyncpg.Connection, node_id: str, lease: float, limit: int, *,
-                       at: float | None = None) -> list[dict]:
+                       at: float | None = None, due: float | None = None) -> list[dict]:
     """Lease up to ``limit`` due outbox items to ``node_id`` for ``lease`` seconds, skipping
-    any another node is claiming at this moment; oldest due first."""
-    return [dict(r) for r in await conn.fetch(_CLAIM, node_id, lease, limit, at)]
+    any another node is claiming at this moment; oldest due first. Leases are on the
+    database's clock (``at`` when a test moves time); an item is due when its
+    ``next_attempt_at`` is at most ``due`` (a time on the clock that wrote it; ``at`` when
+    None)."""
+    return [dict(r) for r in await conn.fetch(_CLAIM, node_id, lease, limit, at, due)]
 
 
 async def extend_claims(conn: asyncpg.Connection, node_id: str, outbox_ids: list[int], lease: float, *,

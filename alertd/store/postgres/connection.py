@@ -40,9 +40,10 @@ def _count(status: str) -> int:
 class Conn:
     """One connection (inside a transaction, when it came from ``Table.tx``) with SQLite-shaped calls."""
 
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool | None, node_id: str = ""):
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool | None, node_id: str = "", db_clock: bool = False):
         self._raw = conn
         self.node_id = node_id  # who claims what this connection leases (outbox items)
+        self.db_clock = db_clock  # leases it writes run on the database's clock (Database.db_clock)
 
     @property
     def raw(self) -> asyncpg.Connection | asyncpg.Pool:
@@ -77,7 +78,7 @@ class Table(Conn):
     reached), never asyncpg's errors."""
 
     def __init__(self, db: "Database"):
-        super().__init__(None, db.node_id)
+        super().__init__(None, db.node_id, db.db_clock)
         self.db = db
 
     @property
@@ -102,8 +103,12 @@ class Table(Conn):
 class Database:
     """The pool, migrated; what every table group of this backend shares."""
 
-    def __init__(self, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10):
+    def __init__(self, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10, db_clock: bool = False):
         self.url, self.node_id = url, node_id
+        # True (a running daemon): the leases of outbox items start and end on the database's
+        # clock, so a node whose clock is off can neither take an item another node holds nor
+        # keep one past its lease. False: on the times the caller passes (tests move time).
+        self.db_clock = db_clock
         self.sizes = {"min_size": min_size, "max_size": max_size}
         self.pool: asyncpg.Pool | None = None
         self.locks: asyncpg.Pool | None = None  # session locks held across awaits (RuleStates.guard)
@@ -126,7 +131,7 @@ class Database:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Conn]:
         async with translated(), self.pool.acquire() as conn, conn.transaction():
-            yield Conn(conn, self.node_id)
+            yield Conn(conn, self.node_id, self.db_clock)
 
     async def ping(self) -> bool:
         try:

@@ -8,6 +8,7 @@ import inspect
 import json
 from typing import Any, Callable
 
+from . import DB_NOW
 from .connection import Conn, Table
 
 
@@ -59,12 +60,15 @@ class Logs(Table):
             if status not in ("queued", "scheduled"):
                 continue
             channels = list(row.channels or (("call", "sms") if row.type == "both" else (row.type,)))
+            # the request's first attempt holds the items for as long as lease_until is ahead of now,
+            # counted on the database's clock when it is the one (Database.db_clock)
             items = await c.fetch(
                 "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, claimed_by, created_at)"
-                " SELECT ?, ch, 'pending', ?, CASE WHEN ? THEN NULL ELSE ?::float8 END, CASE WHEN ? THEN NULL ELSE ? END, ?"
+                f" SELECT ?, ch, 'pending', ?, CASE WHEN ? THEN NULL ELSE COALESCE(?::float8, {DB_NOW} + ?::float8)"
+                " END, CASE WHEN ? THEN NULL ELSE ? END, ?"
                 " FROM unnest(?::text[]) WITH ORDINALITY AS u(ch, n) ORDER BY n RETURNING id, channel",
-                row.log_id, row.send_at or now, status == "scheduled", lease_until,
-                status == "scheduled", c.node_id, now, channels)
+                row.log_id, row.send_at or now, status == "scheduled", None if c.db_clock else lease_until,
+                lease_until - now, status == "scheduled", c.node_id, now, channels)
             row.items = [(r["id"], r["channel"]) for r in items]
         return rows
 

@@ -2,9 +2,11 @@
 
 Items are claimed with FOR UPDATE SKIP LOCKED (claims.py): two nodes never hold the
 same item at once, and a dead node's items are due again when its lease runs out.
-Due times and item leases are on the daemon's clock, as on SQLite; nodes keep their
-clocks within a second or two of the database's (NTP), which the leader lease, the
-node registry and the schedule ticks do not need (they use the database's).
+Item leases are on the database's clock (Database.db_clock), as the leader lease, the
+node registry and the schedule ticks are: a node whose clock is off can neither take an
+item another node holds nor keep one past its lease. Due times (a retry's backoff, a
+deferred send) are on the clock of the node that wrote them, as on SQLite; a node whose
+clock is off by a minute sends its own retries a minute early or late, never twice.
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ class Outbox(Table):
         """Lease up to ``limit`` due outbox items to this node; returns them joined with
         their log rows (``to`` and parsed ``params`` added)."""
         async with self.db.pool.acquire() as conn:
-            claimed = await claim_outbox(conn, self.db.node_id, max(0.0, lease_until - now), limit, at=now)
+            claimed = await claim_outbox(conn, self.db.node_id, max(0.0, lease_until - now), limit,
+                                         at=None if self.db.db_clock else now, due=now)
         if not claimed:
             return []
         rows = await self.fetch(

@@ -45,9 +45,11 @@ class PostgresStore:
         self.dashboard = Dashboard(db)
 
     @classmethod
-    def at(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10) -> "PostgresStore":
-        """The store of database ``url``, not connected yet: ``await store.open()``."""
-        return cls(Database(url, node_id, min_size=min_size, max_size=max_size))
+    def at(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10,
+           db_clock: bool = False) -> "PostgresStore":
+        """The store of database ``url``, not connected yet: ``await store.open()``. ``db_clock``:
+        outbox leases on the database's clock, not the times passed in (Database.db_clock)."""
+        return cls(Database(url, node_id, min_size=min_size, max_size=max_size, db_clock=db_clock))
 
     async def open(self) -> None:
         """Connect and migrate (once across nodes starting together). Raises
