@@ -12,6 +12,36 @@ from . import DB_NOW
 from .connection import Conn, Table
 
 
+# One log row and its outbox items, with its trigger and the trigger's escalation steps when the
+# trigger is new ($8 NULL): one round trip where four or more were (every statement costs the
+# event loop a few hundred microseconds of asyncpg's work, which is what limits a node's rate).
+_ROW = f"""
+    WITH new_trigger AS (
+        INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)
+        SELECT $1::float8, $2::text, $3::text, $4::bigint, $5::bigint, $6::text, $7::bigint
+        WHERE $8::bigint IS NULL RETURNING trigger_id),
+    t AS (SELECT COALESCE((SELECT trigger_id FROM new_trigger), $8::bigint) AS trigger_id),
+    steps AS (
+        INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)
+        SELECT t.trigger_id, 'escalate', s.k, $1::float8 + s.after, 'pending', $1::float8
+        FROM t, unnest($9::float8[]) WITH ORDINALITY AS s(after, k)),
+    l AS (
+        INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type, template_id, message,
+                          params, status, error, silence_id, attempt, step, send_at, summary_log_id)
+        SELECT t.trigger_id, $1::float8, $2::text, $3::text, $4::bigint, $10::text, $11::text, $12::text, $13::text,
+               $14::text, $15::text, $16::text, $17::text, $18::int, $19::int, $20::float8, $21::bigint
+        FROM t RETURNING log_id, trigger_id),
+    o AS (
+        INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, claimed_by, created_at)
+        SELECT l.log_id, u.ch, 'pending', $22::float8,
+               CASE WHEN $23::bool THEN NULL ELSE COALESCE($24::float8, {DB_NOW} + $25::float8) END,
+               CASE WHEN $23::bool THEN NULL ELSE $26::text END, $1::float8
+        FROM l, unnest($27::text[]) WITH ORDINALITY AS u(ch, n) ORDER BY u.n RETURNING id, channel)
+    SELECT l.log_id, l.trigger_id, (SELECT array_agg(id ORDER BY id) FROM o) AS ids,
+           (SELECT array_agg(channel ORDER BY id) FROM o) AS channels
+    FROM l"""
+
+
 class Logs(Table):
     async def create_trigger(self, trigger: dict, rows: list, lease_until: float, *,
                              prepare: Callable[[Any], Any] | None = None) -> list:
@@ -31,45 +61,36 @@ class Logs(Table):
             if inspect.isawaitable(done):
                 await done
         trigger_id = trigger.get("trigger_id")
-        if trigger_id is None:
-            spec = trigger.get("spec") or {}
-            trigger_id = trigger["trigger_id"] = await c.fetchval(
+        spec = trigger.get("spec") or {}
+        # escalation steps are stored with the trigger: they survive the death of any node
+        steps = [float(step["after"]) for step in spec.get("escalate") or ()] if trigger_id is None else []
+        for row in rows:
+            status = row.status
+            channels = (list(row.channels or (("call", "sms") if row.type == "both" else (row.type,)))
+                        if status in ("queued", "scheduled") else [])
+            # one statement: the trigger (with the first row) and its steps, the row, its outbox items; the
+            # request's first attempt holds the items while lease_until is ahead of now, counted on the
+            # database's clock when it is the one (Database.db_clock)
+            got = await c.fetchrow(
+                _ROW, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
+                trigger.get("api_key_id"), json.dumps(spec) if spec else None, trigger.get("group_id"), trigger_id,
+                steps, row.to, row.type, row.template_id, row.message, json.dumps(row.params), status,
+                json.dumps(row.error) if row.error else None, row.silence_id, row.attempt, row.step,
+                max(now, row.send_at or now), row.summary_log_id, row.send_at or now, status == "scheduled",
+                None if c.db_clock else lease_until, lease_until - now, c.node_id, channels)
+            trigger_id = trigger["trigger_id"] = row.trigger_id = got["trigger_id"]
+            steps = []
+            row.log_id = got["log_id"]
+            row.items = list(zip(got["ids"] or (), got["channels"] or ()))
+            for summary_id, channel in row.folds:  # storm folding: the summaries it is in
+                await c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, ?)"
+                                " ON CONFLICT DO NOTHING", summary_id, row.log_id, channel)
+        if trigger_id is None:  # a trigger without rows
+            trigger["trigger_id"] = await c.fetchval(
                 "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING trigger_id",
                 now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
                 trigger.get("api_key_id"), json.dumps(spec) if spec else None, trigger.get("group_id"))
-            # escalation steps are stored with the trigger: they survive the death of any node
-            for k, step in enumerate(spec.get("escalate") or (), start=1):
-                await c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
-                                " VALUES (?, 'escalate', ?, ?, 'pending', ?)", trigger_id, k, now + step["after"], now)
-        for row in rows:
-            status = row.status
-            row.log_id = await c.fetchval(
-                "INSERT INTO logs (trigger_id, created_at, source, rule_id, event_id, to_number, type,"
-                " template_id, message, params, status, error, silence_id, attempt, step, send_at,"
-                " summary_log_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING log_id",
-                trigger_id, now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
-                row.to, row.type, row.template_id, row.message, json.dumps(row.params), status,
-                json.dumps(row.error) if row.error else None, row.silence_id, row.attempt, row.step,
-                max(now, row.send_at or now), row.summary_log_id)
-            row.trigger_id = trigger_id
-            row.items = []
-            for summary_id, channel in row.folds:  # storm folding: the summaries it is in
-                await c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, ?)"
-                                " ON CONFLICT DO NOTHING", summary_id, row.log_id, channel)
-            if status not in ("queued", "scheduled"):
-                continue
-            channels = list(row.channels or (("call", "sms") if row.type == "both" else (row.type,)))
-            # the request's first attempt holds the items for as long as lease_until is ahead of now,
-            # counted on the database's clock when it is the one (Database.db_clock)
-            items = await c.fetch(
-                "INSERT INTO outbox (log_id, channel, state, next_attempt_at, leased_until, claimed_by, created_at)"
-                f" SELECT ?, ch, 'pending', ?, CASE WHEN ? THEN NULL ELSE COALESCE(?::float8, {DB_NOW} + ?::float8)"
-                " END, CASE WHEN ? THEN NULL ELSE ? END, ?"
-                " FROM unnest(?::text[]) WITH ORDINALITY AS u(ch, n) ORDER BY n RETURNING id, channel",
-                row.log_id, row.send_at or now, status == "scheduled", None if c.db_clock else lease_until,
-                lease_until - now, status == "scheduled", c.node_id, now, channels)
-            row.items = [(r["id"], r["channel"]) for r in items]
         return rows
 
     async def get(self, log_id: int):

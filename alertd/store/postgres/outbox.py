@@ -18,6 +18,17 @@ from .claims import claim_outbox
 from .connection import Conn, Table
 
 
+# the outcomes of a log row's attempts (arrays: id, state, last_error, next_attempt_at), in one statement
+_ITEMS = ("UPDATE outbox o SET state = v.state, attempts = o.attempts + 1, last_error = v.error,"
+          " next_attempt_at = CASE WHEN v.state = 'sent' THEN o.next_attempt_at ELSE v.next END,"
+          " leased_until = NULL, claimed_by = NULL"
+          " FROM unnest(?::bigint[], ?::text[], ?::text[], ?::float8[]) AS v(id, state, error, next) WHERE o.id = v.id")
+# and the row: sids, the last error, when it really went out, its status
+_ROW = ("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+        " error = COALESCE(?, error), send_at = CASE WHEN ?::float8 IS NULL THEN send_at"
+        " ELSE GREATEST(COALESCE(send_at, 0), ?::float8) END, status = ? WHERE log_id = ?")
+
+
 class Outbox(Table):
     async def record_results(self, results: Iterable[dict], *, complete: bool = False) -> None:
         """Apply attempt outcomes in one transaction (alertd/store/sqlite/outbox.py says what each holds)."""
@@ -34,24 +45,26 @@ class Outbox(Table):
         for log_id, group in by_log.items():
             sids = {"call": None, "sms": None}
             error = sent_at = None
+            items: tuple[list, list, list, list] = ([], [], [], [])  # id, state, last_error, next_attempt_at
             for r in group:
                 if r["outcome"] == "sent":
-                    await c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
-                                    " leased_until = NULL, claimed_by = NULL WHERE id = ?", r["outbox_id"])
                     sids[r["channel"]] = r["sid"]
                     sent_at = max(sent_at or 0, r.get("sent_at") or 0) or None
+                    item = (r["outbox_id"], "sent", None, None)
                 else:
                     error = json.dumps(r.get("error"))
-                    await c.execute("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
-                                    " next_attempt_at = ?, leased_until = NULL, claimed_by = NULL WHERE id = ?",
-                                    "failed" if r["outcome"] == "failed" else "pending", error,
-                                    float(r.get("next_attempt_at") or 0), r["outbox_id"])
-            states = ([r["outcome"] for r in group] if complete else
-                      [s[0] for s in await c.fetch("SELECT state FROM outbox WHERE log_id = ?", log_id)])
-            await c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
-                            " error = COALESCE(?, error), send_at = CASE WHEN ?::float8 IS NULL THEN send_at"
-                            " ELSE GREATEST(COALESCE(send_at, 0), ?::float8) END, status = ? WHERE log_id = ?",
-                            sids["call"], sids["sms"], error, sent_at, sent_at, row_status(states), log_id)
+                    item = (r["outbox_id"], "failed" if r["outcome"] == "failed" else "pending", error,
+                            float(r.get("next_attempt_at") or 0))
+                for column, value in zip(items, item):
+                    column.append(value)
+            if complete:  # the row's status follows from the outcomes: one statement for items and row
+                await c.execute(f"WITH items AS ({_ITEMS} RETURNING o.id) {_ROW}", *items,
+                                sids["call"], sids["sms"], error, sent_at, sent_at, row_status(items[1]), log_id)
+                continue
+            states = [s[0] for s in await c.fetch(
+                f"WITH items AS ({_ITEMS} RETURNING o.state) SELECT state FROM items UNION ALL"
+                " SELECT state FROM outbox WHERE log_id = ? AND NOT (id = ANY(?::bigint[]))", *items, log_id, items[0])]
+            await c.execute(_ROW, sids["call"], sids["sms"], error, sent_at, sent_at, row_status(states), log_id)
 
     async def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
         """Lease up to ``limit`` due outbox items to this node; returns them joined with
