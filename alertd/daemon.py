@@ -26,6 +26,7 @@ from .escalation import Followups
 from .metrics import Metrics
 from .rules.reload import RuleManager
 from .service import NotifyingServer
+from .sources.heartbeat import Heartbeats
 from .sources.schedule import Scheduler
 from .store import Store, StoreError
 
@@ -60,6 +61,7 @@ class Daemon:
         self.auth = Authenticator(self.store, self.clock, RateLimiter.from_config(config.server.rate_limit))
         self.runner = RuleRunner(self)
         self.sources = Sources(self.runner)
+        self.heartbeats = Heartbeats(self)  # pings, deadlines and their flips (alertd/sources/heartbeat.py)
         self.rules = RuleManager(config, on_swap=self._on_swap)
         self.scheduler: Scheduler | None = None
         self._worker: asyncio.Task | None = None
@@ -85,6 +87,7 @@ class Daemon:
 
     def _on_swap(self, ruleset) -> None:
         self.runner.ruleset = ruleset
+        self.heartbeats.sync(ruleset)
         if self.scheduler is not None:
             self.scheduler.sync(ruleset)
 
@@ -105,6 +108,7 @@ class Daemon:
         self.scheduler = Scheduler(self.sources.run_rule)
         self.scheduler.start()
         self.scheduler.sync(self.runner.ruleset)
+        self.heartbeats.start()
         retention.schedule(self)
         self.rules.watch(self.loop)
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -115,6 +119,7 @@ class Daemon:
 
     async def stop(self) -> None:
         self.rules.stop()
+        await self.heartbeats.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown()
         if self.sources.http is not None:
