@@ -117,6 +117,9 @@ def cmd_keys(args) -> int:
     cfg = _load(args)
     store = _store(cfg)
     clock = SystemClock()
+    if args.keys_cmd == "create" and args.ping:
+        from .cli_heartbeats import create_ping_key
+        return create_ping_key(store, args.name, args.stdin)
     if args.keys_cmd == "create":
         from .api.auth import generate_key
         key, prefix, digest = generate_key()
@@ -131,9 +134,13 @@ def cmd_keys(args) -> int:
             print(f"{r['id']:>4}  {r['name']:<20} {r['prefix'] + '...':<14} "
                   f"{iso(from_timestamp(r['created_at'])):<25} {iso(from_timestamp(r['last_used_at'])) or '-':<25} "
                   f"{state}")
+        from .cli_heartbeats import list_ping_keys
+        list_ping_keys(store)
         return 0
     if args.keys_cmd == "revoke":
-        if store.revoke_key(args.id, clock.timestamp()):
+        from .store.heartbeats import revoke_ping_key
+        if (revoke_ping_key(store, args.id, clock.timestamp()) if args.ping
+                else store.revoke_key(args.id, clock.timestamp())):
             print(f"revoked key {args.id}")
             return 0
         print(f"no active key with id {args.id}", file=sys.stderr)
@@ -193,9 +200,13 @@ def parser() -> argparse.ArgumentParser:
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", parents=[common], help="create a key and print it once")
     create.add_argument("--name", required=True)
+    create.add_argument("--ping", action="store_true", help="a ping key, for /ping/KEY/SLUG (heartbeats)")
+    create.add_argument("--stdin", action="store_true", help="with --ping: keep the key read from standard input"
+                        " (one brought from Healthchecks) instead of making one")
     ks.add_parser("list", parents=[common], help="list keys (never the key itself)")
     revoke = ks.add_parser("revoke", parents=[common], help="revoke a key by id")
     revoke.add_argument("id", type=int)
+    revoke.add_argument("--ping", action="store_true", help="the id is a ping key's")
     keys.set_defaults(func=cmd_keys)
     lg = sub.add_parser("log", parents=[common], help="the trigger log, newest first")
     lg.add_argument("--limit", type=int, default=20)
@@ -210,6 +221,8 @@ def parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub, common)
     from . import cli_users
     cli_users.add_parsers(sub, common)
+    from . import cli_heartbeats
+    cli_heartbeats.add_parsers(sub, common)
     return p
 
 

@@ -12,7 +12,6 @@ key, is the secret (so neither is ever logged: the request log line shows
 """
 from __future__ import annotations
 
-import hashlib
 import re
 
 from starlette.requests import Request
@@ -21,19 +20,15 @@ from starlette.responses import PlainTextResponse, Response
 from ..sources.heartbeat import BODY_LIMIT
 from ..store import StoreError
 from ..store import heartbeats as q
+from .auth import hash_key
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 ACTIONS = {"": "success", "start": "start", "fail": "fail", "log": "log"}
 HEADERS = {"Ping-Body-Limit": str(BODY_LIMIT), "Access-Control-Allow-Origin": "*"}
-PING_KEY_PREFIX = "pk_"
 
 
 def _text(body: str, status: int = 200) -> Response:
     return PlainTextResponse(body, status_code=status, headers=HEADERS)
-
-
-def hash_ping_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def parse(parts: list[str]) -> tuple[str | None, str | None, str | None, str] | None:
@@ -81,7 +76,7 @@ async def ping(request: Request) -> Response:
         rule_id = beats.by_uuid.get(uuid)
     else:
         rule_id = beats.by_slug.get(slug)
-        if rule_id is not None and q.find_ping_key(daemon.store, hash_ping_key(key)) is None:
+        if rule_id is not None and q.find_ping_key(daemon.store, hash_key(key)) is None:
             rule_id = None
     if rule_id is None:
         return _text("not found", 404)

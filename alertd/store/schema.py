@@ -216,12 +216,12 @@ MIGRATIONS: list[str] = [
         rule_id TEXT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,       -- the rule's, or made at first sight and kept (the job's URL)
         slug TEXT,
-        present INTEGER NOT NULL DEFAULT 1,   -- 0: its rule is gone; kept so the uuid survives a return
+        present INTEGER NOT NULL DEFAULT 1,   -- 0: its rule is gone (kept, so the uuid survives a return)
         status TEXT NOT NULL DEFAULT 'new',   -- new | up | down | paused
         anchor_at REAL,                  -- the period counts from here (last success, or a resume)
         runs TEXT NOT NULL DEFAULT '[]', -- JSON [[rid, started_at], ...]: runs in progress
         reason TEXT,                     -- why it is down
-        down_at REAL,                    -- the next deadline; NULL: none. Cleared in the flip's transaction
+        down_at REAL,                    -- the next deadline (NULL: none), cleared in the flip's transaction
         last_ping_at REAL,
         last_ping_kind TEXT,
         n_pings INTEGER NOT NULL DEFAULT 0,
@@ -237,7 +237,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE heartbeat_pings (
         id INTEGER PRIMARY KEY,
         rule_id TEXT NOT NULL,
-        n INTEGER NOT NULL,              -- the check's ping number; only the newest are kept
+        n INTEGER NOT NULL,              -- the check's ping number (only the newest are kept)
         at REAL NOT NULL,
         kind TEXT NOT NULL,              -- success | fail | start | log
         exit_status INTEGER,
@@ -264,7 +264,7 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         prefix TEXT NOT NULL,
-        key_hash TEXT NOT NULL UNIQUE,   -- SHA-256; the key is shown once
+        key_hash TEXT NOT NULL UNIQUE,   -- SHA-256 (the key is shown once)
         created_at REAL NOT NULL,
         revoked_at REAL
     );
