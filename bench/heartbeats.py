@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import shlex
-import shutil
 import statistics
 import sys
 import tempfile
@@ -39,8 +38,8 @@ from pathlib import Path
 
 import aiohttp
 
-from harness import (ROOT, FakeProvider, cpu_seconds, machine, percentile, report, start_alertd, stop,
-                     write_config)
+from harness import (ROOT, FakeProvider, cpu_seconds, machine, percentile, report, start_alertd, tear_down,
+                     use_uvloop, write_config)
 from notify import CALLER_ID, ONE, Server, start_yardstick
 
 PERIOD, GRACE = 20.0, 1.0  # of the checks left to lapse
@@ -168,11 +167,7 @@ def main() -> int:
         alertd = Server("alertd", start_alertd(tmp, config, port), port)
         ready = time.monotonic() - t0
         yard = start_yardstick(tmp, fake)
-        try:
-            import uvloop
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        except ImportError:
-            pass
+        use_uvloop()
 
         async def run():
             connector = aiohttp.TCPConnector(limit=max(args.workers, 64))
@@ -185,12 +180,7 @@ def main() -> int:
             return tp, dl
         tp, dl = asyncio.run(run())
     finally:
-        for server in (alertd, yard):
-            if server is not None:
-                stop(server.proc)
-        if fake is not None:
-            fake.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        tear_down(tmp, fake, *(server.proc for server in (alertd, yard) if server is not None))
 
     table = [
         (f"1. ping req/s, {args.workers} clients: GET /ping/UUID", "", f"{tp['rate']['alertd']:.0f} req/s", ""),
