@@ -49,20 +49,17 @@ def cmd_heartbeats(args) -> int:
 
 
 def _pause_resume(store, cfg, action: str, name: str) -> int:
-    now = SystemClock().timestamp()
+    from .sources.heartbeat import set_paused
     spec = _specs(cfg).get(name) if action == "resume" else None
-    with store.tx() as c:
-        row = q.get(c, name)
-        if row is None or not row["present"] or (action == "resume" and spec is None):
-            print(f"no heartbeat '{name}' (see alertd heartbeats)", file=sys.stderr)
-            return 1
-        check = q.check_of(row)
-        new, flip = hb.pause(check, now) if action == "pause" else hb.resume(check, now)
-        if flip is None:
-            print(f"{name} is {'already paused' if action == 'pause' else 'not paused'}")
-            return 0
-        q.save(c, name, new, hb.down_at(new, spec) if spec else None, flip)
-    print(f"{name}: {flip.old} -> {flip.new}")
+    try:
+        flip = set_paused(store, name, action == "pause", spec, SystemClock().timestamp())
+    except KeyError:
+        print(f"no heartbeat '{name}' (see alertd heartbeats)", file=sys.stderr)
+        return 1
+    if flip is None:
+        print(f"{name} is {'already paused' if action == 'pause' else 'not paused'}")
+    else:
+        print(f"{name}: {flip.old} -> {flip.new}")
     return 0
 
 

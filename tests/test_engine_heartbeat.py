@@ -77,8 +77,8 @@ def test_start_shows_started_and_a_run_longer_than_grace_goes_down():
     check, flip, _ = hb.ping(up_at(T0), HOURLY, "start", T0 + 3000)
     assert flip is None and hb.state(check, HOURLY, T0 + 3001) == "started"
     assert hb.down_at(check, HOURLY) == T0 + 3600  # the run's start + grace, before the period's deadline
-    down, flip = hb.tick(check, HOURLY, T0 + 3600)
-    assert flip.new == "down" and flip.reason == "a run took longer than its grace of 10m"
+    down, flip = hb.tick(check, HOURLY, T0 + 3605)
+    assert flip.at == T0 + 3600 and flip.new == "down" and flip.reason == "a run took longer than its grace of 10m"
     assert down.runs == ()  # told once: the overrun run cannot take it down again after a recovery
 
 
@@ -148,7 +148,7 @@ def test_cron_across_the_spring_dst_change():
 def test_a_deadline_missed_many_times_over_is_one_flip():
     check = Check(status="up", anchor_at=T0)
     down, flip = hb.tick(check, HOURLY, T0 + 30 * 86400)  # alertd was stopped for a month
-    assert flip is not None and flip.reason == hb.NO_PING
+    assert flip == hb.Flip(T0 + 4200, "up", "down", hb.NO_PING)  # dated when it went down
     assert hb.tick(down, HOURLY, T0 + 31 * 86400)[1] is None
 
 

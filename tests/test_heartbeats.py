@@ -227,7 +227,7 @@ def test_a_deadline_missed_while_stopped_is_noticed_once_at_start(make_daemon, t
     assert tick(d2) == 0
     assert texts(d2) == ["Backup did not report: no ping in time. Last ping 3d 0h ago."]
     flips = q.flips(db(d2), "nightly-backup", 0)[1]
-    assert [f["new"] for f in flips] == ["up", "down"] and flips[-1]["at"] == (T0 + timedelta(days=3)).timestamp()
+    assert [f["new"] for f in flips] == ["up", "down"] and flips[-1]["at"] == (T0 + timedelta(minutes=70)).timestamp()  # dated when it went down
 
 
 def test_a_notification_owed_at_a_stop_is_sent_at_the_next_start(make_daemon, tmp_path):

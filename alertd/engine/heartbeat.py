@@ -120,12 +120,13 @@ def _close_run(runs: tuple, rid: str) -> tuple[tuple, float | None]:
     return runs[:pick] + runs[pick + 1:], runs[pick][1]
 
 
-def _down(check: Check, spec: Spec, now: float, reason: str) -> tuple[Check, Flip | None]:
+def _down(check: Check, spec: Spec, now: float, reason: str, at: float | None = None) -> tuple[Check, Flip | None]:
     # runs already past grace are told now; they must not take it down again once it is back up
     runs = tuple(r for r in check.runs if r[1] + spec.grace > now)
     if check.status == "down":
         return replace(check, runs=runs), None
-    return replace(check, status="down", runs=runs, reason=reason), Flip(now, check.status, "down", reason)
+    return replace(check, status="down", runs=runs, reason=reason), Flip(now if at is None else at, check.status,
+                                                                         "down", reason)
 
 
 def ping(check: Check, spec: Spec, kind: str, now: float, *, rid: str = "",
@@ -156,7 +157,8 @@ def ping(check: Check, spec: Spec, kind: str, now: float, *, rid: str = "",
 
 
 def tick(check: Check, spec: Spec, now: float) -> tuple[Check, Flip | None]:
-    """A deadline may have passed: down when ``now`` is at or after ``down_at``."""
+    """A deadline may have passed: down when ``now`` is at or after ``down_at``. The flip is dated
+    at the deadline, when the check went down, however late it was noticed (a stopped alertd)."""
     due = down_at(check, spec)
     if due is None or now < due:
         return check, None
@@ -165,7 +167,7 @@ def tick(check: Check, spec: Spec, now: float) -> tuple[Check, Flip | None]:
         reason = f"a run took longer than its grace of {format_duration_s(spec.grace)}"
     else:
         reason = NO_PING
-    return _down(check, spec, now, reason)
+    return _down(check, spec, now, reason, at=due)
 
 
 def pause(check: Check, now: float) -> tuple[Check, Flip | None]:

@@ -42,13 +42,13 @@ def notifies(rule, flip: hb.Flip) -> bool:
     return flip.new == "down" or (flip.old == "down" and flip.new == "up" and rule.notify_resolved)
 
 
-def event_for(rule_id: str, row, check: hb.Check, flip: hb.Flip, *, body: str = "", last_ping_at: float | None,
-              exit_status: int | None = None) -> dict:
-    """What a notification's templates see as ``event``."""
+def event_for(rule_id: str, row, check: hb.Check, flip: hb.Flip, now: float, *, body: str = "",
+              last_ping_at: float | None, exit_status: int | None = None) -> dict:
+    """What a notification's templates see as ``event`` (``last_ping_ago`` as of ``now``)."""
     return {"check": rule_id, "uuid": row["uuid"], "slug": row["slug"], "state": flip.new, "previous": flip.old,
             "reason": flip.reason if flip.new == "down" else (check.reason or row["reason"] or flip.reason),
             "last_ping_at": iso(from_timestamp(last_ping_at)),
-            "last_ping_ago": hb.ago(flip.at - last_ping_at) if last_ping_at is not None else "never",
+            "last_ping_ago": hb.ago(now - last_ping_at) if last_ping_at is not None else "never",
             "body": body, "exit_status": exit_status, "at": iso(from_timestamp(flip.at))}
 
 
@@ -110,6 +110,12 @@ class Heartbeats:
         if owed:
             self._spawn(self.send_owed())
 
+    def set_paused(self, name: str, paused: bool) -> hb.Flip | None:
+        """set_paused for this daemon's rule set; the timer looks at the new deadline."""
+        flip = set_paused(self.store, name, paused, self.specs.get(name), self.daemon.clock.timestamp())
+        self.poke()
+        return flip
+
     # --- deadlines ------------------------------------------------------------------
     def poke(self) -> None:
         if self._wake is not None:
@@ -144,7 +150,7 @@ class Heartbeats:
         check = q.check_of(row)
         new, flip = hb.tick(check, spec, now)
         owed = flip is not None and notifies(rule, flip)
-        event = event_for(rid, row, new, flip, last_ping_at=row["last_ping_at"]) if owed else None
+        event = event_for(rid, row, new, flip, now, last_ping_at=row["last_ping_at"]) if owed else None
         # only if the deadline is still the one read: it fires once
         if q.save(c, rid, new, hb.down_at(new, spec), flip, owed=owed, event=event,
                   expect_down_at=row["down_at"]) and flip is not None:
@@ -230,6 +236,22 @@ class Heartbeats:
                  log_ids=[r["log_id"] for r in stored])
 
 
+def set_paused(store, name: str, paused: bool, spec: hb.Spec | None, now: float) -> hb.Flip | None:
+    """Pause or resume check ``name`` (``spec`` is needed to resume); the flip, or None when it
+    already was so. Raises KeyError for a name that is no loaded heartbeat."""
+    with store.tx() as c:
+        row = q.get(c, name)
+        if row is None or not row["present"] or (not paused and spec is None):
+            raise KeyError(name)
+        check = q.check_of(row)
+        new, flip = hb.pause(check, now) if paused else hb.resume(check, now)
+        if flip is not None:
+            q.save(c, name, new, hb.down_at(new, spec) if spec else None, flip)
+    if flip is not None:
+        log.info("heartbeat flip", rule_id=name, old=flip.old, new=flip.new, reason=flip.reason)
+    return flip
+
+
 def _free(c, uuids: dict[str, str], held: dict[str, str]) -> None:
     """Let each wanted uuid be taken: a row of another rule that holds it (a renamed rule, two
     rules trading uuids) gets a placeholder first; a gone rule's row that held it is dropped."""
@@ -259,7 +281,7 @@ def _ping_write(c, rule, spec: hb.Spec, kind: str, exit_status, rid: str, body: 
     if new == check and deadline == row["down_at"]:
         return False, deadline
     owed = flip is not None and notifies(rule, flip)
-    event = event_for(rule.id, row, check, flip, body=body, last_ping_at=now, exit_status=exit_status) if owed else None
+    event = event_for(rule.id, row, check, flip, now, body=body, last_ping_at=now, exit_status=exit_status) if owed else None
     q.save(c, rule.id, new, deadline, flip, owed=owed, event=event)
     if flip is not None:
         log.info("heartbeat flip", rule_id=rule.id, old=flip.old, new=flip.new, reason=flip.reason)

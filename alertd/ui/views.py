@@ -246,7 +246,7 @@ def make_router(base: str) -> APIRouter:
         back = str(form.get("next") or "")
         return RedirectResponse(back if back.startswith(base + "/") else base + "/", status_code=303)
 
-    from . import admin, glance, templates_view
-    for module in (admin, glance, templates_view):
+    from . import admin, glance, heartbeats_view, templates_view
+    for module in (admin, glance, heartbeats_view, templates_view):
         module.add_routes(base, page=page, post=post, html=html)
     return router
