@@ -251,9 +251,16 @@ def test_the_generated_uuid_survives_a_restart_and_a_reload(make_daemon, tmp_pat
     d = start(make_daemon, tmp_path, clock, RULE.replace(f"uuid: {UUID}", "every: 1h").replace("every: 1h\n        grace", "grace", 1))
     made = check(d)["uuid"]
     assert len(made) == 36 and made != UUID and ping(d, made).text == "OK"
+    write_rules(tmp_path, RULE.replace(f"uuid: {UUID}", "").replace("every: 1h", "every: 2h"))
+    assert d.run(_reload(d)) is True
+    assert check(d)["uuid"] == made and check(d)["down_at"] == (T0 + timedelta(hours=2, minutes=10)).timestamp()
     d.stop()
     d2 = make_daemon(clock=clock, folder=tmp_path)
     assert check(d2)["uuid"] == made and ping(d2, made).text == "OK"
+
+
+async def _reload(d) -> bool:
+    return d.daemon.rules.reload()
 
 
 def test_silences_hold_a_heartbeat_back_as_any_rule(make_daemon, tmp_path):

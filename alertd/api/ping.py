@@ -88,6 +88,8 @@ async def ping(request: Request) -> Response:
     try:
         await beats.ping(rule_id, kind, exit_status=exit_status, rid=rid.lower(), body=body,
                          method=request.method, remote=request.client.host if request.client else None)
+    except KeyError:  # its rule went away in a reload since the lookup
+        return _text("not found", 404)
     except StoreError:
         return PlainTextResponse("database unavailable", status_code=503, headers={**HEADERS, "Retry-After": "5"})
     return _text("OK")

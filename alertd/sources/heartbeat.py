@@ -96,7 +96,8 @@ class Heartbeats:
     # --- pings ---------------------------------------------------------------------
     async def ping(self, rule_id: str, kind: str, *, exit_status: int | None = None, rid: str = "",
                    body: str = "", method: str = "GET", remote: str | None = None) -> None:
-        """Record a ping and apply it. Raises StoreError when it could not be stored."""
+        """Record a ping and apply it. Raises KeyError when ``rule_id`` is no longer loaded (a reload
+        since its lookup), StoreError when it could not be stored."""
         rule, spec = self.rules[rule_id], self.specs[rule_id]
         now = self.daemon.clock.timestamp()
         try:
