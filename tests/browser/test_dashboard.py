@@ -48,7 +48,7 @@ def site(make_daemon, tmp_path, browser):
     (tmp_path / "rules" / "server.yaml").write_text(
         "rules:\n  - id: server-down\n    source:\n      webhook: server\n"
         "    notify:\n      to: [manager]\n      message: Server down\n      action_type: sms\n")
-    (tmp_path / "rules" / "backup.yaml").write_text(
+    (tmp_path / "rules" / "z-backup.yaml").write_text(  # after server.yaml: a dry run starts on the first rule
         "rules:\n  - id: nightly-backup-of-the-main-database\n    source:\n      heartbeat: {every: 1h, slug: nightly}\n"
         "    notify:\n      to: [manager]\n      message: Backup late\n")
     d = make_daemon({"provider": {"simulate_press": True}})
