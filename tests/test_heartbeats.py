@@ -373,3 +373,24 @@ def test_cli_lists_each_check(make_daemon, tmp_path):
     assert done.returncode == 0, done.stderr
     line = next(row for row in done.stdout.splitlines() if row.startswith("nightly-backup"))
     assert line.split()[1] == "up" and f"/ping/{UUID}" in line and now.strftime("%Y-%m-%dT%H:%M") in line
+
+
+def test_many_deadlines_missed_while_stopped_are_each_noticed_once_in_batches(make_daemon, tmp_path, monkeypatch):
+    from alertd.sources import heartbeat as source
+    monkeypatch.setattr(source, "BATCH", 2)  # 5 due at start: three turns of the timer
+    clock = FakeClock(T0)
+    text = "rules:\n" + "".join(
+        f"  - id: job-{i}\n    source: {{heartbeat: {{every: 1m, grace: 1m}}}}\n"
+        f"    notify: {{to: oncall_primary, action_type: sms, message: 'job-{i} {{{{ event.reason }}}}'}}\n"
+        for i in range(5))
+    d = start(make_daemon, tmp_path, clock, text)
+    with sqlite3.connect(str(d.config.database)) as conn:
+        uuids = [u for (u,) in conn.execute("SELECT uuid FROM heartbeats ORDER BY rule_id")]
+    for u in uuids:
+        ping(d, u)
+    d.stop()
+    clock.advance(timedelta(hours=1))
+    d2 = make_daemon(clock=clock, folder=tmp_path)
+    d2.wait_until(lambda: len(texts(d2)) == 5, what="five notices")
+    assert sorted(texts(d2)) == [f"job-{i} no ping in time" for i in range(5)]
+    assert tick(d2) == 0

@@ -35,6 +35,7 @@ log = structlog.get_logger("alertd.heartbeat")
 BODY_LIMIT = 100_000   # bytes of a ping's body kept (hc-ping.com's limit)
 MAX_WAIT = 10.0        # seconds: the timer also looks again this often (a CLI pause or resume)
 RETRY_OWED = 5.0       # seconds, when the database refused a notification
+BATCH = 500            # deadlines applied per transaction and turn of the event loop
 
 
 def notifies(rule, flip: hb.Flip) -> bool:
@@ -123,23 +124,19 @@ class Heartbeats:
             self._wake.set()
 
     def tick(self) -> int:
-        """Apply every deadline that has passed; returns the number of flips."""
-        clock, started = self.daemon.clock, time.process_time()
-        now = clock.timestamp()
-        flips = checked = 0
-        late = 0.0
-        while True:
-            rows = q.due(self.store, now)
-            if not rows:
-                break
-            late = max(late, now - rows[0]["down_at"])
-            with self.store.tx() as c:
-                for row in rows:
-                    flips += self._tick_one(c, row, now)
-            checked += len(rows)
-        if checked:
-            log.info("heartbeat deadlines", checked=checked, flips=flips, late_ms=round(late * 1000, 1),
-                     cpu_ms=round((time.process_time() - started) * 1000, 2))
+        """Apply the deadlines that have passed, up to BATCH of them (the timer runs again at once
+        while more are due, so a start after a long stop does not hold the event loop); returns
+        the number of flips."""
+        started = time.process_time()
+        now = self.daemon.clock.timestamp()
+        rows = q.due(self.store, now, BATCH)
+        if not rows:
+            return 0
+        with self.store.tx() as c:
+            flips = sum(self._tick_one(c, row, now) for row in rows)
+        log.info("heartbeat deadlines", checked=len(rows), flips=flips,
+                 late_ms=round((now - rows[0]["down_at"]) * 1000, 1),
+                 cpu_ms=round((time.process_time() - started) * 1000, 2))
         return flips
 
     def _tick_one(self, c, row, now: float) -> int:
