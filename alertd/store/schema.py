@@ -211,8 +211,9 @@ MIGRATIONS: list[str] = [
         WHERE l.summary_log_id IS NOT NULL;
     """,
     # 9: heartbeats: each check's state and next deadline, its recent pings, its flips, and ping keys
+    # (IF NOT EXISTS: a database set back to an older version to test an upgrade may still hold them)
     """
-    CREATE TABLE heartbeats (
+    CREATE TABLE IF NOT EXISTS heartbeats (
         rule_id TEXT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,       -- the rule's, or made at first sight and kept (the job's URL)
         slug TEXT,
@@ -232,9 +233,9 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL,
         changed_at REAL                  -- the last flip
     );
-    CREATE UNIQUE INDEX heartbeats_slug ON heartbeats (slug) WHERE slug IS NOT NULL AND present = 1;
-    CREATE INDEX heartbeats_due ON heartbeats (down_at) WHERE down_at IS NOT NULL;
-    CREATE TABLE heartbeat_pings (
+    CREATE UNIQUE INDEX IF NOT EXISTS heartbeats_slug ON heartbeats (slug) WHERE slug IS NOT NULL AND present = 1;
+    CREATE INDEX IF NOT EXISTS heartbeats_due ON heartbeats (down_at) WHERE down_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS heartbeat_pings (
         id INTEGER PRIMARY KEY,
         rule_id TEXT NOT NULL,
         n INTEGER NOT NULL,              -- the check's ping number (only the newest are kept)
@@ -247,8 +248,8 @@ MIGRATIONS: list[str] = [
         remote TEXT,
         body TEXT                        -- the first 100 KB
     );
-    CREATE INDEX heartbeat_pings_rule ON heartbeat_pings (rule_id, n);
-    CREATE TABLE heartbeat_flips (
+    CREATE INDEX IF NOT EXISTS heartbeat_pings_rule ON heartbeat_pings (rule_id, n);
+    CREATE TABLE IF NOT EXISTS heartbeat_flips (
         id INTEGER PRIMARY KEY,
         rule_id TEXT NOT NULL,
         at REAL NOT NULL,
@@ -258,9 +259,9 @@ MIGRATIONS: list[str] = [
         owed INTEGER NOT NULL DEFAULT 0, -- 1: a notification is due for it and not handed to dispatch yet
         event TEXT                       -- JSON: what the notification renders
     );
-    CREATE INDEX heartbeat_flips_rule ON heartbeat_flips (rule_id, at);
-    CREATE INDEX heartbeat_flips_owed ON heartbeat_flips (owed) WHERE owed = 1;
-    CREATE TABLE ping_keys (
+    CREATE INDEX IF NOT EXISTS heartbeat_flips_rule ON heartbeat_flips (rule_id, at);
+    CREATE INDEX IF NOT EXISTS heartbeat_flips_owed ON heartbeat_flips (owed) WHERE owed = 1;
+    CREATE TABLE IF NOT EXISTS ping_keys (
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL,
         prefix TEXT NOT NULL,
