@@ -30,7 +30,8 @@ def test_a_heartbeat_rule_loads_with_its_defaults(tmp_path):
 
 
 def test_uuid_is_kept_in_its_canonical_form(tmp_path):
-    result = load(tmp_path, {"b.yaml": beat("        uuid: 5BF66975-D4C7-4BF5-BCC8-B8D8A82EA278\n        cron: '0 2 * * *'")})
+    text = beat("        uuid: 5BF66975-D4C7-4BF5-BCC8-B8D8A82EA278\n        cron: '0 2 * * *'")
+    result = load(tmp_path, {"b.yaml": text})
     assert result.ruleset.rules["backup"].source.heartbeat.uuid == "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
 
 

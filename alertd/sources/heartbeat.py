@@ -279,7 +279,8 @@ def _ping_write(c, rule, spec: hb.Spec, kind: str, exit_status, rid: str, body: 
     if new == check and deadline == row["down_at"]:
         return False, deadline
     owed = flip is not None and notifies(rule, flip)
-    event = event_for(rule.id, row, check, flip, now, body=body, last_ping_at=now, exit_status=exit_status) if owed else None
+    event = (event_for(rule.id, row, check, flip, now, body=body, last_ping_at=now, exit_status=exit_status)
+             if owed else None)
     q.save(c, rule.id, new, deadline, flip, owed=owed, event=event)
     if flip is not None:
         log.info("heartbeat flip", rule_id=rule.id, old=flip.old, new=flip.new, reason=flip.reason)

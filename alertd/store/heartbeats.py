@@ -63,7 +63,8 @@ def save(c: sqlite3.Connection, rule_id: str, check: Check, down_at: float | Non
     if c.execute(sql, args).rowcount != 1:
         return False
     if flip is not None:
-        c.execute("INSERT INTO heartbeat_flips (rule_id, at, old, new, reason, owed, event) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        c.execute("INSERT INTO heartbeat_flips (rule_id, at, old, new, reason, owed, event)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?)",
                   (rule_id, flip.at, flip.old, flip.new, flip.reason, int(owed),
                    json.dumps(event, default=str) if event is not None else None))
         c.execute("DELETE FROM heartbeat_flips WHERE rule_id = ? AND owed = 0 AND id <= (SELECT id FROM"
