@@ -365,7 +365,7 @@ def test_api_lists_heartbeats_with_state_deadline_and_ping_url(make_daemon, tmp_
     assert hb["name"] == "nightly-backup" and hb["state"] == "late" and hb["status"] == "up"
     assert hb["ping_url"] == d.url(f"/ping/{UUID}") and hb["slug"] == "nightly-backup"
     assert hb["last_ping_at"] == "2026-03-10T14:00:00.000Z" and hb["next_deadline"] == "2026-03-10T15:10:00.000Z"
-    assert hb["pings"]["total"] == 1
+    assert hb["pings"]["total"] == 1 and (hb["every"], hb["grace"], hb["cron"]) == ("1h", "10m", None)
 
 
 def test_cli_lists_each_check(make_daemon, tmp_path):
