@@ -381,6 +381,7 @@ def test_cli_lists_each_check(make_daemon, tmp_path):
 def test_many_deadlines_missed_while_stopped_are_each_noticed_once_in_batches(make_daemon, tmp_path, monkeypatch):
     from alertd.sources import heartbeat as source
     monkeypatch.setattr(source, "BATCH", 2)  # 5 due at start: three turns of the timer
+    monkeypatch.setattr(source, "OWED_BATCH", 1)  # and the notifications owed read one at a time
     clock = FakeClock(T0)
     text = "rules:\n" + "".join(
         f"  - id: job-{i}\n    source: {{heartbeat: {{every: 1m, grace: 1m}}}}\n"

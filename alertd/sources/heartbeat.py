@@ -35,7 +35,8 @@ log = structlog.get_logger("alertd.heartbeat")
 BODY_LIMIT = 100_000   # bytes of a ping's body kept (hc-ping.com's limit)
 MAX_WAIT = 10.0        # seconds: the timer also looks again this often (a CLI pause or resume)
 RETRY_OWED = 5.0       # seconds, when the database refused a notification
-BATCH = 500            # deadlines applied per transaction and turn of the event loop
+OWED_BATCH = 100       # owed notifications read at a time (all are sent, batch after batch)
+BATCH = 200            # deadlines applied per transaction and turn of the event loop (about 30 ms)
 
 
 def notifies(rule, flip: hb.Flip) -> bool:
@@ -157,13 +158,14 @@ class Heartbeats:
         return 0
 
     async def run(self) -> None:
-        """The timer: owed notifications first, then tick at each deadline until cancelled."""
+        """The timer: tick at each deadline until cancelled. Notifications go out beside it (owed ones
+        from before a stop first), so a slow provider never delays the next deadline."""
         self._wake = asyncio.Event()
-        await self.send_owed()
+        self._spawn(self.send_owed())
         while True:
             try:
                 if self.tick():
-                    await self.send_owed()
+                    self._spawn(self.send_owed())
             except Exception:  # the database refused, or a bug: try again, never stop watching
                 log.exception("heartbeat deadlines failed")
             nxt = q.next_due(self.store)
@@ -195,17 +197,18 @@ class Heartbeats:
             self._sending = asyncio.Lock()
         sent = 0
         async with self._sending:  # a ping and the timer may both ask: each flip once
-            for flip in q.owed_flips(self.store):
-                try:
-                    await self._notify(flip)
-                except StoreError:
-                    log.error("heartbeat notification not stored; trying again", rule_id=flip["rule_id"])
-                    self._spawn(self._later(RETRY_OWED))
-                    break
-                except Exception:  # a bug costs this notification, not the others or the timer
-                    log.exception("heartbeat notification failed", rule_id=flip["rule_id"])
-                q.settle(self.store, flip["id"])
-                sent += 1
+            while batch := q.owed_flips(self.store, OWED_BATCH):
+                for flip in batch:
+                    try:
+                        await self._notify(flip)
+                    except (StoreError, sqlite3.Error):
+                        log.error("heartbeat notification not stored; trying again", rule_id=flip["rule_id"])
+                        self._spawn(self._later(RETRY_OWED))
+                        return sent
+                    except Exception:  # a bug costs this notification, not the others or the timer
+                        log.exception("heartbeat notification failed", rule_id=flip["rule_id"])
+                    q.settle(self.store, flip["id"])
+                    sent += 1
         return sent
 
     async def _later(self, seconds: float) -> None:
