@@ -87,7 +87,7 @@ def list_ping_keys(store) -> None:
     for r in q.list_ping_keys(store):
         state = "revoked" if r["revoked_at"] else "active"
         print(f"{r['id']:>4}  {r['name']:<20} {r['prefix'] + '...':<14} {iso(from_timestamp(r['created_at'])):<25} "
-              f"{'-':<25} {state} (ping)")
+              f"{'-':<25} {'ping':<20} {state}")
 
 
 def add_parsers(sub, common) -> None:

@@ -116,7 +116,9 @@ def test_unknown_uuid_and_malformed_paths_are_404_not_found(make_daemon, tmp_pat
 def test_no_api_key_is_needed_and_the_uuid_never_reaches_the_log(make_daemon, tmp_path, structlog_output):
     d = start(make_daemon, tmp_path, FakeClock(T0))
     assert requests.get(d.url(f"/ping/{UUID}/start"), timeout=10).text == "OK"  # no Authorization header
-    assert UUID not in structlog_output.getvalue() and '"/ping/…"' in structlog_output.getvalue()
+    # the request line is written after the answer is sent
+    d.wait_until(lambda: '"/ping/…"' in structlog_output.getvalue(), what="the request line")
+    assert UUID not in structlog_output.getvalue()
 
 
 def test_post_body_is_kept_up_to_100_kb(make_daemon, tmp_path):
@@ -124,6 +126,8 @@ def test_post_body_is_kept_up_to_100_kb(make_daemon, tmp_path):
     resp = ping(d, f"{UUID}/log", "POST", data=b"x" * 300_000)
     assert resp.status_code == 200 and resp.headers["ping-body-limit"] == "100000"
     assert len(pings(d)[-1]["body"]) == 100_000 and check(d)["status"] == "new"  # a log changes no state
+    big = ping(d, UUID, "POST", data=b"y" * (d.config.server.max_body_bytes + 1))  # over the server's limit
+    assert big.status_code == 200 and pings(d)[-1]["body"] is None and check(d)["status"] == "up"
 
 
 def test_pings_of_a_busy_check_are_bounded_and_counted(make_daemon, tmp_path):

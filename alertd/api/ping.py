@@ -21,6 +21,7 @@ from ..sources.heartbeat import BODY_LIMIT
 from ..store import StoreError
 from ..store import heartbeats as q
 from .auth import hash_key
+from .limits import BodyTooLarge
 
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 ACTIONS = {"": "success", "start": "start", "fail": "fail", "log": "log"}
@@ -54,11 +55,18 @@ def action_of(text: str) -> tuple[str, int | None] | None:
 
 
 async def read_capped(request: Request) -> str:
-    """The body's first BODY_LIMIT bytes as text; the rest is read and dropped, never held."""
+    """The body's first BODY_LIMIT bytes as text; the rest is left unread (the server drops it).
+
+    A body declared longer than server.max_body_bytes is not read at all: the ping still counts,
+    with no body (a job whose output is huge must not look like a job that did not run)."""
     kept = bytearray()
-    async for chunk in request.stream():
-        if len(kept) < BODY_LIMIT:
+    try:
+        async for chunk in request.stream():
             kept += chunk[: BODY_LIMIT - len(kept)]
+            if len(kept) >= BODY_LIMIT:
+                break
+    except BodyTooLarge:
+        pass
     return kept.decode("utf-8", errors="replace")
 
 
