@@ -9,7 +9,6 @@ import requests
 from alertd.api.auth import hash_key
 from alertd.clock import FakeClock
 from alertd.store import Store
-from alertd.store.heartbeats import create_ping_key
 from test_heartbeats import tick
 from test_rule_examples import ONCALL, PRIMARY, examples, local, sent  # noqa: F401 (examples: a fixture)
 
@@ -39,7 +38,7 @@ def test_backup_script_failure_calls_with_the_output_and_escalates(examples):
     clock = FakeClock(local(2026, 3, 10, 2, 0))
     d = examples(clock)
     other = Store(d.config.database)  # a ping key, as `alertd keys create --ping` stores one
-    create_ping_key(other, "backup-box", "pk_bac", hash_key("pk_backup-box-secret"), 0)
+    other.ping_keys.create("backup-box", "pk_bac", hash_key("pk_backup-box-secret"), 0)
     other.close()
     url = d.url("/ping/pk_backup-box-secret/nightly-backup")
     rid = "0f8fad5b-d9cb-469f-a165-70867728950e"

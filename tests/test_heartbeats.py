@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from alertd.clock import FakeClock
-from alertd.store import heartbeats as q
+from alertd.store.sqlite.heartbeats import KEEP_PINGS
 
 UUID = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
 PRIMARY, SECONDARY = "+15551230002", "+15551230003"
@@ -66,24 +66,21 @@ def texts(d) -> list[str]:
     return [o.message for o in d.daemon.provider.sent if o.channel == "sms"]
 
 
-class Reader:
-    """The test's own connection to the daemon's database: the daemon's is its loop's alone."""
-
-    def __init__(self, d):
-        self.conn = sqlite3.connect(str(d.config.database), timeout=10)
-        self.conn.row_factory = sqlite3.Row
-
-
-def db(d) -> Reader:
-    return Reader(d)
+def hb_table(d, method: str, *args):
+    """A read of the running daemon's heartbeat tables, on its loop: its connection is the loop's."""
+    return d.on_loop(getattr(d.daemon.store.heartbeats, method), *args)
 
 
 def check(d, name: str = "nightly-backup"):
-    return q.get(db(d).conn, name)
+    return hb_table(d, "get", name)
 
 
 def pings(d, name: str = "nightly-backup"):
-    return list(reversed(q.recent_pings(db(d), name, 1000)))
+    return list(reversed(hb_table(d, "recent_pings", name, 1000)))
+
+
+def flips_of(d, name: str = "nightly-backup"):
+    return hb_table(d, "flips", name, 0)[1]
 
 
 # --- the ping API ------------------------------------------------------------------
@@ -133,10 +130,10 @@ def test_post_body_is_kept_up_to_100_kb(make_daemon, tmp_path):
 def test_pings_of_a_busy_check_are_bounded_and_counted(make_daemon, tmp_path):
     d = start(make_daemon, tmp_path, FakeClock(T0))
     with requests.Session() as s:
-        for i in range(q.KEEP_PINGS + 30):
+        for i in range(KEEP_PINGS + 30):
             assert s.get(d.url(f"/ping/{UUID}" + ("/log" if i % 3 == 0 else "")), timeout=10).status_code == 200
     kept = pings(d)
-    assert len(kept) == q.KEEP_PINGS and kept[-1]["n"] == q.KEEP_PINGS + 30
+    assert len(kept) == KEEP_PINGS and kept[-1]["n"] == KEEP_PINGS + 30
     row = check(d)
     assert (row["n_pings"], row["n_log"], row["n_success"]) == (130, 44, 86)
 
@@ -158,7 +155,7 @@ def test_no_ping_in_time_notifies_once_and_back_up_notifies_resolved(make_daemon
     ping(d, UUID)
     d.wait_until(lambda: len(texts(d)) == 2, what="the resolved notice")
     assert texts(d)[-1] == "Backup is back."
-    flips = [(f["old"], f["new"], f["reason"]) for f in q.flips(db(d), "nightly-backup", 0)[1]]
+    flips = [(f["old"], f["new"], f["reason"]) for f in flips_of(d)]
     assert flips == [("new", "up", "pinged"), ("up", "down", "no ping in time"), ("down", "up", "pinged")]
     logs = d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"]
     assert {r["rule_id"] for r in logs} == {"nightly-backup"} and len(logs) == 2
@@ -230,7 +227,7 @@ def test_a_deadline_missed_while_stopped_is_noticed_once_at_start(make_daemon, t
     d2.wait_until(lambda: texts(d2), what="the notice at start")  # the timer ticks once as it starts
     assert tick(d2) == 0
     assert texts(d2) == ["Backup did not report: no ping in time. Last ping 3d 0h ago."]
-    flips = q.flips(db(d2), "nightly-backup", 0)[1]
+    flips = flips_of(d2)
     assert [f["new"] for f in flips] == ["up", "down"]
     assert flips[-1]["at"] == (T0 + timedelta(minutes=70)).timestamp()  # dated when it went down
 
@@ -243,7 +240,7 @@ def test_a_notification_owed_at_a_stop_is_sent_at_the_next_start(make_daemon, tm
     d.run(_tick_only(d))  # the flip is stored, then alertd stops before notifying
     d.stop()
     d2 = make_daemon(clock=clock, folder=tmp_path)
-    d2.wait_until(lambda: texts(d2) and not q.owed_flips(db(d2)), what="the owed notice")
+    d2.wait_until(lambda: texts(d2) and not hb_table(d2, "owed_flips"), what="the owed notice")
     assert len(texts(d2)) == 1
 
 
@@ -287,7 +284,7 @@ def test_escalation_applies_to_a_heartbeat(make_daemon, tmp_path):
     ping(d, f"{UUID}/fail")
     d.wait_until(lambda: texts(d), what="the failure notice")
     log = d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"][0]
-    steps = d.daemon.store.followups(log["trigger_id"])
+    steps = d.on_loop(d.daemon.store.followups.of_trigger, log["trigger_id"])
     assert [(s["kind"], s["step"], s["state"]) for s in steps] == [("escalate", 1, "pending")]
 
 
@@ -331,7 +328,8 @@ def test_ping_key_and_slug_reach_the_check_and_a_revoked_key_does_not(make_daemo
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     # stored as its hash only (reading the file itself would drop the daemon's POSIX locks on it)
-    stored = [tuple(r) for r in db(d).conn.execute("SELECT * FROM ping_keys")]
+    with sqlite3.connect(str(d.config.database)) as conn:
+        stored = [tuple(r) for r in conn.execute("SELECT * FROM ping_keys")]
     assert key.startswith("pk_") and key not in repr(stored)
     assert hashlib.sha256(key.encode()).hexdigest() in repr(stored)
     assert ping(d, f"{key}/nightly-backup").text == "OK"
@@ -341,7 +339,7 @@ def test_ping_key_and_slug_reach_the_check_and_a_revoked_key_does_not(make_daemo
     assert [p["kind"] for p in pings(d)] == ["success", "start", "fail"]
     listed = cli(d, "keys", "list")
     assert "cron-box" in listed.stdout and "ping" in listed.stdout and key not in listed.stdout
-    key_id = next(r["id"] for r in q.list_ping_keys(db(d)))
+    key_id = next(r["id"] for r in d.on_loop(d.daemon.store.ping_keys.list))
     assert cli(d, "keys", "revoke", "--ping", str(key_id)).returncode == 0
     assert ping(d, f"{key}/nightly-backup").status_code == 404
 
@@ -383,9 +381,10 @@ def test_cli_lists_each_check(make_daemon, tmp_path):
 
 
 def test_many_deadlines_missed_while_stopped_are_each_noticed_once_in_batches(make_daemon, tmp_path, monkeypatch):
+    from alertd.dispatch import heartbeats as notices
     from alertd.sources import heartbeat as source
     monkeypatch.setattr(source, "BATCH", 2)  # 5 due at start: three turns of the timer
-    monkeypatch.setattr(source, "OWED_BATCH", 1)  # and the notifications owed read one at a time
+    monkeypatch.setattr(notices, "OWED_BATCH", 1)  # and the notifications owed read one at a time
     clock = FakeClock(T0)
     text = "rules:\n" + "".join(
         f"  - id: job-{i}\n    source: {{heartbeat: {{every: 1m, grace: 1m}}}}\n"

@@ -10,14 +10,13 @@ from fastapi.responses import JSONResponse
 
 from ..clock import from_timestamp, iso
 from ..engine import heartbeat as hb
-from ..store import heartbeats as q
 
 router = APIRouter(prefix="/api/v1")
 
 
 def describe(row, spec: hb.Spec | None, now: float, base_url: str) -> dict:
     """A check's row (and its rule's spec) as shown at ``now``; ``base_url`` makes its ping URL."""
-    check = q.check_of(row)
+    check = hb.check_of(row)
     state = hb.state(check, spec, now) if spec is not None else "unloaded"
     expected = None
     if spec is not None and check.status == "up" and check.anchor_at is not None:
@@ -48,7 +47,7 @@ def described(daemon) -> list[dict]:
     beats = daemon.heartbeats
     now = daemon.clock.timestamp()
     base = daemon.config.server.base_url
-    return [describe(r, beats.specs.get(r["rule_id"]), now, base) for r in q.all_checks(daemon.store)]
+    return [describe(r, beats.specs.get(r["rule_id"]), now, base) for r in daemon.store.heartbeats.all()]
 
 
 @router.get("/heartbeats", summary="Heartbeat checks: state, last ping, next deadline, ping URL")

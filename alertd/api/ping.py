@@ -19,7 +19,6 @@ from starlette.responses import PlainTextResponse, Response
 
 from ..sources.heartbeat import BODY_LIMIT
 from ..store import StoreError
-from ..store import heartbeats as q
 from .auth import hash_key
 from .limits import BodyTooLarge
 
@@ -84,7 +83,7 @@ async def ping(request: Request) -> Response:
         rule_id = beats.by_uuid.get(uuid)
     else:
         rule_id = beats.by_slug.get(slug)
-        if rule_id is not None and q.find_ping_key(daemon.store, hash_key(key)) is None:
+        if rule_id is not None and daemon.store.ping_keys.find(hash_key(key)) is None:
             rule_id = None
     if rule_id is None:
         return _text("not found", 404)

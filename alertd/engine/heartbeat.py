@@ -24,6 +24,7 @@ started (a run is in progress).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -66,6 +67,13 @@ class Flip:
     old: str
     new: str
     reason: str
+
+
+def check_of(row) -> Check:
+    """A stored check (a mapping with ``status``, ``anchor_at``, ``reason`` and ``runs`` as the JSON
+    ``[[rid, started_at], ...]``) as a ``Check``."""
+    return Check(status=row["status"], anchor_at=row["anchor_at"],
+                 runs=tuple((str(r), float(t)) for r, t in json.loads(row["runs"])), reason=row["reason"])
 
 
 @lru_cache(maxsize=4096)

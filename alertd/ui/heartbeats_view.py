@@ -14,7 +14,6 @@ from fastapi.responses import RedirectResponse
 
 from ..api.heartbeats import describe
 from ..engine.heartbeat import ago
-from ..store import heartbeats as q
 from .glance import day_starts
 
 DAYS = 14
@@ -51,13 +50,13 @@ def day_bar(initial: str | None, flips: list, starts: list[datetime], now: float
 
 def bar_for(store, name: str, now: datetime, tz) -> list[dict]:
     starts = day_starts(now, tz, DAYS)
-    initial, flips = q.flips(store, name, starts[0].timestamp())
+    initial, flips = store.heartbeats.flips(name, starts[0].timestamp())
     return day_bar(initial, flips, starts, now.timestamp())
 
 
 def add_routes(base: str, *, page, post, html) -> None:
     def checks(d):
-        return {r["rule_id"]: r for r in q.all_checks(d.store)}
+        return {r["rule_id"]: r for r in d.store.heartbeats.all()}
 
     @page("/heartbeats")
     async def heartbeats(request, session):
@@ -77,7 +76,7 @@ def add_routes(base: str, *, page, post, html) -> None:
         now = d.clock.now()
         info = describe(row, d.heartbeats.specs.get(name), now.timestamp(), d.config.server.base_url)
         pings = [dict(p, excerpt=(p["body"] or "")[:EXCERPT], cut=len(p["body"] or "") > EXCERPT)
-                 for p in q.recent_pings(d.store, name, PINGS)]
+                 for p in d.store.heartbeats.recent_pings(name, PINGS)]
         return html("heartbeat.html", request, session, c=info, row=row, pings=pings,
                     bar=bar_for(d.store, name, now, d.config.tz))
 
