@@ -1,4 +1,4 @@
-"""Benchmark of heartbeats (issue 13, "Performance").
+"""Benchmark of heartbeats: ping requests per second, and the deadline timer's cost and promptness.
 
     python bench/heartbeats.py          # from the repo root; about two minutes
 
