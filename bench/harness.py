@@ -67,6 +67,27 @@ def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
         proc.wait(5)
 
 
+def use_uvloop() -> None:
+    """The load generator's own cost, kept as low as the servers'."""
+    try:
+        import asyncio
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+
+
+def tear_down(tmp: Path, fake, *procs) -> None:
+    """Stop what a bench started (None where it never started) and remove its folder."""
+    import shutil
+    for proc in procs:
+        if proc is not None:
+            stop(proc)
+    if fake is not None:
+        fake.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) so far."""
     with open(f"/proc/{pid}/stat") as f:

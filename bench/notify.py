@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from pathlib import Path
 import aiohttp
 
 from harness import (PYTHON, ROOT, FakeProvider, cpu_seconds, create_key, free_port, machine, percentile, report, spawn,
-                     stop, wait_http, write_config)
+                     tear_down, use_uvloop, wait_http, write_config)
 from harness import start_alertd as start_alertd_process
 
 NOTIFY = "/api/v1/calls/notify"
@@ -267,24 +266,15 @@ def main() -> int:
             alertd_db, yard_db = pg.create_database(), pg.create_database()
         alertd = start_alertd(tmp, fake, args.alertd_log_level, alertd_db)
         yard = start_yardstick(tmp, fake, yard_db)
-        try:  # the load generator's own cost, kept as low as the servers'
-            import uvloop
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        except ImportError:
-            pass
+        use_uvloop()
         tp, lat, ylat, fan = asyncio.run(run(alertd, yard, fake, args))
         for server in (alertd, yard):
             if server.proc.poll() is not None:
                 raise RuntimeError(f"{server.name} exited with {server.proc.returncode} during the run")
     finally:
-        for server in (alertd, yard):
-            if server is not None:
-                stop(server.proc)
-        if fake is not None:
-            fake.close()
+        tear_down(tmp, fake, *(server.proc for server in (alertd, yard) if server is not None))
         if pg is not None:
             pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
     table = rows(tp, lat, ylat, fan, args)
     command = "python bench/notify.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])

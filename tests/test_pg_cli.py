@@ -41,6 +41,14 @@ def filled_sqlite(path) -> None:
         c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, 'call')",
                   (rows[0].log_id, rows[0].log_id))
     sync(store.followups.add_retry_once(1, rows[0].log_id, NOW + 60, NOW))
+    sync(store.ping_keys.create("cron-box", "pk_abc", "hash-ping", NOW))
+    with store.tx() as c:  # a heartbeat check with a ping and a flip
+        c.execute("INSERT INTO heartbeats (rule_id, uuid, slug, status, down_at, created_at) VALUES"
+                  " ('backup', 'u-1', 'backup', 'up', ?, ?)", (NOW + 3600, NOW))
+        c.execute("INSERT INTO heartbeat_pings (rule_id, n, at, kind, method) VALUES ('backup', 1, ?, 'success', 'GET')",
+                  (NOW,))
+        c.execute("INSERT INTO heartbeat_flips (rule_id, at, old, new, owed) VALUES ('backup', ?, 'new', 'up', 0)",
+                  (NOW,))
     store.close()
 
 

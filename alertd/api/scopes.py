@@ -37,6 +37,7 @@ ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
     ("GET", "/hooks/{name}"): (HOOK,),
     ("POST", "/hooks/{name}"): (HOOK,),
     ("GET", "/metrics"): (READ,),  # only when server.metrics.require_key is set; else as NO_KEY
+    ("GET", "/api/v1/heartbeats"): (READ,),
 }
 
 # routes that never read an API key, and what stands in for one
@@ -51,6 +52,8 @@ NO_KEY: dict[tuple[str, str], str] = {
     ("GET", "/docs"): "public: the API's description",
     ("GET", "/docs/oauth2-redirect"): "public: the API's description",
     ("GET", "/redoc"): "public: the API's description",
+    # Healthchecks' ping API (alertd/api/ping.py): the unguessable uuid, or a ping key, is in the path
+    **{(m, "/ping/{rest:path}"): "the check's uuid or a ping key in the path" for m in ("GET", "POST")},
 }
 DASHBOARD = "the dashboard's login session and CSRF token (alertd/ui)"
 

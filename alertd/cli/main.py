@@ -1,7 +1,7 @@
 """The command line: one parser; each command lives in its own module with its ``add_parsers``.
 
     run (run.py)  check, test-rule (rules.py)  keys (keys.py)  log, backup (history.py)
-    oncall, silence (ops.py)  users (users.py)  cluster, db copy (cluster.py)
+    oncall, silence (ops.py)  users (users.py)  heartbeats (heartbeats.py)  cluster, db copy (cluster.py)
 
 Exit codes: 0 ok, 1 problems found, 2 usage.
 """
@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import inspect
 
-from . import cluster, history, keys, ops, rules, run, users
+from . import cluster, heartbeats, history, keys, ops, rules, run, users
 
-COMMANDS = (run, rules, keys, history, ops, users, cluster)  # in the order --help lists them
+COMMANDS = (run, rules, keys, history, ops, users, heartbeats, cluster)  # in the order --help lists them
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from ..dispatch.attempt import Attempts
 from ..dispatch.callbacks import CallbackHandler
 from ..dispatch.deadman import DeadMan
 from ..dispatch.followups import Followups
+from ..dispatch.heartbeats import HeartbeatNotices
 from ..dispatch.intake import Intake
 from ..dispatch.rules import RuleRunner
 from ..dispatch.worker import Dispatcher, Wakeup
@@ -28,6 +29,7 @@ from ..providers.simulator import SimulatorProvider
 from ..providers.twilio import TwilioProvider
 from ..rules.reload import RuleManager
 from ..sources import Sources
+from ..sources.heartbeat import Heartbeats
 from ..sources.schedule import Scheduler
 from ..store import Store, open_store
 from . import retention
@@ -72,6 +74,8 @@ class Daemon:
         self.runner = RuleRunner(config, store, clock, submit=self.submit, directory=self.directory,
                                  caller_id=self.caller_id, wake=wake, loaded=lambda: self.rules.loaded_at is not None)
         self.sources = Sources(self.runner, store, clock, metrics)
+        # pings, deadlines and their flips; the flips' notifications go through the runner's path
+        self.heartbeats = Heartbeats(store, clock, HeartbeatNotices(store, clock, self.runner, submit=self.submit))
         self.cluster: ClusterNode | None = None  # several nodes on PostgreSQL: made by start()
         self.deadman = (DeadMan(config, store, clock, self.attempts, directory=self.directory,
                                 caller_id=self.caller_id, metrics=metrics, leads=self.leads)
@@ -97,7 +101,9 @@ class Daemon:
 
     def _on_swap(self, ruleset) -> None:
         self.runner.ruleset = ruleset
-        if self._started and self.leads():  # before that, start() syncs the scheduler once it runs
+        if self._started:  # before that, start() syncs both once the store is open
+            self.heartbeats.sync_soon(ruleset)
+        if self._started and self.leads():
             self.scheduler.sync(ruleset)
 
     async def _on_leader(self, leads: bool) -> None:
@@ -127,6 +133,8 @@ class Daemon:
         self.rules.load_initial()
         self.scheduler.start()
         self._started = True
+        await self.heartbeats.sync(self.runner.ruleset)
+        self.heartbeats.start()
         if self.cluster is None:
             self.scheduler.sync(self.runner.ruleset)
             retention.schedule(self)
@@ -144,6 +152,7 @@ class Daemon:
         if self.cluster is not None:
             await self.cluster.stop()  # a clean stop hands the lease over at once
         self.rules.stop()
+        await self.heartbeats.stop()
         if self._started:
             self.scheduler.shutdown()
         if self.sources.http is not None:

@@ -18,6 +18,7 @@ The attributes (one module each in the backend):
     status                      every status callback received
     retention                   pruning old history in small batches
     users, dashboard            dashboard logins and sessions; its queries
+    heartbeats, ping_keys       heartbeat checks, their pings and flips; keys for /ping/KEY/SLUG
     batch                       group commit: ``await store.batch.run(write, *args)``
                                 runs ``write(tx, *args)`` in a transaction shared
                                 with the concurrent writes of the same moment;

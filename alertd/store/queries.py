@@ -5,7 +5,36 @@ and the checks and bookkeeping around them.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+# --- heartbeats (store/*/heartbeats.py) -------------------------------------------------
+KEEP_FLIPS = 1000  # per check: enough for the dashboard's bar of the last days
+FLIP = "INSERT INTO heartbeat_flips (rule_id, at, old, new, reason, owed, event) VALUES (?, ?, ?, ?, ?, ?, ?)"
+# a check's flips past the newest KEEP_FLIPS, but never one whose notification is owed
+TRIM_FLIPS = ("DELETE FROM heartbeat_flips WHERE rule_id = ? AND owed = 0 AND id <= (SELECT id FROM"
+              " heartbeat_flips WHERE rule_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)")
+
+
+def save_check(rule_id: str, check: Any, down_at: float | None, flip: Any, expect_down_at: Any,
+               same: str) -> tuple[str, list]:
+    """The UPDATE that stores a check's state (Heartbeats.save), with its arguments; with
+    ``expect_down_at`` (not ...), only while the stored deadline is that one. ``same``: how
+    the backend says "equal, NULL included" (SQLite's IS, PostgreSQL's IS NOT DISTINCT FROM)."""
+    sql = ("UPDATE heartbeats SET status = ?, anchor_at = ?, runs = ?, reason = ?, down_at = ?,"
+           " changed_at = COALESCE(?, changed_at) WHERE rule_id = ?")
+    args: list[Any] = [check.status, check.anchor_at, json.dumps([list(r) for r in check.runs]), check.reason,
+                       down_at, flip.at if flip else None, rule_id]
+    if expect_down_at is not ...:
+        sql += f" AND down_at {same} ?"
+        args.append(expect_down_at)
+    return sql, args
+
+
+def flip_args(rule_id: str, flip: Any, owed: bool, event: dict | None) -> tuple:
+    return (rule_id, flip.at, flip.old, flip.new, flip.reason, int(owed),
+            json.dumps(event, default=str) if event is not None else None)
+
 
 # --- silences --------------------------------------------------------------------------
 MATCHERS = ("rule_id", "source", "to")

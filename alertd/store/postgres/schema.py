@@ -235,4 +235,64 @@ MIGRATIONS: list[str] = [
     -- two nodes may get the same call's final callback at once (Followups.add_retry_once)
     CREATE UNIQUE INDEX followups_one_retry ON followups (trigger_id, log_id) WHERE kind = 'retry';
     """,
+    # 10: heartbeats: each check's state and next deadline, its recent pings, its flips, and ping keys
+    f"""
+    CREATE TABLE heartbeats (
+        rule_id TEXT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        slug TEXT,
+        present INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'new',
+        anchor_at DOUBLE PRECISION,
+        runs TEXT NOT NULL DEFAULT '[]',
+        reason TEXT,
+        down_at DOUBLE PRECISION,
+        last_ping_at DOUBLE PRECISION,
+        last_ping_kind TEXT,
+        n_pings BIGINT NOT NULL DEFAULT 0,
+        n_success BIGINT NOT NULL DEFAULT 0,
+        n_fail BIGINT NOT NULL DEFAULT 0,
+        n_start BIGINT NOT NULL DEFAULT 0,
+        n_log BIGINT NOT NULL DEFAULT 0,
+        created_at DOUBLE PRECISION NOT NULL,
+        changed_at DOUBLE PRECISION
+    );
+    CREATE UNIQUE INDEX heartbeats_slug ON heartbeats (slug) WHERE slug IS NOT NULL AND present = 1;
+    CREATE INDEX heartbeats_due ON heartbeats (down_at) WHERE down_at IS NOT NULL;
+    CREATE TABLE heartbeat_pings (
+        id {_ID},
+        rule_id TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        exit_status INTEGER,
+        rid TEXT,
+        duration DOUBLE PRECISION,
+        method TEXT,
+        remote TEXT,
+        body TEXT
+    );
+    CREATE INDEX heartbeat_pings_rule ON heartbeat_pings (rule_id, n);
+    CREATE TABLE heartbeat_flips (
+        id {_ID},
+        rule_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        reason TEXT,
+        owed INTEGER NOT NULL DEFAULT 0,
+        event TEXT,
+        claimed_until DOUBLE PRECISION  -- PostgreSQL only: the node notifying an owed flip holds it until then
+    );
+    CREATE INDEX heartbeat_flips_rule ON heartbeat_flips (rule_id, at);
+    CREATE INDEX heartbeat_flips_owed ON heartbeat_flips (owed) WHERE owed = 1;
+    CREATE TABLE ping_keys (
+        id {_ID},
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    """,
 ]

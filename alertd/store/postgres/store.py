@@ -7,6 +7,7 @@ from .dashboard import Dashboard
 from .events import Events
 from .followups import Followups
 from .groups import RuleGroups
+from .heartbeats import Heartbeats, PingKeys
 from .keys import Keys
 from .logs import Logs
 from .oncall import Overrides
@@ -43,6 +44,8 @@ class PostgresStore:
         self.retention = Retention(db)
         self.users = Users(db)
         self.dashboard = Dashboard(db)
+        self.heartbeats = Heartbeats(db)
+        self.ping_keys = PingKeys(db)
 
     @classmethod
     def at(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10,

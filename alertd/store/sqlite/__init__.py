@@ -15,6 +15,7 @@ from .dashboard import Dashboard
 from .events import Events
 from .followups import Followups
 from .groups import RuleGroups
+from .heartbeats import Heartbeats, PingKeys
 from .keys import Keys
 from .logs import Logs
 from .oncall import Overrides
@@ -52,6 +53,8 @@ class SQLiteStore:
         self.retention = Retention(self.db)
         self.users = Users(self.db)
         self.dashboard = Dashboard(self.db)
+        self.heartbeats = Heartbeats(self.db)
+        self.ping_keys = PingKeys(self.db)
 
     def tx(self):
         """A transaction on the connection (tests; alertd's own code goes through the table groups)."""

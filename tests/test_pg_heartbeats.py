@@ -1,0 +1,61 @@
+"""Heartbeats on PostgreSQL: the checks, pings and flips in the shared database, and two
+nodes that take pings for one check and tick its deadline at the same moment."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from datetime import timedelta
+
+from alertd.clock import FakeClock
+from test_heartbeats import T0, UUID, flips_of, ping, texts, tick, write_rules
+
+
+def node(make_daemon, tmp_path, pg_url: str, name: str, clock: FakeClock):
+    folder = tmp_path / name
+    folder.mkdir()
+    write_rules(folder)
+    d = make_daemon({"database": pg_url, "cluster": {"node_id": name}}, clock=clock, folder=folder)
+    # the test ticks deadlines itself: the node's own timer, waking on its own, would tick them first
+    # (on PostgreSQL a tick awaits the database, so the two could run at once)
+    d.run(d.daemon.heartbeats.stop())
+    return d
+
+
+def test_a_check_goes_down_and_up_again_on_postgresql(pg_url, make_daemon, tmp_path):
+    clock = FakeClock(T0)
+    d = node(make_daemon, tmp_path, pg_url, "web1", clock)
+    assert ping(d, UUID).text == "OK"
+    clock.advance(timedelta(minutes=71))
+    assert tick(d) == 1
+    assert texts(d) == ["Backup did not report: no ping in time. Last ping 1h 11m ago."]
+    assert ping(d, f"{UUID}/0", "POST", data=b"all good").text == "OK"
+    d.wait_until(lambda: len(texts(d)) == 2, what="the resolved text")
+    assert texts(d)[1] == "Backup is back."
+    assert [f["new"] for f in flips_of(d)] == ["up", "down", "up"]
+    assert d.run(d.daemon.store.heartbeats.owed_flips()) == []
+
+
+def test_two_nodes_count_every_ping_and_fire_a_deadline_once(pg_url, make_daemon, tmp_path):
+    clock = FakeClock(T0)
+    a = node(make_daemon, tmp_path, pg_url, "web1", clock)
+    b = node(make_daemon, tmp_path, pg_url, "web2", clock)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:  # pings of one check on both nodes at once
+        answers = list(pool.map(lambda i: ping((a, b)[i % 2], UUID).text, range(20)))
+    assert answers == ["OK"] * 20
+    assert a.run(a.daemon.store.heartbeats.get("nightly-backup"))["n_pings"] == 20
+    clock.advance(timedelta(minutes=71))
+
+    async def both():  # each node's timer finds the same deadline passed
+        return await asyncio.gather(asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_tick(a), a.daemon.loop)),
+                                    asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_tick(b), b.daemon.loop)))
+    assert sorted(asyncio.run(both())) == [0, 1]
+    a.wait_until(lambda: texts(a) + texts(b), what="the down text")
+    tick(a), tick(b)  # and notifying again sends nothing more
+    assert len(texts(a) + texts(b)) == 1
+    assert [f["new"] for f in flips_of(a)] == ["up", "down"]
+
+
+async def _tick(d) -> int:
+    flips = await d.daemon.heartbeats.tick()
+    await d.daemon.heartbeats.send_owed()
+    return flips
