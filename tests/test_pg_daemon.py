@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
+import time
 
 import asyncpg
 import requests
 
 from conftest import twilio_overrides
 from test_rules_runtime import am_alert, am_payload, write
+from test_ui_auth import add_user, login
 
 AM_RULE = """\
 rules:
@@ -125,3 +128,24 @@ def test_the_same_alertmanager_payload_posted_to_three_nodes_at_once_rings_once(
     assert [r.status_code for r in answers] == [200, 200, 200]
     assert sorted(len(r.json()["fired"]) for r in answers) == [0, 0, 1]
     assert [c.form["To"] for c in fake_twilio.calls] == ["+15551230001"]
+
+
+def test_the_dashboards_live_log_on_one_node_shows_a_row_another_node_wrote_within_2_s(
+        pg_url, make_daemon, fake_twilio, tmp_path):
+    nodes = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        nodes.append(make_daemon(on_pg(pg_url, fake_twilio, cluster={"node_id": name}), folder=tmp_path / name))
+    a, b = nodes
+    add_user(a)  # a user of the shared database: it logs in on either node
+    s, _ = login(a)
+    with s.get(a.url("/ui/events?after=0"), stream=True, timeout=10) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        log_id = b.notify({"to": "+15551230001", "message": "written by b"}).json()["calls"][0]["log_id"]
+        started = time.monotonic()
+        for line in r.iter_lines(decode_unicode=True):
+            if line.startswith("data:"):
+                msg = json.loads(line[5:])
+                assert msg["id"] == log_id and "written by b" in msg["html"]
+                break
+        assert time.monotonic() - started < 2
