@@ -23,9 +23,11 @@ from .providers.simulator import SimulatorProvider
 from .providers.twilio import TwilioProvider
 from .engine.runner import RuleRunner, Sources
 from .escalation import Followups
+from .inbound.calls import InboundCalls
 from .metrics import Metrics
 from .rules.reload import RuleManager
 from .service import NotifyingServer
+from .shift_notices import ShiftNotices
 from .sources.schedule import Scheduler
 from .store import Store, StoreError
 
@@ -64,6 +66,8 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self._worker: asyncio.Task | None = None
         self.deadman: DeadMan | None = None
+        self.inbound = InboundCalls(self)  # live call routing (alertd/inbound)
+        self.shift_notices = ShiftNotices(self)
         self.metrics.watch(self)
         self.app = create_app(self, lifespan=self.lifespan)
 
@@ -99,6 +103,7 @@ class Daemon:
             self.dispatcher.timers.append(self.deadman)
         self.followups.poke = self.dispatcher.poke
         self.dispatcher.timers.append(self.runner.groups)  # rule groups due after group_wait
+        self.dispatcher.timers += [self.inbound, self.shift_notices]  # voicemails, shift notices
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self.sources.http = aiohttp.ClientSession()
         self.rules.load_initial()

@@ -1,0 +1,80 @@
+"""The inbound voice webhook ({public_url}/twilio/voice) and the steps after it.
+
+Every request is checked against X-Twilio-Signature like the other callbacks
+(api/twilio_hooks.py) before anything is read from it. The call's id and step
+travel in the action URLs, which the signature covers. The flow is in
+alertd/inbound/calls.py; the simulator plays it through POST /api/v1/simulator/inbound.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..inbound import simulate
+from .errors import ApiError
+from .notify import parse, read_body
+from .twilio_hooks import verified_params
+
+router = APIRouter(include_in_schema=False)
+_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def _xml(text: str) -> Response:
+    return Response(text, media_type="application/xml")
+
+
+def _number(request: Request, name: str) -> int:
+    value = request.query_params.get(name, "")
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise ApiError(400, f"{name}: missing from the callback URL")
+    return int(value)
+
+
+@router.post("/twilio/voice")
+async def voice(request: Request) -> Response:
+    """Set as the voice webhook ('A call comes in') of each number under ``inbound:``."""
+    params = await verified_params(request)
+    calls = request.app.state.daemon.inbound
+    return _xml(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", "")))
+
+
+@router.post("/twilio/voice/dial")
+async def dial(request: Request) -> Response:
+    params = await verified_params(request)
+    calls = request.app.state.daemon.inbound
+    return _xml(await calls.dial_result(_number(request, "call"), _number(request, "step"), params))
+
+
+@router.post("/twilio/voice/recorded")
+async def recorded(request: Request) -> Response:
+    params = await verified_params(request)
+    return _xml(await request.app.state.daemon.inbound.recorded(_number(request, "call"), params))
+
+
+@router.post("/twilio/voice/recording")
+async def recording(request: Request) -> Response:
+    params = await verified_params(request)
+    await request.app.state.daemon.inbound.recording(_number(request, "call"), params)
+    return _xml(_EMPTY)
+
+
+@router.post("/twilio/voice/transcription")
+async def transcription(request: Request) -> Response:
+    params = await verified_params(request)
+    await request.app.state.daemon.inbound.transcription(_number(request, "call"), params)
+    return _xml(_EMPTY)
+
+
+@router.post("/api/v1/simulator/inbound", summary="Simulator only: play an inbound call to one of the inbound numbers")
+async def simulate_inbound(request: Request) -> JSONResponse:
+    daemon = request.app.state.daemon
+    daemon.auth(request)
+    if daemon.config.provider.kind != "simulator":
+        raise ApiError(409, "provider.kind: inbound calls are simulated only with the simulator provider.")
+    req = parse(simulate.SimulatedCall, await read_body(request, daemon.config.server.max_body_bytes,
+                                                        allow_empty=True) or {})
+    try:
+        played = await simulate.play(daemon.inbound, req)
+    except simulate.SimulationError as exc:
+        raise ApiError(400, str(exc)) from None
+    return JSONResponse({"ok": True, **played})

@@ -1,0 +1,227 @@
+"""The flow of an inbound call, and its trace in the trigger log.
+
+``answer`` (the provider's voice webhook) greets the caller and rings the first
+step; ``dial_result`` (each <Dial>'s action) ends the call when someone
+answered, else rings the next step, then offers voicemail when set. Each call
+is one trigger-log row (source ``inbound``, type ``inbound``) whose status is
+ringing, answered, voicemail or missed, and whose message says who called, who
+answered and for how long.
+
+A voicemail becomes a trigger (source ``inbound``): an SMS to the first target
+(whoever is on call then) with the caller's number, the transcription when
+asked for, and the link to the recording; each fallback of ``then`` is texted
+``escalate_after`` later, until someone acknowledges (reply 1 / ACK). With
+``transcribe`` the text waits up to TRANSCRIPTION_WAIT for the transcription;
+without one by then it goes with the link alone. Each voicemail is notified
+once (dispatch/once.py), whichever of the provider's requests comes first.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import structlog
+
+from .. import phones
+from ..dispatch.once import submit_once
+from ..escalation import build_spec
+from ..oncall_config import InboundNumber, inbound_for
+from ..store import reach
+from . import routing, twiml
+
+log = structlog.get_logger("alertd.inbound")
+SOURCE = "inbound"
+TRANSCRIPTION_WAIT = 120.0  # seconds; Twilio transcribes a two-minute message in well under a minute
+SMS_TEXT_MAX = 480  # of a transcription: with the rest, an SMS of at most four segments
+
+
+class InboundCalls:
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    @property
+    def store(self):
+        return self.daemon.store
+
+    def url(self, path: str, **query) -> str:
+        return f"{self.daemon.config.server.base_url}/twilio/voice{path}?{urlencode(query)}"
+
+    def _entry(self, call) -> InboundNumber | None:
+        return inbound_for(self.daemon.config, call["number"])
+
+    # --- the call -------------------------------------------------------------
+    async def answer(self, call_sid: str, to: str, caller: str) -> str:
+        """The TwiML that answers a call to ``to``: greeting and the first step."""
+        try:
+            number = phones.normalize(to)
+        except ValueError:
+            number = to
+        entry = inbound_for(self.daemon.config, number)
+        if entry is None or not call_sid:
+            log.warning("inbound call to a number without an inbound entry; rejected", to=to)
+            return twiml.reject()
+        now = self.daemon.clock.now()
+        steps = routing.steps(self.daemon.config, self.store, entry.targets, now)
+        row = {"to": number, "type": "inbound", "message": f"Inbound call from {caller or 'an unknown number'}",
+               "template_id": None, "status": "ringing", "params": {"from": caller}}
+        call = reach.add_call(self.store, call_sid, number, caller or "", [[s.label, s.numbers] for s in steps],
+                              now.timestamp(), {"source": SOURCE, "created_at": now.timestamp()}, row)
+        log.info("inbound call", call_id=call["id"], log_id=call["log_id"], caller=caller, to=number,
+                 steps=[s.label for s in steps])
+        return self._at_step(call, entry, call["step"], greeting=entry.greeting)
+
+    def _at_step(self, call, entry: InboundNumber, step: int, greeting: str | None = None) -> str:
+        steps = json.loads(call["steps"])
+        if step < len(steps):
+            return twiml.dial(steps[step][1], entry.ring, self.url("/dial", call=call["id"], step=step),
+                              entry.language, greeting)
+        if entry.voicemail is not None:
+            vm = entry.voicemail
+            return twiml.voicemail(entry.language, vm.max_length, self.url("/recorded", call=call["id"]),
+                                   self.url("/recording", call=call["id"]),
+                                   self.url("/transcription", call=call["id"]) if vm.transcribe else None,
+                                   vm.prompt, greeting)
+        return twiml.goodbye(entry.language, greeting=greeting)
+
+    async def dial_result(self, call_id: int, step: int, params: dict) -> str:
+        """After a step's <Dial>: end the call, ring the next step, or offer voicemail."""
+        call = reach.get_call(self.store, call_id)
+        entry = self._entry(call) if call is not None else None
+        if call is None or entry is None or call["status"] != "ringing":
+            return twiml.hangup()
+        if step != call["step"]:  # a repeated request for a step already left: answer for the current one
+            return self._at_step(call, entry, call["step"])
+        steps = json.loads(call["steps"])
+        label = steps[step][0]
+        dial_status = params.get("DialCallStatus", "")
+        now = self.daemon.clock.timestamp()
+        caller = call["caller"] or "an unknown number"
+        if dial_status == "completed":  # someone answered, talked, and the call is over
+            duration = _seconds(params.get("DialCallDuration"))
+            reach.update_call(self.store, call_id, f"Inbound call from {caller}: answered by {label}"
+                              f" ({', '.join(steps[step][1])}), {duration} s",
+                              status="answered", answered_by=label, duration=duration, ended_at=now)
+            log.info("inbound call answered", call_id=call_id, answered_by=label, duration=duration)
+            return twiml.hangup()
+        if dial_status == "canceled" or params.get("CallStatus") == "completed":
+            reach.update_call(self.store, call_id, f"Inbound call from {caller}: hung up while {label} was rung",
+                              status="missed", ended_at=now)
+            log.info("inbound caller hung up", call_id=call_id, step=step)
+            return twiml.hangup()
+        nxt = step + 1
+        log.info("inbound step unanswered", call_id=call_id, step=step, label=label, dial_status=dial_status)
+        if nxt < len(steps):
+            reach.update_call(self.store, call_id, step=nxt)
+        elif entry.voicemail is not None:
+            reach.update_call(self.store, call_id, f"Inbound call from {caller}: nobody answered; voicemail offered",
+                              step=nxt)
+        else:
+            reach.update_call(self.store, call_id, f"Inbound call from {caller}: nobody answered", step=nxt,
+                              status="missed", ended_at=now)
+        return self._at_step(reach.get_call(self.store, call_id), entry, nxt)
+
+    # --- the voicemail ----------------------------------------------------------
+    async def recorded(self, call_id: int, params: dict) -> str:
+        """The <Record> action: the caller finished the message (or hung up)."""
+        await self.recording(call_id, params)
+        call = reach.get_call(self.store, call_id)
+        entry = self._entry(call) if call is not None else None
+        return twiml.goodbye(entry.language if entry else "en-US", twiml.phrases(entry.language if entry else "en")[1])
+
+    async def recording(self, call_id: int, params: dict) -> None:
+        """A recording is ready (the Record action or the recording status callback, whichever comes first)."""
+        call = reach.get_call(self.store, call_id)
+        entry = self._entry(call) if call is not None else None
+        if call is None or entry is None or entry.voicemail is None or call["recording_url"]:
+            return
+        url = params.get("RecordingUrl") or ""
+        if params.get("RecordingStatus", "completed") != "completed" or not url:
+            return
+        seconds = _seconds(params.get("RecordingDuration"))
+        now = self.daemon.clock.timestamp()
+        fields = {"status": "voicemail", "recording_url": url, "recording_duration": seconds,
+                  "ended_at": call["ended_at"] or now}
+        if entry.voicemail.transcribe and call["voicemail_state"] is None:
+            fields.update(voicemail_state="awaiting", voicemail_due_at=now + TRANSCRIPTION_WAIT)
+        reach.update_call(self.store, call_id, f"Inbound call from {call['caller'] or 'an unknown number'}:"
+                          f" nobody answered; voicemail of {seconds} s {url}", **fields)
+        log.info("voicemail recorded", call_id=call_id, seconds=seconds)
+        if not entry.voicemail.transcribe:
+            await self.notify(call_id)
+
+    async def transcription(self, call_id: int, params: dict) -> None:
+        call = reach.get_call(self.store, call_id)
+        if call is None:
+            return
+        if params.get("RecordingUrl") and not call["recording_url"]:
+            await self.recording(call_id, {**params, "RecordingStatus": "completed"})
+        text = (params.get("TranscriptionText") or "").strip()
+        if params.get("TranscriptionStatus") == "completed" and text:
+            reach.update_call(self.store, call_id, transcription=text)
+        await self.notify(call_id)
+
+    async def notify(self, call_id: int) -> list[dict] | None:
+        """Send the voicemail's trigger, once; None when it was sent before."""
+        call = reach.get_call(self.store, call_id)
+        entry = self._entry(call) if call is not None else None
+        if call is None or entry is None or entry.voicemail is None or not call["recording_url"]:
+            return None
+        d = self.daemon
+        now = d.clock.now()
+        targets = entry.targets
+        first = routing.resolve(d.config, self.store, targets[0], now)
+        message = self.message(call, first.label)
+        base = {"type": "sms", "message": message,
+                "params": {"voice": "alice", "repeat": 1, "gather": False, "language": entry.language}}
+        after = entry.voicemail.escalate_after.total_seconds()
+        steps = []
+        for k, name in enumerate(targets[1:], start=1):
+            if name in d.config.rotations:  # whoever is on call when the step runs
+                steps.append({"after": k * after, "to": [], "rotations": [name]})
+            else:
+                steps.append({"after": k * after, "to": routing.resolve(d.config, self.store, name, now).numbers})
+        trigger = {"source": SOURCE, "spec": build_spec(None, steps, base)}
+        rows = [{"to": n, "type": "sms", "message": message, "template_id": None,
+                 "params": dict(base["params"], **{"from": d.caller_id(n)})} for n in first.numbers]
+        stamp = now.timestamp()
+        stored = await submit_once(d.dispatcher, lambda c: reach.claim_voicemail(c, call_id, stamp) is not None,
+                                   trigger, rows,
+                                   after=lambda c, t: reach.set_voicemail_trigger(c, call_id, t["trigger_id"]))
+        if stored is not None:
+            log.info("voicemail notified", call_id=call_id, trigger_id=stored[0]["trigger_id"], to=first.label,
+                     transcribed=bool(call["transcription"]))
+        return stored
+
+    @staticmethod
+    def message(call, label: str) -> str:
+        text = call["transcription"]
+        said = ""
+        if text:
+            said = f' "{text[:SMS_TEXT_MAX]}{"..." if len(text) > SMS_TEXT_MAX else ""}"'
+        return (f"Voicemail for {label} from {call['caller'] or 'an unknown number'}"
+                f" ({call['recording_duration'] or 0} s){said}. Listen: {call['recording_url']}."
+                " Reply 1 to acknowledge.")
+
+    # --- a timer of the dispatcher's loop: voicemails whose transcription did not come --------
+    def next_due_at(self) -> float | None:
+        return reach.next_voicemail_due(self.store)
+
+    async def run_due(self) -> int:
+        due = reach.voicemails_due(self.store, self.daemon.clock.timestamp())
+        sent = 0
+        for call in due:
+            try:
+                stored = await self.notify(call["id"])
+            except Exception:  # one voicemail's trouble must not stop the others or the loop
+                log.exception("voicemail notify failed; tried again in a minute", call_id=call["id"])
+                reach.postpone_voicemail(self.store, call["id"], self.daemon.clock.timestamp() + 60)
+                continue
+            if stored is None:  # its number's inbound entry is gone: nobody to tell
+                reach.postpone_voicemail(self.store, call["id"], None)
+            sent += stored is not None
+        return sent
+
+
+def _seconds(value) -> int:
+    text = str(value or "")
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 9 else 0

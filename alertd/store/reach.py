@@ -1,0 +1,118 @@
+"""Inbound calls, calendar feed tokens and shift notices (schema 9)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from . import Store
+
+
+# --- inbound calls ------------------------------------------------------------
+def add_call(store: Store, call_sid: str, number: str, caller: str, steps: list, now: float,
+             trigger: dict, row: dict) -> sqlite3.Row:
+    """The inbound call ``call_sid`` with its trigger-log row, created once: a
+    webhook the provider repeats finds the call it already made."""
+    with store.tx() as c:
+        found = c.execute("SELECT * FROM inbound_calls WHERE call_sid = ?", (call_sid,)).fetchone()
+        if found is not None:
+            return found
+        (stored,) = Store.insert_trigger(c, trigger, [row], now)
+        c.execute("INSERT INTO inbound_calls (call_sid, number, caller, log_id, steps, status, created_at)"
+                  " VALUES (?, ?, ?, ?, ?, 'ringing', ?)",
+                  (call_sid, number, caller, stored["log_id"], json.dumps(steps), now))
+        return c.execute("SELECT * FROM inbound_calls WHERE call_sid = ?", (call_sid,)).fetchone()
+
+
+def get_call(store: Store, call_id: int) -> sqlite3.Row | None:
+    return store.conn.execute("SELECT * FROM inbound_calls WHERE id = ?", (call_id,)).fetchone()
+
+
+def update_call(store: Store, call_id: int, message: str | None = None, **fields) -> None:
+    """Set ``fields`` of the call; its trigger-log row takes the status and ``message``."""
+    names = ", ".join(f"{k} = ?" for k in fields)
+    with store.tx() as c:
+        c.execute(f"UPDATE inbound_calls SET {names} WHERE id = ?", (*fields.values(), call_id))
+        if "status" in fields or message is not None:
+            c.execute("UPDATE logs SET status = COALESCE(?, status), call_status = COALESCE(?, call_status),"
+                      " message = COALESCE(?, message)"
+                      " WHERE log_id = (SELECT log_id FROM inbound_calls WHERE id = ?)",
+                      (fields.get("status"), fields.get("status"), message, call_id))
+
+
+def claim_voicemail(c: sqlite3.Connection, call_id: int, now: float) -> sqlite3.Row | None:
+    """Mark the call's voicemail notified, inside the caller's transaction; the
+    row when this call made the claim, None when it was notified already."""
+    row = c.execute("UPDATE inbound_calls SET voicemail_state = 'notified', voicemail_due_at = NULL"
+                    " WHERE id = ? AND COALESCE(voicemail_state, '') != 'notified' RETURNING *",
+                    (call_id,)).fetchone()
+    return row
+
+
+def voicemails_due(store: Store, now: float) -> list[sqlite3.Row]:
+    return store.conn.execute("SELECT * FROM inbound_calls WHERE voicemail_state = 'awaiting'"
+                              " AND voicemail_due_at <= ? ORDER BY voicemail_due_at", (now,)).fetchall()
+
+
+def next_voicemail_due(store: Store) -> float | None:
+    return store.conn.execute("SELECT MIN(voicemail_due_at) FROM inbound_calls"
+                              " WHERE voicemail_state = 'awaiting'").fetchone()[0]
+
+
+# --- calendar feed tokens -------------------------------------------------------
+def add_feed(store: Store, rotation: str, prefix: str, token_hash: str, now: float) -> int:
+    with store.tx() as c:
+        return c.execute("INSERT INTO oncall_feeds (rotation, prefix, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                         (rotation, prefix, token_hash, now)).lastrowid
+
+
+def find_feed(store: Store, rotation: str, token_hash: str) -> sqlite3.Row | None:
+    return store.conn.execute("SELECT * FROM oncall_feeds WHERE rotation = ? AND token_hash = ?"
+                              " AND revoked_at IS NULL", (rotation, token_hash)).fetchone()
+
+
+def list_feeds(store: Store) -> list[sqlite3.Row]:
+    return store.conn.execute("SELECT feed_id, rotation, prefix, created_at, revoked_at FROM oncall_feeds"
+                              " ORDER BY feed_id").fetchall()
+
+
+def revoke_feed(store: Store, feed_id: int, now: float) -> bool:
+    with store.tx() as c:
+        return c.execute("UPDATE oncall_feeds SET revoked_at = ? WHERE feed_id = ? AND revoked_at IS NULL",
+                         (now, feed_id)).rowcount == 1
+
+
+# --- shift notices --------------------------------------------------------------
+def claim_shift_notice(c: sqlite3.Connection, rotation: str, contact: str, shift_start: float,
+                       now: float) -> bool:
+    """Record the notice of one shift inside the caller's transaction; False when it was recorded before."""
+    return c.execute("INSERT OR IGNORE INTO shift_notices (rotation, contact, shift_start, created_at)"
+                     " VALUES (?, ?, ?, ?)", (rotation, contact, shift_start, now)).rowcount == 1
+
+
+def set_shift_notice_trigger(c: sqlite3.Connection, rotation: str, contact: str, shift_start: float,
+                             trigger_id: int) -> None:
+    c.execute("UPDATE shift_notices SET trigger_id = ? WHERE rotation = ? AND contact = ? AND shift_start = ?",
+              (trigger_id, rotation, contact, shift_start))
+
+
+def shift_notices(store: Store, rotation: str) -> list[sqlite3.Row]:
+    return store.conn.execute("SELECT * FROM shift_notices WHERE rotation = ? ORDER BY shift_start, contact",
+                              (rotation,)).fetchall()
+
+
+def set_voicemail_trigger(c: sqlite3.Connection, call_id: int, trigger_id: int) -> None:
+    c.execute("UPDATE inbound_calls SET voicemail_trigger_id = ? WHERE id = ?", (trigger_id, call_id))
+
+
+def postpone_voicemail(store: Store, call_id: int, due_at: float | None) -> None:
+    """An awaiting voicemail that could not be sent: try again at ``due_at``; None gives it up."""
+    with store.tx() as c:
+        c.execute("UPDATE inbound_calls SET voicemail_state = CASE WHEN ? IS NULL THEN 'dropped'"
+                  " ELSE voicemail_state END, voicemail_due_at = ? WHERE id = ? AND voicemail_state = 'awaiting'",
+                  (due_at, due_at, call_id))
+
+
+def call_by_sid(store: Store, call_sid: str) -> sqlite3.Row | None:
+    """The call with its trigger-log row's status and message."""
+    return store.conn.execute("SELECT c.*, l.status AS log_status, l.message FROM inbound_calls c"
+                              " JOIN logs l USING (log_id) WHERE c.call_sid = ?", (call_sid,)).fetchone()
