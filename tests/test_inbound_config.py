@@ -7,18 +7,14 @@ from datetime import timedelta
 import pytest
 
 from alertd import config as config_mod
+from test_config_rotations import HEAD as ROTATIONS_HEAD
 
+# the rotations test's contacts, group and rotations: key, with a provider and one rotation
 HEAD = """\
-timezone: America/New_York
 provider:
   kind: simulator
   numbers: ["+15557654321", "+15557650000"]
-contacts:
-  alice: "+15551230001"
-  bob: "+15551230002"
-groups:
-  team: [alice, bob]
-rotations:
+""" + ROTATIONS_HEAD + """\
   ops:
     members: [alice, bob]
     shift: 1w
