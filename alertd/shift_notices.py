@@ -55,7 +55,9 @@ class ShiftNotices:
         out = []
         for name, rot in self.rotations().items():
             before = rot.notify_shift.before
-            for shift in rotation_shifts(self.daemon.config, self.daemon.store, name, now - before, now + before):
+            # the window's end is exclusive: a second more keeps a shift starting exactly `before` from now
+            end = now + before + timedelta(seconds=1)
+            for shift in rotation_shifts(self.daemon.config, self.daemon.store, name, now - before, end):
                 if now - before <= shift.starts_at <= now + before and shift.ends_at > now:
                     out.append((name, shift))
         return out
