@@ -2,12 +2,13 @@
 through the outbox once per shift, also across a restart (an injected clock, no sleeping)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from alertd import oncall
+from alertd import oncall, retention
 from alertd.clock import FakeClock
-from alertd.store import reach
+from alertd.store import Store, reach
 
 NY = ZoneInfo("America/New_York")
 PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
@@ -82,3 +83,14 @@ def test_a_call_notice_is_a_call(make_daemon, tmp_path):
     d.pause_worker()
     run(d)  # the worker may have sent it already, as it started: once either way
     assert [(o.channel, o.to) for o in d.daemon.provider.sent] == [("call", SECONDARY)]
+
+
+def test_retention_prunes_the_records_of_shifts_long_past(make_daemon, tmp_path):
+    d = start(make_daemon, tmp_path, ny(2026, 1, 6, 8, 0))
+    run(d)  # the worker may have sent it already, as it started
+    assert len(reach.shift_notices(d.daemon.store, "ops")) == 1
+    d.stop()
+    store = Store(d.config.database)
+    assert asyncio.run(retention.prune(store, ny(2026, 4, 6, 8, 0).timestamp(), d.config.retention))["reach"] == 0
+    assert asyncio.run(retention.prune(store, ny(2026, 4, 7, 8, 0).timestamp(), d.config.retention))["reach"] == 1
+    assert reach.shift_notices(store, "ops") == []

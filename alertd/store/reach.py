@@ -116,3 +116,17 @@ def call_by_sid(store: Store, call_sid: str) -> sqlite3.Row | None:
     """The call with its trigger-log row's status and message."""
     return store.conn.execute("SELECT c.*, l.status AS log_status, l.message FROM inbound_calls c"
                               " JOIN logs l USING (log_id) WHERE c.call_sid = ?", (call_sid,)).fetchone()
+
+
+def prune(store: Store, cutoff: float, limit: int) -> int:
+    """Retention: delete up to ``limit`` inbound calls that ended before ``cutoff``
+    (never one whose voicemail waits for its transcription) and up to ``limit``
+    records of shift notices whose shift started before it; returns how many."""
+    with store.tx() as c:
+        calls = c.execute("DELETE FROM inbound_calls WHERE id IN (SELECT id FROM inbound_calls"
+                          " WHERE created_at < ? AND COALESCE(voicemail_state, '') != 'awaiting'"
+                          " ORDER BY created_at LIMIT ?)", (cutoff, limit)).rowcount
+        notices = c.execute("DELETE FROM shift_notices WHERE (rotation, contact, shift_start) IN"
+                            " (SELECT rotation, contact, shift_start FROM shift_notices"
+                            " WHERE shift_start < ? ORDER BY shift_start LIMIT ?)", (cutoff, limit)).rowcount
+    return calls + notices
