@@ -56,3 +56,17 @@ def test_bad_simulation_requests_are_refused_with_the_field(make_daemon):
     assert (r.status_code, r.json()["error"]) == (400, "answr: Extra inputs are not permitted")
     assert d.api.post(d.url("/api/v1/simulator/inbound"), json={}, timeout=10,
                       headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_the_dashboard_shows_inbound_calls_in_the_log_but_not_as_notifications(make_daemon):
+    from test_ui_glance import counts
+    from test_ui_pages import logged_in
+    clock = FakeClock(datetime(2026, 1, 7, 17, 0, tzinfo=timezone.utc))
+    d, s, _ = logged_in(make_daemon, {"rotations": ROTATIONS, "inbound": INBOUND}, clock=clock)
+    body = simulated(d).json()
+    page = s.get(d.url("/ui/?source=inbound"), timeout=5).text
+    assert f'id="log-{body["log_id"]}"' in page and "answered" in page
+    trigger_id = d.daemon.store.get_log(body["log_id"])["trigger_id"]
+    story = s.get(d.url(f"/ui/triggers/{trigger_id}"), timeout=5)
+    assert story.status_code == 200 and "answered by ops: oncall_primary" in story.text
+    assert counts(s.get(d.url("/ui/glance"), timeout=5).text, "day-2026-01-07") == {"all": 0}

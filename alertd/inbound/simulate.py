@@ -26,10 +26,10 @@ class SimulationError(ValueError):
 class SimulatedCall(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    to: str | None = None  # one of the inbound numbers; default the first
-    from_: str = Field("+15550001111", alias="from")
+    to: str | None = Field(None, max_length=32)  # one of the inbound numbers; default the first
+    from_: str = Field("+15550001111", alias="from", max_length=32)
     # "first": the first step rung answers; "nobody"; or a contact name or number who answers when rung
-    answer: str = "first"
+    answer: str = Field("first", max_length=100)
     talk_seconds: int = Field(30, ge=1, le=86400)
     message: str = Field("This is a simulated voicemail.", max_length=2000)
 

@@ -99,10 +99,11 @@ OUTCOME = """CASE
 
 
 def outcome_counts(store: Store, start: float, end: float) -> dict[str, int]:
-    """Log rows created in [start, end) per outcome (acknowledged, sent, failed, held)."""
+    """Log rows created in [start, end) per outcome (acknowledged, sent, failed, held).
+    Inbound calls (alertd/inbound) are in the log but are no notification."""
     return {r[0]: r[1] for r in store.conn.execute(
-        f"SELECT {OUTCOME} AS outcome, COUNT(*) FROM logs WHERE created_at >= ? AND created_at < ? GROUP BY outcome",
-        (start, end))}
+        f"SELECT {OUTCOME} AS outcome, COUNT(*) FROM logs WHERE created_at >= ? AND created_at < ?"
+        " AND type != 'inbound' GROUP BY outcome", (start, end))}
 
 
 def ack_delays(store: Store, start: float, end: float) -> list[tuple[float, float]]:
