@@ -231,3 +231,18 @@ def test_unsigned_or_replayed_requests_are_refused(make_daemon, fake_twilio, clo
     other_step = action.replace("step=0", "step=1")
     r = requests.post(other_step, data=params, timeout=10, headers={"X-Twilio-Signature": fake_twilio.sign(action, params)})
     assert r.status_code == 403 and log_row(d)["status"] == "ringing"
+
+
+def test_a_group_rings_at_once_and_the_log_names_the_member_who_picked_up(make_daemon, fake_twilio, clock):
+    d = make(make_daemon, fake_twilio, clock, rotation=None, group="oncall", then=["manager"])
+    _, twiml = call_in(d)
+    numbers = xml(twiml).find("Dial").findall("Number")
+    assert [n.text for n in numbers] == [PRIMARY, SECONDARY]
+    assert all(n.get("statusCallbackEvent") == "answered" for n in numbers)
+    code, _ = fake_twilio.post_signed(numbers[1].get("statusCallback"), {
+        "AccountSid": fake_twilio.account_sid, "CallSid": "CA" + uuid.uuid4().hex, "ParentCallSid": d.call_sid,
+        "CallStatus": "in-progress", "To": SECONDARY, "From": CALLER})
+    assert code == 200
+    dial_outcome(d, twiml, "completed", duration=7)
+    assert log_row(d)["message"] == (f"Inbound call from {CALLER}: answered by group oncall: oncall_secondary"
+                                     f" ({SECONDARY}), 7 s")

@@ -70,3 +70,11 @@ def test_the_dashboard_shows_inbound_calls_in_the_log_but_not_as_notifications(m
     story = s.get(d.url(f"/ui/triggers/{trigger_id}"), timeout=5)
     assert story.status_code == 200 and "answered by ops: oncall_primary" in story.text
     assert counts(s.get(d.url("/ui/glance"), timeout=5).text, "day-2026-01-07") == {"all": 0}
+
+
+def test_a_simulated_group_member_picks_up_and_is_named(make_daemon):
+    inbound = {CALLER_ID: {"group": "oncall"}}
+    d = make_daemon({"inbound": inbound})
+    body = simulated(d, answer="oncall_secondary").json()
+    assert body["message"] == ("Inbound call from +15550001111: answered by group oncall: oncall_secondary"
+                               " (+15551230003), 30 s")

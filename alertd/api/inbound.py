@@ -45,6 +45,14 @@ async def dial(request: Request) -> Response:
     return _xml(await calls.dial_result(_number(request, "call"), _number(request, "step"), params))
 
 
+@router.post("/twilio/voice/answered")
+async def answered(request: Request) -> Response:
+    await verified_params(request)
+    request.app.state.daemon.inbound.answered(_number(request, "call"), _number(request, "step"),
+                                              _number(request, "n"))
+    return _xml(_EMPTY)
+
+
 @router.post("/twilio/voice/recorded")
 async def recorded(request: Request) -> Response:
     params = await verified_params(request)

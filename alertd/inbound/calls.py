@@ -73,8 +73,10 @@ class InboundCalls:
     def _at_step(self, call, entry: InboundNumber, step: int, greeting: str | None = None) -> str:
         steps = json.loads(call["steps"])
         if step < len(steps):
-            return twiml.dial(steps[step][1], entry.ring, self.url("/dial", call=call["id"], step=step),
-                              entry.language, greeting)
+            numbers = steps[step][1]
+            answered = [self.url("/answered", call=call["id"], step=step, n=i) for i in range(len(numbers))]
+            return twiml.dial(numbers, entry.ring, self.url("/dial", call=call["id"], step=step),
+                              entry.language, greeting, answered if len(numbers) > 1 else None)
         if entry.voicemail is not None:
             vm = entry.voicemail
             return twiml.voicemail(entry.language, vm.max_length, self.url("/recorded", call=call["id"]),
@@ -98,8 +100,9 @@ class InboundCalls:
         caller = call["caller"] or "an unknown number"
         if dial_status == "completed":  # someone answered, talked, and the call is over
             duration = _seconds(params.get("DialCallDuration"))
+            label, numbers = self._answerer(call, steps[step])
             reach.update_call(self.store, call_id, f"Inbound call from {caller}: answered by {label}"
-                              f" ({', '.join(steps[step][1])}), {duration} s",
+                              f" ({', '.join(numbers)}), {duration} s",
                               status="answered", answered_by=label, duration=duration, ended_at=now)
             log.info("inbound call answered", call_id=call_id, answered_by=label, duration=duration)
             return twiml.hangup()
@@ -119,6 +122,24 @@ class InboundCalls:
             reach.update_call(self.store, call_id, f"Inbound call from {caller}: nobody answered", step=nxt,
                               status="missed", ended_at=now)
         return self._at_step(reach.get_call(self.store, call_id), entry, nxt)
+
+    def answered(self, call_id: int, step: int, index: int) -> None:
+        """One number of a step that rings several (a group) picked up: remember which."""
+        call = reach.get_call(self.store, call_id)
+        if call is None or call["status"] != "ringing" or step != call["step"]:
+            return
+        label, numbers = json.loads(call["steps"])[step]
+        if 0 <= index < len(numbers):
+            reach.update_call(self.store, call_id, answered_by=json.dumps([label, numbers[index]]))
+
+    def _answerer(self, call, step: list) -> tuple[str, list[str]]:
+        """(who, their numbers) of the step that took the call: the member of a group when known."""
+        label, numbers = step
+        if call["answered_by"]:
+            label, number = json.loads(call["answered_by"])
+            name = next((n for n, c in self.daemon.config.contacts.items() if c.phone == number), number)
+            return f"{label}: {name}", [number]
+        return label, numbers
 
     # --- the voicemail ----------------------------------------------------------
     async def recorded(self, call_id: int, params: dict) -> str:

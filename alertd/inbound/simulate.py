@@ -38,13 +38,15 @@ def _query(url: str, name: str) -> int:
     return int(parse_qs(urlsplit(url).query)[name][0])
 
 
-def _answers(calls: InboundCalls, answer: str, numbers: list[str], step: int) -> bool:
+def _picks_up(calls: InboundCalls, answer: str, numbers: list[str], step: int) -> int | None:
+    """The index in ``numbers`` of who picks up, or None."""
     if answer == "first":
-        return step == 0
+        return 0 if step == 0 else None
     if answer == "nobody":
-        return False
+        return None
     contact = calls.daemon.config.contacts.get(answer)
-    return (contact.phone if contact else phones.normalize(answer)) in numbers
+    number = contact.phone if contact else phones.normalize(answer)
+    return numbers.index(number) if number in numbers else None
 
 
 async def play(calls: InboundCalls, req: SimulatedCall) -> dict:
@@ -70,8 +72,11 @@ async def play(calls: InboundCalls, req: SimulatedCall) -> dict:
         if dial is not None:
             action = dial.get("action")
             call_id, step = _query(action, "call"), _query(action, "step")
-            numbers = [n.text for n in dial.findall("Number")]
-            picked = _answers(calls, req.answer, numbers, step)
+            rung = dial.findall("Number")
+            who = _picks_up(calls, req.answer, [n.text for n in rung], step)
+            picked = who is not None
+            if picked and rung[who].get("statusCallback"):
+                calls.answered(call_id, step, _query(rung[who].get("statusCallback"), "n"))
             params = {"CallSid": sid, "CallStatus": "in-progress",
                       "DialCallStatus": "completed" if picked else "no-answer",
                       "DialCallDuration": str(req.talk_seconds) if picked else "0"}

@@ -33,16 +33,22 @@ def _say(response: VoiceResponse, text: str, language: str) -> None:
     response.say(text, voice=voice_for("alice", language), language=language)
 
 
-def dial(numbers: list[str], ring: timedelta, action: str, language: str, greeting: str | None = None) -> str:
-    """Ring ``numbers`` at once for ``ring``; the provider posts the outcome to ``action``.
+def dial(numbers: list[str], ring: timedelta, action: str, language: str, greeting: str | None = None,
+         answered: list[str] | None = None) -> str:
+    """Ring ``numbers`` at once for ``ring``; the provider posts the outcome to ``action``,
+    and, when given, to ``answered[i]`` when ``numbers[i]`` picks up (so a group's log names who did).
 
     answerOnBridge: the caller hears ringing, not a connected silence, until someone answers."""
     response = VoiceResponse()
     if greeting:
         _say(response, greeting, language)
     element = Dial(timeout=int(ring.total_seconds()), action=action, method="POST", answer_on_bridge=True)
-    for number in numbers:
-        element.number(number)
+    for i, number in enumerate(numbers):
+        if answered:
+            element.number(number, status_callback=answered[i], status_callback_event="answered",
+                           status_callback_method="POST")
+        else:
+            element.number(number)
     response.append(element)
     return str(response)
 
