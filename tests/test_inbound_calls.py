@@ -2,6 +2,7 @@
 own signature algorithm), the TwiML at each step, fallbacks, voicemail becoming a trigger."""
 from __future__ import annotations
 
+import re
 import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
@@ -124,9 +125,9 @@ def test_nobody_answering_rings_each_fallback_then_voicemail_texts_the_rotation_
     assert record.tag == "Record" and record.get("transcribe") == "true"
     assert record.get("maxLength") == "120" and record.get("playBeep") == "true"
 
+    audio = b"ID3 the freezer message"
     recording = {"AccountSid": fake_twilio.account_sid, "CallSid": d.call_sid, "RecordingSid": "RE" + "1" * 32,
-                 "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{fake_twilio.account_sid}"
-                                 f"/Recordings/RE{'1' * 32}", "RecordingStatus": "completed",
+                 "RecordingUrl": fake_twilio.recording_url("RE" + "1" * 32, audio), "RecordingStatus": "completed",
                  "RecordingDuration": "14"}
     code, bye = fake_twilio.post_signed(record.get("action"), recording)
     assert code == 200 and [e.tag for e in xml(bye)] == ["Say", "Hangup"]
@@ -142,7 +143,14 @@ def test_nobody_answering_rings_each_fallback_then_voicemail_texts_the_rotation_
     assert sms.form["To"] == PRIMARY
     body = sms.form["Body"]
     assert body.startswith(f"Voicemail for ops: oncall_primary from {CALLER} (14 s)")
-    assert '"The freezer alarm in room 4 is going off."' in body and recording["RecordingUrl"] in body
+    assert '"The freezer alarm in room 4 is going off."' in body and recording["RecordingUrl"] not in body
+    # the link: alertd fetches the MP3 with the account's credentials, which the on-call person has not
+    link = re.search(r"Listen: (\S+)", body).group(1)
+    assert link.startswith(d.url("/voicemail/")) and body.endswith("\nReply 1 to acknowledge.")
+    heard = requests.get(link, timeout=10)
+    assert (heard.status_code, heard.content, heard.headers["content-type"]) == (200, audio, "audio/mpeg")
+    assert requests.get(link[:-2] + "xx", timeout=10).status_code == 404
+    assert requests.get(link.partition("?")[0], timeout=10).status_code == 404
     call = reach.call_by_sid(d.daemon.store, d.call_sid)
     trigger = d.daemon.store.trigger(call["voicemail_trigger_id"])
     assert trigger["source"] == "inbound"
@@ -181,8 +189,12 @@ def test_without_a_transcription_the_voicemail_goes_with_the_link_when_the_wait_
     assert d.run(d.daemon.inbound.run_due()) == 1
     (sms,) = fake_twilio.wait_for(1, "sms")
     assert sms.form["To"] == PRIMARY
-    assert sms.form["Body"] == (f"Voicemail for ops: oncall_primary from {CALLER} (5 s). Listen:"
-                                " https://api.twilio.com/rec/RE9. Reply 1 to acknowledge.")
+    assert re.fullmatch(rf"Voicemail for ops: oncall_primary from \{CALLER} \(5 s\)\n"
+                        rf"Listen: {re.escape(d.url('/voicemail/'))}\d+\?t=\S+\nReply 1 to acknowledge\.",
+                        sms.form["Body"])
+    # a recording somewhere other than the provider's API host is not fetched with its credentials
+    link = sms.form["Body"].split("Listen: ")[1].split("\n")[0]
+    assert requests.get(link, timeout=10).status_code == 502
     assert d.run(d.daemon.inbound.run_due()) == 0 and d.daemon.inbound.next_due_at() is None
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import requests
+
 from alertd.clock import FakeClock
 from conftest import CALLER_ID
 
@@ -40,6 +42,10 @@ def test_a_simulated_call_nobody_answers_leaves_a_voicemail_that_texts_the_rotat
     sent = d.daemon.provider.sent
     assert [(o.channel, o.to) for o in sent] == [("sms", "+15551230002")]
     assert "The loading dock door is stuck open." in sent[0].message
+    link = sent[0].message.split("Listen: ")[1].split("\n")[0]
+    heard = requests.get(link, timeout=10)  # the simulator's recordings are a second of silence
+    assert heard.status_code == 200 and heard.headers["content-type"] == "audio/wav"
+    assert heard.content.startswith(b"RIFF")
 
 
 def test_the_fallback_named_in_answer_takes_the_call(make_daemon):

@@ -7,14 +7,17 @@ alertd/inbound/calls.py; the simulator plays it through POST /api/v1/simulator/i
 """
 from __future__ import annotations
 
+import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ..inbound import simulate
+from ..inbound import listen, simulate
+from ..store import reach
 from .errors import ApiError
 from .notify import parse, read_body
 from .twilio_hooks import verified_params
 
+log = structlog.get_logger("alertd.inbound")
 router = APIRouter(include_in_schema=False)
 _EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -71,6 +74,23 @@ async def transcription(request: Request) -> Response:
     params = await verified_params(request)
     await request.app.state.daemon.inbound.transcription(_number(request, "call"), params)
     return _xml(_EMPTY)
+
+
+@router.get("/voicemail/{call_id}")
+async def voicemail(request: Request, call_id: str, t: str = "") -> Response:
+    """The voicemail's listening link (inbound/listen.py): the token is the key, like a feed's."""
+    daemon = request.app.state.daemon
+    call = None
+    if call_id.isascii() and call_id.isdigit() and len(call_id) <= 18 and t:
+        call = reach.listenable(daemon.store, int(call_id), listen.token_hash(t))
+    if call is None or not call["recording_url"]:
+        raise ApiError(404, "No such voicemail.")
+    try:
+        kind, chunks = await listen.open_recording(daemon.config, call["recording_url"])
+    except listen.RecordingUnavailable as exc:
+        log.warning("voicemail recording unavailable", call_id=call["id"], error=str(exc))
+        raise ApiError(502, "The provider did not hand over the recording; it is in its console's call logs.")
+    return StreamingResponse(chunks, media_type=kind, headers={"Cache-Control": "private, no-store"})
 
 
 @router.post("/api/v1/simulator/inbound", summary="Simulator only: play an inbound call to one of the inbound numbers")

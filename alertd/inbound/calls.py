@@ -9,7 +9,7 @@ answered and for how long.
 
 A voicemail becomes a trigger (source ``inbound``): an SMS to the first target
 (whoever is on call then) with the caller's number, the transcription when
-asked for, and the link to the recording; each fallback of ``then`` is texted
+asked for, and a link to listen to the recording (listen.py); each fallback of ``then`` is texted
 ``escalate_after`` later, until someone acknowledges (reply 1 / ACK). With
 ``transcribe`` the text waits up to TRANSCRIPTION_WAIT for the transcription;
 without one by then it goes with the link alone. Each voicemail is notified
@@ -27,7 +27,7 @@ from ..dispatch.once import submit_once
 from ..escalation import build_spec
 from ..oncall_config import InboundNumber, inbound_for
 from ..store import reach
-from . import routing, twiml
+from . import listen, routing, twiml
 
 log = structlog.get_logger("alertd.inbound")
 SOURCE = "inbound"
@@ -191,7 +191,8 @@ class InboundCalls:
         now = d.clock.now()
         targets = entry.targets
         first = routing.resolve(d.config, self.store, targets[0], now)
-        message = self.message(call, first.label)
+        token, listen_hash = listen.new_token()
+        message = self.message(call, first.label, listen.link(d.config, call_id, token))
         base = {"type": "sms", "message": message,
                 "params": {"voice": "alice", "repeat": 1, "gather": False, "language": entry.language}}
         after = entry.voicemail.escalate_after.total_seconds()
@@ -206,22 +207,21 @@ class InboundCalls:
                  "params": dict(base["params"], **{"from": d.caller_id(n)})} for n in first.numbers]
         stamp = now.timestamp()
         stored = await submit_once(d.dispatcher, lambda c: reach.claim_voicemail(c, call_id, stamp) is not None,
-                                   trigger, rows,
-                                   after=lambda c, t: reach.set_voicemail_trigger(c, call_id, t["trigger_id"]))
+                                   trigger, rows, after=lambda c, t: reach.set_voicemail_trigger(
+                                       c, call_id, t["trigger_id"], listen_hash))
         if stored is not None:
             log.info("voicemail notified", call_id=call_id, trigger_id=stored[0]["trigger_id"], to=first.label,
                      transcribed=bool(call["transcription"]))
         return stored
 
     @staticmethod
-    def message(call, label: str) -> str:
+    def message(call, label: str, link: str) -> str:
         text = call["transcription"]
         said = ""
         if text:
             said = f' "{text[:SMS_TEXT_MAX]}{"..." if len(text) > SMS_TEXT_MAX else ""}"'
         return (f"Voicemail for {label} from {call['caller'] or 'an unknown number'}"
-                f" ({call['recording_duration'] or 0} s){said}. Listen: {call['recording_url']}."
-                " Reply 1 to acknowledge.")
+                f" ({call['recording_duration'] or 0} s){said}\nListen: {link}\nReply 1 to acknowledge.")
 
     # --- a timer of the dispatcher's loop: voicemails whose transcription did not come --------
     def next_due_at(self) -> float | None:

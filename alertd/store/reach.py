@@ -100,8 +100,15 @@ def shift_notices(store: Store, rotation: str) -> list[sqlite3.Row]:
                               (rotation,)).fetchall()
 
 
-def set_voicemail_trigger(c: sqlite3.Connection, call_id: int, trigger_id: int) -> None:
-    c.execute("UPDATE inbound_calls SET voicemail_trigger_id = ? WHERE id = ?", (trigger_id, call_id))
+def set_voicemail_trigger(c: sqlite3.Connection, call_id: int, trigger_id: int, listen_hash: str) -> None:
+    c.execute("UPDATE inbound_calls SET voicemail_trigger_id = ?, listen_hash = ? WHERE id = ?",
+              (trigger_id, listen_hash, call_id))
+
+
+def listenable(store: Store, call_id: int, listen_hash: str) -> sqlite3.Row | None:
+    """The call whose voicemail link carries the token of ``listen_hash``."""
+    return store.conn.execute("SELECT * FROM inbound_calls WHERE id = ? AND listen_hash = ?",
+                              (call_id, listen_hash)).fetchone()
 
 
 def postpone_voicemail(store: Store, call_id: int, due_at: float | None) -> None:

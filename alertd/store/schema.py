@@ -229,6 +229,7 @@ MIGRATIONS: list[str] = [
         voicemail_state TEXT,            -- NULL | awaiting (a transcription) | notified
         voicemail_due_at REAL,           -- awaiting: notify with the link alone from then
         voicemail_trigger_id INTEGER,
+        listen_hash TEXT,                -- SHA-256 of the token in the voicemail's listening link
         created_at REAL NOT NULL,
         ended_at REAL
     );
