@@ -27,7 +27,8 @@ from ..dispatch.once import submit_once
 from ..escalation import build_spec
 from ..oncall_config import InboundNumber, inbound_for
 from ..store import reach
-from . import listen, routing, twiml
+from ..providers import inbound_twiml as twiml
+from . import listen, routing
 
 log = structlog.get_logger("alertd.inbound")
 SOURCE = "inbound"
@@ -91,9 +92,9 @@ class InboundCalls:
         entry = self._entry(call) if call is not None else None
         if call is None or entry is None or call["status"] != "ringing":
             return twiml.hangup()
-        if step != call["step"]:  # a repeated request for a step already left: answer for the current one
-            return self._at_step(call, entry, call["step"])
         steps = json.loads(call["steps"])
+        if step != call["step"] or step >= len(steps):  # a repeated request for a step already left
+            return self._at_step(call, entry, call["step"])
         label = steps[step][0]
         dial_status = params.get("DialCallStatus", "")
         now = self.daemon.clock.timestamp()
@@ -147,7 +148,8 @@ class InboundCalls:
         await self.recording(call_id, params)
         call = reach.get_call(self.store, call_id)
         entry = self._entry(call) if call is not None else None
-        return twiml.goodbye(entry.language if entry else "en-US", twiml.phrases(entry.language if entry else "en")[1])
+        language = entry.language if entry else "en-US"
+        return twiml.goodbye(language, twiml.phrases(language)[1])
 
     async def recording(self, call_id: int, params: dict) -> None:
         """A recording is ready (the Record action or the recording status callback, whichever comes first)."""

@@ -1,8 +1,9 @@
-"""The TwiML of an inbound call, built with the twilio library's TwiML builder.
+"""The TwiML of an inbound call (alertd/inbound), built with the twilio library's TwiML builder.
 
 Every answer alertd gives to an inbound call is made here, so a provider that
 reads TwiML-compatible XML (SignalWire's LaML, Telnyx's TeXML) can serve the
-same documents from its own webhook.
+same documents from its own webhook. It lives with the providers because only
+they import the twilio library.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from ..providers.twilio import voice_for
+from .twilio import voice_for
 
 # what alertd itself says, by language: (voicemail prompt, thanks, nobody answered)
 PHRASES = {
