@@ -258,3 +258,15 @@ def test_a_group_rings_at_once_and_the_log_names_the_member_who_picked_up(make_d
     dial_outcome(d, twiml, "completed", duration=7)
     assert log_row(d)["message"] == (f"Inbound call from {CALLER}: answered by group oncall: oncall_secondary"
                                      f" ({SECONDARY}), 7 s")
+
+
+def test_a_caller_who_leaves_no_message_is_a_missed_call_and_nobody_is_texted(make_daemon, fake_twilio, clock):
+    d = make(make_daemon, fake_twilio, clock, then=[], voicemail=True)
+    _, twiml = call_in(d)
+    record = xml(dial_outcome(d, twiml, "no-answer")).find("Record")
+    code, _ = fake_twilio.post_signed(record.get("action"), {"CallSid": d.call_sid, "Digits": "hangup"})
+    assert code == 200
+    row = log_row(d)
+    assert (row["status"], row["message"]) == ("missed", f"Inbound call from {CALLER}: nobody answered;"
+                                               " no message left")
+    assert fake_twilio.messages == []

@@ -99,7 +99,9 @@ class InboundCalls:
         dial_status = params.get("DialCallStatus", "")
         now = self.daemon.clock.timestamp()
         caller = call["caller"] or "an unknown number"
-        if dial_status == "completed":  # someone answered, talked, and the call is over
+        # completed: someone answered and the call is over; answered: the same, as Twilio
+        # reports it when the caller hung up first
+        if dial_status in ("completed", "answered"):
             duration = _seconds(params.get("DialCallDuration"))
             label, numbers = self._answerer(call, steps[step])
             reach.update_call(self.store, call_id, f"Inbound call from {caller}: answered by {label}"
@@ -148,6 +150,10 @@ class InboundCalls:
         await self.recording(call_id, params)
         call = reach.get_call(self.store, call_id)
         entry = self._entry(call) if call is not None else None
+        if call is not None and call["status"] == "ringing" and not params.get("RecordingUrl"):
+            reach.update_call(self.store, call_id, f"Inbound call from {call['caller'] or 'an unknown number'}:"
+                              " nobody answered; no message left", status="missed",
+                              ended_at=self.daemon.clock.timestamp())
         language = entry.language if entry else "en-US"
         return twiml.goodbye(language, twiml.phrases(language)[1])
 
