@@ -69,7 +69,13 @@ class ShiftNotices:
             return 0
         now = clock.now()
         sent = 0
-        for name, shift in self.due(now):
+        try:
+            due = self.due(now)
+        except Exception:  # the database, most likely: looked at again at the next recheck, not at once
+            log.exception("shift notices: could not read the shifts")
+            self._next_check = (now + timedelta(seconds=RECHECK_SECONDS)).timestamp()
+            return 0
+        for name, shift in due:
             try:
                 sent += await self._send(name, shift)
             except Exception:  # one rotation's trouble must not stop the others or the loop
