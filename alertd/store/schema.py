@@ -211,8 +211,9 @@ MIGRATIONS: list[str] = [
         WHERE l.summary_log_id IS NOT NULL;
     """,
     # 9: reaching whoever is on call: inbound calls, calendar feed tokens, shift notices sent
+    # (IF NOT EXISTS: a database set back to an older version, as tests of earlier upgrades do, upgrades again)
     """
-    CREATE TABLE inbound_calls (
+    CREATE TABLE IF NOT EXISTS inbound_calls (
         id INTEGER PRIMARY KEY,
         call_sid TEXT NOT NULL UNIQUE,   -- the provider's id of the inbound call: a retried webhook is one call
         number TEXT NOT NULL,            -- ours, the one that was called
@@ -233,8 +234,8 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL,
         ended_at REAL
     );
-    CREATE INDEX inbound_calls_voicemail ON inbound_calls (voicemail_state, voicemail_due_at);
-    CREATE TABLE oncall_feeds (
+    CREATE INDEX IF NOT EXISTS inbound_calls_voicemail ON inbound_calls (voicemail_state, voicemail_due_at);
+    CREATE TABLE IF NOT EXISTS oncall_feeds (
         feed_id INTEGER PRIMARY KEY,
         rotation TEXT NOT NULL,
         prefix TEXT NOT NULL,            -- the token's first characters, to tell feeds apart in a listing
@@ -242,7 +243,7 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL,
         revoked_at REAL
     );
-    CREATE TABLE shift_notices (
+    CREATE TABLE IF NOT EXISTS shift_notices (
         rotation TEXT NOT NULL,
         contact TEXT NOT NULL,
         shift_start REAL NOT NULL,
