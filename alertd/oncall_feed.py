@@ -64,7 +64,9 @@ def calendar(config: Config, store, rotation: str, now: datetime, weeks: int = W
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", f"On call: {rotation}")
+    # how often to fetch again: RFC 7986's property, and the one Outlook reads
     cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
+    cal.add("x-published-ttl", "PT1H")
     stamp = now.replace(microsecond=0)
     for shift in rotation_shifts(config, store, rotation, now, now + timedelta(weeks=weeks)):
         event = icalendar.Event()

@@ -36,9 +36,15 @@ TRANSCRIPTION_WAIT = 120.0  # seconds; Twilio transcribes a two-minute message i
 SMS_TEXT_MAX = 480  # of a transcription: with the rest, an SMS of at most four segments
 
 
+_UNKNOWN = object()
+
+
 class InboundCalls:
     def __init__(self, daemon):
         self.daemon = daemon
+        # when the next voicemail stops waiting for its transcription; the dispatcher's loop
+        # asks every turn, the database is asked only after something changed
+        self._next_due = _UNKNOWN
 
     @property
     def store(self):
@@ -172,6 +178,7 @@ class InboundCalls:
                   "ended_at": call["ended_at"] or now}
         if entry.voicemail.transcribe and call["voicemail_state"] is None:
             fields.update(voicemail_state="awaiting", voicemail_due_at=now + TRANSCRIPTION_WAIT)
+            self._next_due = _UNKNOWN
         reach.update_call(self.store, call_id, f"Inbound call from {call['caller'] or 'an unknown number'}:"
                           f" nobody answered; voicemail of {seconds} s {url}", **fields)
         log.info("voicemail recorded", call_id=call_id, seconds=seconds)
@@ -233,10 +240,17 @@ class InboundCalls:
 
     # --- a timer of the dispatcher's loop: voicemails whose transcription did not come --------
     def next_due_at(self) -> float | None:
-        return reach.next_voicemail_due(self.store)
+        if self._next_due is _UNKNOWN:
+            self._next_due = reach.next_voicemail_due(self.store)
+        return self._next_due
 
     async def run_due(self) -> int:
-        due = reach.voicemails_due(self.store, self.daemon.clock.timestamp())
+        now = self.daemon.clock.timestamp()
+        next_due = self.next_due_at()
+        if next_due is None or next_due > now:
+            return 0
+        self._next_due = _UNKNOWN
+        due = reach.voicemails_due(self.store, now)
         sent = 0
         for call in due:
             try:
