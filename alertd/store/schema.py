@@ -210,7 +210,11 @@ MIGRATIONS: list[str] = [
         SELECT l.summary_log_id, l.log_id, s.type FROM logs l JOIN logs s ON s.log_id = l.summary_log_id
         WHERE l.summary_log_id IS NOT NULL;
     """,
-    # 9: reaching whoever is on call: inbound calls, calendar feed tokens, shift notices sent
+    # 9: API key scopes (alertd/api/scopes.py); keys made before them keep every right
+    """
+    ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'admin';  -- space-separated
+    """,
+    # 10: reaching whoever is on call: inbound calls, calendar feed tokens, shift notices sent
     # (IF NOT EXISTS: a database set back to an older version, as tests of earlier upgrades do, upgrades again)
     """
     CREATE TABLE IF NOT EXISTS inbound_calls (
