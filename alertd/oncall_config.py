@@ -36,7 +36,7 @@ def _within(low: timedelta, high: timedelta | None, example: str):
 
 
 class ShiftNotice(_Strict):
-    """Tell each person ``before`` their shift starts (alertd/shift_notices.py)."""
+    """Tell each person ``before`` their shift starts (alertd/dispatch/shift_notices.py)."""
 
     before: timedelta = timedelta(hours=1)
     action_type: Literal["sms", "call", "both"] = "sms"

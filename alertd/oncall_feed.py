@@ -20,7 +20,6 @@ import icalendar
 
 from .config import Config
 from .shifts import Shift, rotation_shifts
-from .store import reach
 
 TOKEN_PREFIX = "cal_"
 WEEKS = 8
@@ -40,7 +39,7 @@ def create_token(config: Config, store, rotation: str, now: float) -> tuple[int,
     if rotation not in config.rotations:
         raise FeedError(f"unknown rotation '{rotation}' (rotations: {', '.join(config.rotations) or 'none configured'})")
     token = TOKEN_PREFIX + secrets.token_urlsafe(24)
-    return reach.add_feed(store, rotation, token[: len(TOKEN_PREFIX) + 4], hash_token(token), now), token
+    return store.reach.add_feed(rotation, token[: len(TOKEN_PREFIX) + 4], hash_token(token), now), token
 
 
 def feed_url(config: Config, rotation: str, token: str) -> str:
@@ -48,7 +47,7 @@ def feed_url(config: Config, rotation: str, token: str) -> str:
 
 
 def token_valid(store, rotation: str, token: str) -> bool:
-    return bool(token) and reach.find_feed(store, rotation, hash_token(token)) is not None
+    return bool(token) and store.reach.find_feed(rotation, hash_token(token)) is not None
 
 
 def summary(config: Config, rotation: str, shift: Shift) -> str:

@@ -236,6 +236,11 @@ class FakeTwilio:
             return web.json_response(twilio_error(404, 20404), status=404)
         return web.Response(body=audio, content_type="audio/mpeg" if ext == "mp3" else "audio/x-wav")
 
+    @property
+    def in_flight(self) -> int:
+        """Requests the fake has received and not answered yet (a scripted timeout holds one)."""
+        return self._inflight
+
     def _record(self, rec: FakeRequest) -> None:
         with self._created:
             self.requests.append(rec)

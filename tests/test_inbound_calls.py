@@ -13,7 +13,6 @@ import requests
 
 from alertd import oncall
 from alertd.clock import FakeClock
-from alertd.store import reach
 from conftest import CALLER_ID, twilio_overrides
 
 PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
@@ -75,7 +74,7 @@ def dialled(twiml: str) -> tuple[list[str], dict]:
 
 
 def log_row(d) -> dict:
-    call = reach.call_by_sid(d.daemon.store, d.call_sid)
+    call = d.on_loop(d.daemon.store.reach.call_by_sid, d.call_sid)
     return d.api.get(d.url(f"/api/v1/calls/logs/{call['log_id']}"), timeout=10).json()["log"]
 
 
@@ -151,8 +150,8 @@ def test_nobody_answering_rings_each_fallback_then_voicemail_texts_the_rotation_
     assert (heard.status_code, heard.content, heard.headers["content-type"]) == (200, audio, "audio/mpeg")
     assert requests.get(link[:-2] + "xx", timeout=10).status_code == 404
     assert requests.get(link.partition("?")[0], timeout=10).status_code == 404
-    call = reach.call_by_sid(d.daemon.store, d.call_sid)
-    trigger = d.daemon.store.trigger(call["voicemail_trigger_id"])
+    call = d.on_loop(d.daemon.store.reach.call_by_sid, d.call_sid)
+    trigger = d.on_loop(d.daemon.store.logs.trigger, call["voicemail_trigger_id"])
     assert trigger["source"] == "inbound"
 
     # unacknowledged: 10 minutes later the first fallback is texted, like any escalating trigger
@@ -163,7 +162,7 @@ def test_nobody_answering_rings_each_fallback_then_voicemail_texts_the_rotation_
     # a reply of 1 from the on-call person acknowledges it: the manager is never texted
     code, _ = fake_twilio.inbound_sms(d.url("/twilio/sms"), PRIMARY, "1", CALLER_ID)
     assert code == 200
-    assert d.daemon.store.trigger(trigger["trigger_id"])["acknowledged_at"] is not None
+    assert d.on_loop(d.daemon.store.logs.trigger, trigger["trigger_id"])["acknowledged_at"] is not None
     clock.advance(timedelta(minutes=10))
     assert d.run(d.daemon.followups.run_due()) == 0
     assert len(fake_twilio.messages) == 2

@@ -72,7 +72,7 @@ def test_the_dashboard_shows_inbound_calls_in_the_log_but_not_as_notifications(m
     body = simulated(d).json()
     page = s.get(d.url("/ui/?source=inbound"), timeout=5).text
     assert f'id="log-{body["log_id"]}"' in page and "answered" in page
-    trigger_id = d.daemon.store.get_log(body["log_id"])["trigger_id"]
+    trigger_id = d.on_loop(d.daemon.store.logs.get, body["log_id"])["trigger_id"]
     story = s.get(d.url(f"/ui/triggers/{trigger_id}"), timeout=5)
     assert story.status_code == 200 and "answered by ops: oncall_primary" in story.text
     assert counts(s.get(d.url("/ui/glance"), timeout=5).text, "day-2026-01-07") == {"all": 0}

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from alertd.clock import FakeClock
-from alertd.store import oncall as overrides_store
 
 NY = ZoneInfo("America/New_York")
 ROTATIONS = {"daily": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1d", "start": "2026-01-05T09:00"},
@@ -43,8 +42,8 @@ def new_feed(d, rotation: str = "daily") -> str:
 def d(make_daemon):
     d = make_daemon({"rotations": ROTATIONS}, clock=FakeClock(NOW))
     # the manager covers the afternoon of Tuesday 10 March (after the change to EDT)
-    overrides_store.add_override(d.daemon.store, "daily", "manager", ny(2026, 3, 10, 12).timestamp(),
-                                 ny(2026, 3, 10, 20).timestamp(), NOW.timestamp())
+    d.on_loop(d.daemon.store.overrides.add, "daily", "manager", ny(2026, 3, 10, 12).timestamp(),
+              ny(2026, 3, 10, 20).timestamp(), NOW.timestamp())
     return d
 
 
@@ -111,7 +110,7 @@ def test_the_token_is_stored_as_a_hash_and_never_logged(make_daemon, structlog_o
     token = url.partition("token=")[2]
     assert requests.get(url, timeout=10).status_code == 200
     assert requests.get(url + "x", timeout=10).status_code == 404
-    (row,) = d.daemon.store.conn.execute("SELECT * FROM oncall_feeds").fetchall()
+    (row,) = d.on_loop(lambda: d.daemon.store.conn.execute("SELECT * FROM oncall_feeds").fetchall())
     assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
     assert token not in [str(v) for v in tuple(row)]
     logged = structlog_output.getvalue()

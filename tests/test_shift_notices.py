@@ -6,9 +6,10 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from alertd import oncall, retention
+from alertd import oncall
 from alertd.clock import FakeClock
-from alertd.store import Store, reach
+from alertd.runtime import retention
+from alertd.store import Store
 
 NY = ZoneInfo("America/New_York")
 PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
@@ -54,7 +55,7 @@ def test_each_person_is_told_once_before_their_shift_also_across_a_restart(make_
     d.clock.set(ny(2026, 1, 7, 8, 0).astimezone(timezone.utc))
     assert run(d) == 1
     assert sent(d) == [(PRIMARY, "You are on call for ops from Wed 7 Jan 09:00 until Thu 8 Jan 09:00 EST.")]
-    assert [(r["contact"], r["trigger_id"] is not None) for r in reach.shift_notices(d.daemon.store, "ops")] == [
+    assert [(r["contact"], r["trigger_id"] is not None) for r in d.on_loop(d.daemon.store.reach.shift_notices, "ops")] == [
         ("oncall_secondary", True), ("oncall_primary", True)]
 
 
@@ -66,7 +67,7 @@ def test_a_shift_already_running_when_alertd_starts_is_not_announced_late(make_d
 def test_an_override_tells_its_contact_at_once_and_the_scheduled_person_before_taking_over_again(
         make_daemon, tmp_path):
     d = start(make_daemon, tmp_path, ny(2026, 1, 6, 12, 0))
-    oncall.add_override(d.config, d.daemon.store, "ops", "manager", timedelta(hours=4), d.clock.now())
+    d.on_loop(oncall.add_override, d.config, d.daemon.store, "ops", "manager", timedelta(hours=4), d.clock.now())
     # made by the CLI, in another process: the daemon looks for new overrides every 30 seconds
     d.clock.advance(timedelta(seconds=30))
     assert run(d) == 1
@@ -88,9 +89,9 @@ def test_a_call_notice_is_a_call(make_daemon, tmp_path):
 def test_retention_prunes_the_records_of_shifts_long_past(make_daemon, tmp_path):
     d = start(make_daemon, tmp_path, ny(2026, 1, 6, 8, 0))
     run(d)  # the worker may have sent it already, as it started
-    assert len(reach.shift_notices(d.daemon.store, "ops")) == 1
+    assert len(d.on_loop(d.daemon.store.reach.shift_notices, "ops")) == 1
     d.stop()
     store = Store(d.config.database)
     assert asyncio.run(retention.prune(store, ny(2026, 4, 6, 8, 0).timestamp(), d.config.retention))["reach"] == 0
     assert asyncio.run(retention.prune(store, ny(2026, 4, 7, 8, 0).timestamp(), d.config.retention))["reach"] == 1
-    assert reach.shift_notices(store, "ops") == []
+    assert store.reach.shift_notices("ops") == []

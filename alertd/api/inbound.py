@@ -12,9 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..inbound import listen, simulate
-from ..store import reach
+from .body import parse, read_body
 from .errors import ApiError
-from .notify import parse, read_body
+from .logs import row_id
 from .twilio_hooks import verified_params
 
 log = structlog.get_logger("alertd.inbound")
@@ -27,10 +27,10 @@ def _xml(text: str) -> Response:
 
 
 def _number(request: Request, name: str) -> int:
-    value = request.query_params.get(name, "")
-    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+    value = row_id(request.query_params.get(name, ""))
+    if value is None:
         raise ApiError(400, f"{name}: missing from the callback URL")
-    return int(value)
+    return value
 
 
 @router.post("/twilio/voice")
@@ -80,9 +80,9 @@ async def transcription(request: Request) -> Response:
 async def voicemail(request: Request, call_id: str, t: str = "") -> Response:
     """The voicemail's listening link (inbound/listen.py): the token is the key, like a feed's."""
     daemon = request.app.state.daemon
-    call = None
-    if call_id.isascii() and call_id.isdigit() and len(call_id) <= 18 and t:
-        call = reach.listenable(daemon.store, int(call_id), listen.token_hash(t))
+    call, number = None, row_id(call_id)
+    if number is not None and t:
+        call = daemon.store.reach.listenable(number, listen.token_hash(t))
     if call is None or not call["recording_url"]:
         raise ApiError(404, "No such voicemail.")
     try:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import phones
 from ..oncall_config import inbound_for
-from ..store import reach
 from .calls import InboundCalls
 
 
@@ -44,14 +43,14 @@ def _picks_up(calls: InboundCalls, answer: str, numbers: list[str], step: int) -
         return 0 if step == 0 else None
     if answer == "nobody":
         return None
-    contact = calls.daemon.config.contacts.get(answer)
+    contact = calls.config.contacts.get(answer)
     number = contact.phone if contact else phones.normalize(answer)
     return numbers.index(number) if number in numbers else None
 
 
 async def play(calls: InboundCalls, req: SimulatedCall) -> dict:
     """Play one call; returns the call's log id, its outcome and every TwiML document in order."""
-    config = calls.daemon.config
+    config = calls.config
     if not config.inbound:
         raise SimulationError("inbound: no inbound numbers are configured")
     try:
@@ -93,6 +92,6 @@ async def play(calls: InboundCalls, req: SimulatedCall) -> dict:
                 await calls.transcription(call_id, {**rec, "TranscriptionStatus": "completed",
                                                     "TranscriptionText": req.message})
         break
-    row = reach.call_by_sid(calls.store, sid)
+    row = calls.store.reach.call_by_sid(sid)
     return {"log_id": row["log_id"], "status": row["log_status"], "message": row["message"],
             "voicemail_trigger_id": row["voicemail_trigger_id"], "twiml": docs}
