@@ -13,6 +13,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 from . import credentials, phones, yamlfile
 from .envsubst import substitute
 from .durations import parse_duration
+from .oncall_config import InboundNumber, ShiftNotice, reach_problems
 
 DEFAULT_PATH = "/etc/alertd/config.yaml"
 
@@ -229,6 +230,7 @@ class Rotation(Strict):
     members: list[str] = Field(min_length=1)
     shift: timedelta
     start: datetime  # naive = the config timezone; an explicit offset is kept
+    notify_shift: ShiftNotice | None = None  # text each person before their shift (alertd/dispatch/shift_notices.py)
     _norm_shift = field_validator("shift", mode="before")(_duration)
 
     @field_validator("shift")
@@ -270,6 +272,7 @@ class Config(Strict):
     rotations: dict[str, Rotation] = Field(default_factory=dict)
     retention: timedelta = timedelta(days=90)  # log rows, outbox items and events older than this are pruned
     deadman: DeadmanConfig | None = None  # off unless configured
+    inbound: dict[str, InboundNumber] = Field(default_factory=dict)  # live call routing (alertd/inbound)
     path: Path | None = Field(None, exclude=True)  # where it was loaded from
 
     @field_validator("contacts", mode="before")
@@ -339,7 +342,7 @@ class Config(Strict):
             except ValueError:
                 problems.append((("deadman", "to"), f"unknown contact '{self.deadman.to}'"
                                  " (a contact's name or a number like +15551230001)"))
-        return problems
+        return problems + reach_problems(self)
 
     @property
     def tz(self) -> ZoneInfo:

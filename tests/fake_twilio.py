@@ -70,6 +70,7 @@ class FakeTwilio:
         self._permanent: dict[str, int] = {}
         self._resources: dict[str, FakeRequest] = {}
         self._counts = collections.Counter()  # created resources per kind
+        self.recordings: dict[str, bytes] = {}  # RE... -> the MP3 served, with the account's credentials only
         self._inflight = 0  # only touched on the server loop
         self._local = threading.local()
         self._loop = self._thread = self._runner = None
@@ -137,6 +138,7 @@ class FakeTwilio:
         asyncio.set_event_loop(loop)
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/{res:(Calls|Messages)\\.json}", self._handle)
+        app.router.add_get("/2010-04-01/Accounts/{sid}/Recordings/{name}", self._recording)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
@@ -218,6 +220,21 @@ class FakeTwilio:
             return web.json_response(self._resource(rec, plural), status=201)
         finally:
             self._inflight -= 1
+
+    def recording_url(self, recording_sid: str, audio: bytes) -> str:
+        """Store a recording; returns the RecordingUrl Twilio would send (no extension)."""
+        self.recordings[recording_sid] = audio
+        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        # as Twilio with "Enforce HTTP Auth on Media URLs": the account's credentials or 401
+        if request.headers.get("Authorization") != self._auth:
+            return web.json_response(twilio_error(401, 20003), status=401)
+        sid, _, ext = request.match_info["name"].partition(".")
+        audio = self.recordings.get(sid) if request.match_info["sid"] == self.account_sid else None
+        if audio is None:
+            return web.json_response(twilio_error(404, 20404), status=404)
+        return web.Response(body=audio, content_type="audio/mpeg" if ext == "mp3" else "audio/x-wav")
 
     @property
     def in_flight(self) -> int:

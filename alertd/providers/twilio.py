@@ -1,4 +1,5 @@
-"""Twilio: the only module that imports the twilio library.
+"""Twilio: calls and SMS out, through the twilio library (inbound_twiml.py, beside
+it, builds the TwiML of inbound calls with the same library; nothing else imports it).
 
 Calls carry their TwiML inline (one request fewer before the phone rings);
 a message too long for the 4,000-character Twiml parameter is fetched from

@@ -24,7 +24,9 @@ from ..dispatch.followups import Followups
 from ..dispatch.heartbeats import HeartbeatNotices
 from ..dispatch.intake import Intake
 from ..dispatch.rules import RuleRunner
+from ..dispatch.shift_notices import ShiftNotices
 from ..dispatch.worker import Dispatcher, Wakeup
+from ..inbound.calls import InboundCalls
 from ..providers.simulator import SimulatorProvider
 from ..providers.twilio import TwilioProvider
 from ..rules.reload import RuleManager
@@ -76,8 +78,12 @@ class Daemon:
         self.heartbeats = Heartbeats(store, clock, HeartbeatNotices(store, clock, self.runner, submit=self.submit))
         self.deadman = (DeadMan(config, store, clock, self.attempts, directory=self.directory,
                                 caller_id=self.caller_id, metrics=metrics) if config.deadman is not None else None)
-        # the worker's timers, in the order each turn runs them
-        timers = [self.followups, *([self.deadman] if self.deadman else []), self.runner.groups]
+        self.inbound = InboundCalls(config, store, clock, submit=self.submit,
+                                    caller_id=self.caller_id)  # live call routing (alertd/inbound)
+        self.shift_notices = ShiftNotices(config, store, clock, submit=self.submit, caller_id=self.caller_id)
+        # the worker's timers, in the order each turn runs them: voicemails and shift notices last
+        timers = [self.followups, *([self.deadman] if self.deadman else []), self.runner.groups,
+                  self.inbound, self.shift_notices]
         self.dispatcher = Dispatcher(store, self.attempts, config, clock, wake, timers)
         self.scheduler = Scheduler(self.sources.run_rule)
         self._worker: asyncio.Task | None = None
