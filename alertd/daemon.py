@@ -20,7 +20,7 @@ from .config import Config
 from .deadman import DeadMan
 from .dispatch import Dispatcher, submit
 from .providers.simulator import SimulatorProvider
-from .providers.twilio import TwilioProvider
+from .providers.router import build as build_router
 from .engine.runner import RuleRunner, Sources
 from .escalation import Followups
 from .metrics import Metrics
@@ -33,13 +33,6 @@ log = structlog.get_logger("alertd")
 SIMULATOR_FROM = "+15005550006"  # Twilio's own test-credentials "from" number
 
 
-PROVIDERS = {
-    "twilio": lambda p: TwilioProvider(p.account_sid, p.auth_token, p.api_base_url,
-                                       timeout=p.timeout.total_seconds(), max_concurrency=p.max_concurrency),
-    "simulator": lambda p: SimulatorProvider(press=p.simulate_press),
-}
-
-
 class Daemon:
     """Everything one running alertd holds. Parts are parameters so tests can
     hand in a FakeClock or another provider."""
@@ -49,13 +42,16 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store or Store(config.database)
-        self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
+        # the providers: a Router over providers: (routing, failover, circuits); or the one handed in (tests)
+        self.router = build_router(config, self.clock, self.metrics) if provider is None else None
+        self.provider = provider or self.router
         self.default_from = config.provider.numbers[0] if config.provider.numbers else SIMULATOR_FROM
         self.followups = Followups(self.store, self.clock, submit=self.submit, caller_id=self.caller_id,
                                    resolve_rotation=self._resolve_rotation, metrics=self.metrics)
         self.callbacks = CallbackHandler(self.store, self.clock, self.followups, metrics=self.metrics)
-        if isinstance(self.provider, SimulatorProvider):
-            self.provider.callbacks = self.callbacks
+        for adapter in [m.provider for m in self.router.members] if self.router else [self.provider]:
+            if isinstance(adapter, SimulatorProvider):
+                adapter.callbacks = self.callbacks
         self.dispatcher: Dispatcher | None = None
         self.auth = Authenticator(self.store, self.clock, RateLimiter.from_config(config.server.rate_limit))
         self.runner = RuleRunner(self)
@@ -110,7 +106,7 @@ class Daemon:
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             # only the main thread may own signals; tests run the daemon in another
             self.loop.add_signal_handler(signal.SIGHUP, self.rules.reload)
-        log.info("alertd started", provider=self.config.provider.kind, database=str(self.config.database),
+        log.info("alertd started", providers=[f"{p.name} ({p.kind})" for p in self.config.providers], database=str(self.config.database),
                  listen=self.config.server.listen)
 
     async def stop(self) -> None:

@@ -6,7 +6,7 @@ import time
 import structlog
 from fastapi import FastAPI, Request
 
-from . import errors, health, hooks, logs, notify, silences, twilio_hooks
+from . import errors, health, hooks, logs, notify, provider_hooks, silences, twilio_hooks
 
 log = structlog.get_logger("alertd.http")
 
@@ -61,6 +61,7 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     app.include_router(notify.router)
     app.include_router(logs.router)
     app.include_router(twilio_hooks.router)
+    app.include_router(provider_hooks.router)
     app.include_router(hooks.router)
     app.include_router(silences.router)
     app.include_router(health.router)  # /healthz, /metrics

@@ -52,6 +52,8 @@ def check(daemon) -> dict:
     report["outbox"] = outbox
     report["provider"] = {"failing_since": iso(from_timestamp(failing_since)),
                           "failures": dispatcher.failures if dispatcher is not None else 0}
+    if daemon.router is not None:  # each provider's circuit and counts (alertd/providers/router.py)
+        report["providers"] = daemon.router.health()
     return report
 
 

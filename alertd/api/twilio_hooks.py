@@ -99,20 +99,23 @@ async def inbound_sms(request: Request) -> Response:
     24 hours; anything else is answered with a short help text.
     """
     params = await verified_params(request)
-    daemon = request.app.state.daemon
-    sender, body = params.get("From", ""), params.get("Body", "")
+    return _message(sms_reply(request.app.state.daemon, params.get("From", ""), params.get("Body", "")))
+
+
+def sms_reply(daemon, sender: str, body: str) -> str:
+    """What an SMS reply does, through any provider; the text to answer with."""
     word = "".join(body.split()).upper()
     log.info("inbound sms", sender=sender, body=body[:160])
     if word not in ACK_WORDS:
-        return _message("alertd: reply 1, ACK or OK to acknowledge your latest alert.")
+        return "alertd: reply 1, ACK or OK to acknowledge your latest alert."
     try:
         number = phones.normalize(sender)
     except ValueError:
-        return _message("alertd: this number cannot acknowledge alerts.")
+        return "alertd: this number cannot acknowledge alerts."
     now = daemon.clock.timestamp()
     row = daemon.store.latest_open_trigger_for(number, now - ACK_WINDOW)
     if row is None:
-        return _message("alertd: no open alert to acknowledge for this number.")
+        return "alertd: no open alert to acknowledge for this number."
     daemon.callbacks.acknowledge(row["log_id"], number, "sms")
     message = daemon.store.get_log(row["log_id"])["message"] or ""
-    return _message(f"Acknowledged: {message[:100]}")
+    return f"Acknowledged: {message[:100]}"

@@ -87,7 +87,8 @@ class Dispatcher:
             sending = time.perf_counter()
             try:
                 sid = await self.provider.send(out)
-                result.update(outcome="sent", sid=sid, sent_at=self.clock.timestamp())
+                result.update(outcome="sent", sid=sid, sent_at=self.clock.timestamp(),
+                              provider=getattr(sid, "provider", None))
                 if self.failing_since is not None:
                     self._recovered()
             except Exception as exc:
@@ -97,6 +98,7 @@ class Dispatcher:
                     log.exception("provider raised an unexpected exception", log_id=out.log_id)
                     exc = ProviderError(repr(exc), None)
                 result["error"] = exc.as_dict()
+                result["provider"] = getattr(exc, "provider", None)
                 if not exc.permanent:  # a refused number says nothing about the provider
                     self._failed(result["error"])
                 attempts = attempts_before + 1

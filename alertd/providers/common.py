@@ -111,6 +111,34 @@ def retry_after(headers) -> float | None:
         return None
 
 
+class RestProvider:
+    """A provider spoken to with JSON POSTs: ``api`` + path, ``headers()``,
+    and ``error(status, body, headers)`` turning a refusal into a ProviderError."""
+
+    api = ""
+
+    def __init__(self, timeout: float, max_concurrency: int):
+        self.http = JsonClient(timeout, max_concurrency)
+
+    async def start(self) -> None:
+        await self.http.start()
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    def headers(self) -> dict:
+        raise NotImplementedError
+
+    def error(self, status: int, body: dict, headers) -> ProviderError:
+        raise NotImplementedError
+
+    async def _post(self, path: str, body: dict) -> dict:
+        status, data, headers = await self.http.request("POST", self.api + path, json=body, headers=self.headers())
+        if status < 300:
+            return data or {}
+        raise self.error(status, data if isinstance(data, dict) else {}, headers)
+
+
 class JsonClient:
     """One aiohttp session per provider, with a total timeout per request.
     Connection failures and timeouts become transient ProviderErrors (a

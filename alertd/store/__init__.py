@@ -236,8 +236,10 @@ class Store:
         status_sql = _status_sql()
         for log_id, group in by_log.items():
             sids = {"call": None, "sms": None}
+            via = {"call": None, "sms": None}  # the provider of each channel's attempt
             error = sent_at = None
             for r in group:
+                via[r["channel"]] = r.get("provider") or via[r["channel"]]
                 if r["outcome"] == "sent":
                     c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
                               " leased_until = NULL WHERE id = ?", (r["outbox_id"],))
@@ -255,9 +257,10 @@ class Store:
                 status = ("queued" if "retry" in outcomes else
                           "failed" if all(o == "failed" for o in outcomes) else "initiated")
             c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+                      " call_provider = COALESCE(?, call_provider), sms_provider = COALESCE(?, sms_provider),"
                       " error = COALESCE(?, error), send_at = CASE WHEN ? IS NULL THEN send_at"
                       " ELSE MAX(COALESCE(send_at, 0), ?) END, status = COALESCE(?, status) WHERE log_id = ?",
-                      (sids["call"], sids["sms"], error, sent_at, sent_at, status, log_id))
+                      (sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at, status, log_id))
             if status is None:
                 c.execute(status_sql, (log_id,))
 

@@ -1,0 +1,56 @@
+"""Requests from every provider: /providers/{name}/{status|gather|twiml|sms}.
+
+The provider named in the path checks the request by its own scheme
+(signature, and a row token where a kind of callback is unsigned) before
+anything in it is read (alertd/providers/*.py), then reports through
+``DaemonHooks``: the same callback handler the simulator and /twilio use,
+so a press of 1 or an SMS reply through any provider acknowledges the
+whole trigger.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ..providers import Outgoing
+from ..providers.common import CallbackRefused, Inbound
+from .errors import ApiError
+from .twilio_hooks import sms_reply
+
+router = APIRouter(prefix="/providers", include_in_schema=False)
+
+
+class DaemonHooks:
+    """alertd as a provider's callbacks see it (alertd.providers.common.Hooks)."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        cb = daemon.callbacks
+        self.call_status, self.sms_status, self.digits = cb.call_status, cb.sms_status, cb.digits
+
+    def inbound_sms(self, sender: str, body: str) -> str:
+        return sms_reply(self.daemon, sender, body)
+
+    def outgoing(self, log_id: int) -> Outgoing | None:
+        row = self.daemon.store.get_log(log_id)
+        if row is None:
+            return None
+        return self.daemon.dispatcher.outgoing(self.daemon.store.row_dict(row), "call")
+
+
+@router.api_route("/{name}/{what}", methods=["GET", "POST"])
+async def callback(name: str, what: str, request: Request) -> Response:
+    daemon = request.app.state.daemon
+    member = daemon.router.by_name.get(name) if daemon.router is not None else None
+    if member is None or member.callbacks is None:
+        raise ApiError(404, f"No provider '{name}' takes callbacks here.")
+    url = daemon.config.server.base_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    inbound = Inbound(request.method, url, {k.lower(): v for k, v in request.headers.items()},
+                      await request.body(), dict(request.query_params))
+    try:
+        reply = await member.callbacks.callback(what, inbound, DaemonHooks(daemon), member.prepare)
+    except CallbackRefused as exc:
+        raise ApiError(exc.status, exc.message) from None
+    return Response(reply.body, media_type=reply.media_type)
