@@ -1,4 +1,4 @@
-"""alertd run | check | keys | log | test-rule | oncall | silence | backup.
+"""alertd run | check | keys | log | test-rule | oncall | silence | backup | providers.
 
 Exit codes: 0 ok, 1 problems found, 2 usage.
 """
@@ -18,7 +18,7 @@ from .clock import SystemClock, from_timestamp, iso
 def _load(args) -> config_mod.Config:
     try:
         # only the daemon reads the secret files: keys, log, silence... never reach the provider
-        secrets = "read" if getattr(args, "cmd", None) == "run" else "skip"
+        secrets = "read" if getattr(args, "cmd", None) in ("run", "providers") else "skip"
         cfg, warnings = config_mod.load(args.config, secrets=secrets)
     except config_mod.ConfigError as exc:
         for line in exc.problems:
@@ -210,6 +210,8 @@ def parser() -> argparse.ArgumentParser:
     cli_ops.add_parsers(sub, common)
     from . import cli_users
     cli_users.add_parsers(sub, common)
+    from . import cli_providers
+    cli_providers.add_parsers(sub, common)
     return p
 
 
