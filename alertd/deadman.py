@@ -117,7 +117,8 @@ class DeadMan:
 
         channel, store, metrics = row["type"], self.daemon.store, self.dispatcher.metrics
         try:
-            sid = await self.daemon.provider.send(self.dispatcher.outgoing(row, channel))
+            # through every provider in turn (the router), as any send
+            sid = await self.dispatcher.provider.send(self.dispatcher.outgoing(row, channel))
         except Exception as exc:
             error = exc.as_dict() if isinstance(exc, ProviderError) else {"code": None, "message": repr(exc)}
             log.critical("dead man's switch: send failed", channel=channel, to=self.to, error=error)
