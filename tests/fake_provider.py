@@ -84,6 +84,7 @@ class FakeProvider(LoopbackServer):
 
     def __init__(self):
         self.requests: list[tuple[str, dict]] = []  # (kind, body) of every create request, answered or not
+        self._arrivals: list[tuple[str, float]] = []  # (to, time.monotonic()) of every create request
         self.created: dict[str, Created] = {}
         self._scripts: dict[str, collections.deque] = {}
         self._lock = threading.Lock()
@@ -94,6 +95,21 @@ class FakeProvider(LoopbackServer):
     def script(self, to: str, outcomes) -> None:
         with self._lock:
             self._scripts.setdefault(to, collections.deque()).extend(tuple(o) for o in outcomes)
+
+    def arrivals(self) -> dict[str, list[float]]:
+        """When each create request arrived, by recipient (time.monotonic: one clock for the machine)."""
+        out: dict[str, list[float]] = {}
+        with self._lock:
+            for to, at in self._arrivals:
+                out.setdefault(to, []).append(at)
+        return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.created.clear()
+            self._arrivals.clear()
+            self._scripts.clear()
 
     def of_kind(self, kind: str) -> list[Created]:
         with self._lock:
@@ -113,8 +129,10 @@ class FakeProvider(LoopbackServer):
     async def create(self, request: web.Request, kind: str, body: dict, to: str,
                      answer) -> web.StreamResponse:
         """Apply the script for ``to``; on ok store the resource and return ``answer(sid)``."""
-        self.requests.append((kind, body))
+        arrived = time.monotonic()
         with self._lock:
+            self.requests.append((kind, body))
+            self._arrivals.append((to, arrived))
             queue = self._scripts.get(to)
             outcome = queue.popleft() if queue else ("ok",)
         what = outcome[0]
