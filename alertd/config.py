@@ -203,7 +203,7 @@ class UIConfig(Strict):
     @classmethod
     def _path(cls, v: str) -> str:
         v = "/" + v.strip("/")
-        if v == "/" or v.startswith(("/api", "/twilio", "/hooks")):
+        if v == "/" or v.startswith(("/api", "/twilio", "/hooks", "/providers")):
             raise ValueError("must be a path of its own, like /ui")
         return v
 

@@ -194,3 +194,11 @@ def test_the_dashboard_shows_each_providers_circuit_and_the_trigger_page_the_car
     assert '<tr data-provider="tx"><th scope="row">tx</th><td>telnyx</td><td data-circuit="closed">' in page
     trigger = s.get(d.url(f"/ui/triggers/{trigger_id}"), timeout=5)
     assert trigger.status_code == 200 and ", via tx" in trigger.text
+
+
+def test_a_callback_body_far_larger_than_any_providers_is_refused_unread(make_daemon, telnyx):
+    d = make_daemon(providers(refused_url(), telnyx))
+    r = requests.post(d.url("/providers/tx/status?log_id=1&channel=call"), data=b"x" * (65 * 1024), timeout=10)
+    assert r.status_code == 413
+    r = requests.post(d.url("/providers/nobody/status?log_id=1"), data=b"x", timeout=10)
+    assert r.status_code == 404 and r.json()["ok"] is False

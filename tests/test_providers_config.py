@@ -14,7 +14,7 @@ providers:
   - {name: main, kind: twilio, account_sid: AC1, auth_token: tok, numbers: ["+15550000001"]}
   - {name: sw, kind: signalwire, project_id: p1, api_token: t, signing_key: k,
      api_base_url: "https://space.signalwire.com", numbers: ["+15550000002"]}
-  - {name: tx, kind: telnyx, api_key: "${TX_KEY}", public_key: "AAAA", application_id: app,
+  - {name: tx, kind: telnyx, api_key: "${TX_KEY}", public_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", application_id: app,
      numbers: ["+15550000003"]}
   - {name: vg, kind: vonage, application_id: app, private_key_file: ./vonage.key, signature_secret: s,
      numbers: ["+445550000004"]}
@@ -55,7 +55,7 @@ def test_a_list_of_providers_loads_with_secrets_from_files_and_variables(tmp_pat
 
 def test_routing_takes_the_longest_prefix_then_the_channel_list_then_list_order(tmp_path, monkeypatch):
     monkeypatch.setenv("TX_KEY", "k")
-    (tmp_path / "vonage.key").write_text("pem")
+    (tmp_path / "vonage.key").write_text("-----BEGIN PRIVATE KEY-----\n")
     config, _ = config_mod.load(write(tmp_path, FULL))
     names = [p.name for p in config.providers]
     r = config.routing
@@ -81,8 +81,23 @@ def test_the_single_provider_key_is_a_list_of_one_named_after_its_kind(tmp_path)
     ("""\
         providers:
           - {name: main, kind: twilio, account_sid: AC1, auth_token: tok}
-          - {name: tx, kind: telnyx, public_key: AAAA}
-     """, "config.yaml:3: providers[1]: provider 'tx' (telnyx): missing api_key (or api_key_file), application_id"),
+          - {name: tx, kind: telnyx}
+     """, "config.yaml:3: providers[1]: provider 'tx' (telnyx): missing api_key (or api_key_file), public_key,"
+          " application_id"),
+    ("""\
+        providers:
+          - name: tx
+            kind: telnyx
+            api_key: k
+            application_id: a
+            public_key: not-a-key
+     """, "config.yaml:6: providers[0].public_key: must be the base64 Ed25519 public key from the Telnyx portal"
+          " (32 bytes)"),
+    ("""\
+        providers:
+          - {name: vg, kind: vonage, application_id: a, signature_secret: s, private_key: "abc"}
+     """, "config.yaml:2: providers[0]: provider 'vg' (vonage): private_key: not a PEM private key (the file the"
+          " Vonage dashboard gave, -----BEGIN PRIVATE KEY-----)"),
     ("""\
         providers:
           - {name: vg, kind: vonage, application_id: a, signature_secret: s}

@@ -18,6 +18,21 @@ from .errors import ApiError
 from .twilio_hooks import sms_reply
 
 router = APIRouter(prefix="/providers", include_in_schema=False)
+# a provider's callback is a few kilobytes; anything far larger is not one, and is not kept in memory
+CALLBACK_MAX_BYTES = 64 * 1024
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > CALLBACK_MAX_BYTES:
+        raise ApiError(413, f"Request body too large (limit {CALLBACK_MAX_BYTES} bytes).")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > CALLBACK_MAX_BYTES:
+            raise ApiError(413, f"Request body too large (limit {CALLBACK_MAX_BYTES} bytes).")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class DaemonHooks:
@@ -48,7 +63,7 @@ async def callback(name: str, what: str, request: Request) -> Response:
     if request.url.query:
         url += "?" + request.url.query
     inbound = Inbound(request.method, url, {k.lower(): v for k, v in request.headers.items()},
-                      await request.body(), dict(request.query_params))
+                      await _body(request), dict(request.query_params))
     try:
         reply = await member.callbacks.callback(what, inbound, DaemonHooks(daemon), member.prepare)
     except CallbackRefused as exc:

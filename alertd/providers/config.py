@@ -115,6 +115,20 @@ class SignalWireEntry(_Entry):
 
 class TelnyxEntry(_Entry):
     kind: Literal["telnyx"]
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, v: str) -> str:
+        import base64
+        import binascii
+        try:
+            raw = base64.b64decode(v, validate=True) if v else b""
+        except (binascii.Error, ValueError):
+            raw = b"?"
+        if v and len(raw) != 32:
+            raise ValueError("must be the base64 Ed25519 public key from the Telnyx portal (32 bytes)")
+        return v
+
     REQUIRED: ClassVar = ("api_key", "public_key", "application_id")
     SECRETS: ClassVar = ("api_key",)
     api_key: str = ""
@@ -128,6 +142,15 @@ class TelnyxEntry(_Entry):
 
 class VonageEntry(_Entry):
     kind: Literal["vonage"]
+
+    @model_validator(mode="after")
+    def _pem(self) -> "VonageEntry":
+        # checked here so that `alertd check` refuses a key the daemon could never sign with
+        if self.private_key and not self.private_key.lstrip().startswith("-----BEGIN"):
+            raise ValueError(f"provider '{self.name or 'vonage'}' (vonage): private_key: not a PEM private key"
+                             " (the file the Vonage dashboard gave, -----BEGIN PRIVATE KEY-----)")
+        return self
+
     REQUIRED: ClassVar = ("application_id", "private_key", "signature_secret")
     SECRETS: ClassVar = ("private_key", "api_secret", "signature_secret")
     application_id: str = ""
