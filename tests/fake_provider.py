@@ -52,6 +52,10 @@ class LoopbackServer:
             loop.run_forever()
         finally:
             loop.run_until_complete(self._runner.cleanup())
+            pending = asyncio.all_tasks(loop)  # a scripted timeout still sleeping: ended, not abandoned
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def stop(self) -> None:
