@@ -190,8 +190,10 @@ def test_the_dashboard_shows_each_providers_circuit_and_the_trigger_page_the_car
     d, s, _ = logged_in(make_daemon, providers(refused_url(), telnyx, circuit_failures=1))
     trigger_id = row(d, notify(d, TO)["log_id"])["trigger_id"]
     page = s.get(d.url("/ui/glance"), timeout=5).text
-    assert '<tr data-provider="main"><th scope="row">main</th><td>twilio</td><td data-circuit="open">' in page
-    assert '<tr data-provider="tx"><th scope="row">tx</th><td>telnyx</td><td data-circuit="closed">' in page
+    assert ('<tr data-provider="main"><td data-label="Provider">main</td><td data-label="Kind">twilio</td>'
+            '<td data-label="Circuit" data-circuit="open">') in page
+    assert ('<tr data-provider="tx"><td data-label="Provider">tx</td><td data-label="Kind">telnyx</td>'
+            '<td data-label="Circuit" data-circuit="closed">') in page
     trigger = s.get(d.url(f"/ui/triggers/{trigger_id}"), timeout=5)
     assert trigger.status_code == 200 and ", via tx" in trigger.text
 
