@@ -542,6 +542,7 @@ def test_summaries_folded_before_the_links_existed_get_them_at_upgrade(tmp_path)
         c.execute("DROP TABLE summary_folds")
         for column in ("call_provider", "sms_provider"):  # schema 9's, so the file is schema 7 through and through
             c.execute(f"ALTER TABLE logs DROP COLUMN {column}")
+        c.execute("ALTER TABLE status_callbacks DROP COLUMN provider_status")
     store.conn.execute("PRAGMA user_version=7")
     store.close()
     upgraded = Store(tmp_path / "alertd.db")

@@ -121,14 +121,16 @@ class PlivoProvider(RestProvider):
         log_id = inbound.log_id()
         if what == "status" and inbound.query.get("channel") == "sms":
             code = params.get("ErrorCode", "")
-            hooks.sms_status(log_id, params.get("MessageUUID"), SMS_STATUS.get(params.get("Status", ""), "sent"),
-                             int(code) if code.isdigit() and code != "000" else None)
+            raw = params.get("Status", "")
+            hooks.sms_status(log_id, params.get("MessageUUID"), SMS_STATUS.get(raw, "sent"),
+                             int(code) if code.isdigit() and code != "000" else None, provider_status=raw)
         elif what == "status":
             status = params.get("CallStatus", "")
             if status in CALL_STATUS:
+                machine = params.get("Machine")
                 hooks.call_status(log_id, params.get("CallUUID") or params.get("RequestUUID"), CALL_STATUS[status],
-                                  params.get("Machine") and ("machine_start" if params["Machine"] == "true" else
-                                                             "human"))
+                                  ("machine_start" if machine == "true" else "human") if machine else None,
+                                  provider_status=status)
         elif what in ("twiml", "gather"):
             out = hooks.outgoing(log_id)
             if out is None:

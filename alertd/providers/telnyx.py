@@ -112,8 +112,9 @@ class TelnyxProvider(RestProvider):
             to = (payload.get("to") or [{}])[0]
             errors = payload.get("errors") or [{}]
             code = str(errors[0].get("code", "")) if payload.get("errors") else ""
-            hooks.sms_status(inbound.log_id(), payload.get("id"), SMS_STATUS.get(to.get("status", ""), "sent"),
-                             int(code) if code.isdigit() else None)
+            raw = to.get("status", "")
+            hooks.sms_status(inbound.log_id(), payload.get("id"), SMS_STATUS.get(raw, "sent"),
+                             int(code) if code.isdigit() else None, provider_status=raw)
         return Reply(EMPTY)
 
 

@@ -140,15 +140,16 @@ class VonageProvider(RestProvider):
         log_id = check_token(self.signature_secret, self.name, inbound)
         if what == "status" and inbound.query.get("channel") == "sms":
             code = str((data.get("error") or {}).get("type", "")).rpartition("/")[2]
-            hooks.sms_status(log_id, data.get("message_uuid"), SMS_STATUS.get(data.get("status", ""), "sent"),
-                             int(code) if code.isdigit() else None)
+            raw = str(data.get("status", ""))
+            hooks.sms_status(log_id, data.get("message_uuid"), SMS_STATUS.get(raw, "sent"),
+                             int(code) if code.isdigit() else None, provider_status=raw)
         elif what == "status":
             status = data.get("status", "")
             if status in ("machine", "human"):  # answering-machine detection's verdict
                 hooks.call_status(log_id, data.get("uuid"), "in-progress",
-                                  "machine_start" if status == "machine" else "human")
+                                  "machine_start" if status == "machine" else "human", provider_status=status)
             elif status in CALL_STATUS:
-                hooks.call_status(log_id, data.get("uuid"), CALL_STATUS[status])
+                hooks.call_status(log_id, data.get("uuid"), CALL_STATUS[status], provider_status=status)
         elif what == "gather":
             digits = str((data.get("dtmf") or {}).get("digits") or "")
             acked = hooks.digits(log_id, data.get("uuid"), digits, "+" + str(data.get("from", "")).lstrip("+"))

@@ -214,5 +214,7 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE logs ADD COLUMN call_provider TEXT;
     ALTER TABLE logs ADD COLUMN sms_provider TEXT;
+    -- the provider's own word when it is not alertd's (Vonage 'unanswered' is stored as 'no-answer')
+    ALTER TABLE status_callbacks ADD COLUMN provider_status TEXT;
     """,
 ]
