@@ -91,6 +91,6 @@ class FakeTelnyx(FakeProvider):
             "event_type": "message.finalized" if status != "sent" else "message.sent", "payload": {
                 "id": sid, "to": [{"phone_number": msg.body["to"], "status": status}]}}})
 
-    def inbound_sms(self, url: str, from_: str, text: str) -> tuple[int, str]:
+    def inbound_sms(self, url: str, from_: str, text: str, to: str = "+15550000003") -> tuple[int, str]:
         return self.post_json(url, {"data": {"event_type": "message.received", "payload": {
-            "from": {"phone_number": from_}, "text": text}}})
+            "from": {"phone_number": from_}, "to": [{"phone_number": to}], "text": text}}})

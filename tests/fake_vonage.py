@@ -92,6 +92,6 @@ class FakeVonage(FakeProvider):
         return self.post(msg.body["webhook_url"], {"message_uuid": sid, "status": status, "to": msg.body["to"],
                                                   "from": msg.body["from"], "channel": "sms"})
 
-    def inbound_sms(self, url: str, from_: str, text: str) -> tuple[int, str]:
+    def inbound_sms(self, url: str, from_: str, text: str, to: str = "+15550000004") -> tuple[int, str]:
         return self.post(url, {"channel": "sms", "message_type": "text", "message_uuid": str(uuid.uuid4()),
-                               "from": from_.lstrip("+"), "to": "15550000004", "text": text})
+                               "from": from_.lstrip("+"), "to": to.lstrip("+"), "text": text})

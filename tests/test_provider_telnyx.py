@@ -49,6 +49,10 @@ def test_an_sms_goes_out_through_messaging_and_a_reply_of_ok_acknowledges(daemon
     assert telnyx.inbound_sms(daemon.url("/providers/tx/sms"), TO, " ok ")[0] == 200
     got = row(daemon, log_id)
     assert got["sms_status"] == "delivered" and got["acknowledged"] is True and got["sms_provider"] == "tx"
+    # the webhook's answer cannot carry a reply: it is sent as a message of its own
+    confirmation = telnyx.wait_for(2, "sms")[1]
+    assert (confirmation.body["to"], confirmation.body["from"]) == (TO, FROM)
+    assert confirmation.body["text"].startswith("Acknowledged: ")
 
 
 def test_forged_and_stale_signatures_are_refused_and_change_nothing(daemon, telnyx):

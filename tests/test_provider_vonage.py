@@ -63,6 +63,9 @@ def test_an_sms_and_a_reply_of_ack_acknowledge_through_the_messages_api(daemon, 
     assert vonage.inbound_sms(daemon.url("/providers/vg/sms"), TO, "ACK")[0] == 200
     got = row(daemon, log_id)
     assert got["sms_status"] == "delivered" and got["acknowledged"] is True
+    confirmation = vonage.wait_for(2, "sms")[1]
+    assert (confirmation.body["to"], confirmation.body["from"]) == (TO[1:], FROM[1:])
+    assert confirmation.body["text"].startswith("Acknowledged: ")
 
 
 def test_forged_tampered_and_stale_webhooks_are_refused(daemon, vonage):

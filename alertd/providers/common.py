@@ -15,8 +15,11 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+import structlog
 
 from . import Outgoing, ProviderError
+
+log = structlog.get_logger("alertd.providers")
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,34 @@ class RestProvider:
 
     def __init__(self, timeout: float, max_concurrency: int):
         self.http = JsonClient(timeout, max_concurrency)
+        self._replies: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         await self.http.start()
 
     async def close(self) -> None:
+        for task in list(self._replies):
+            task.cancel()
         await self.http.close()
+
+    async def send(self, out: Outgoing) -> str:
+        raise NotImplementedError
+
+    def reply(self, to: str, from_: str, text: str) -> None:
+        """Answer an SMS reply with ``text``, for providers whose webhook answer
+        cannot carry one: a send of its own, after the webhook is answered."""
+        if not (to and from_ and text):
+            return
+        out = Outgoing(log_id=0, channel="sms", to=to, from_=from_, message=text)
+        task = asyncio.get_running_loop().create_task(self._reply(out))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    async def _reply(self, out: Outgoing) -> None:
+        try:
+            await self.send(out)
+        except ProviderError as exc:
+            log.warning("could not answer an SMS reply", to=out.to, error=exc.as_dict())
 
     def headers(self) -> dict:
         raise NotImplementedError

@@ -52,7 +52,9 @@ class TelnyxProvider(RestProvider):
     async def send(self, out: Outgoing) -> str:
         """Returns the call's sid or the message's id. Raises ProviderError."""
         if out.channel == "sms":
-            body = {"from": out.from_, "to": out.to, "text": out.message, "webhook_url": out.status_callback}
+            body = {"from": out.from_, "to": out.to, "text": out.message}
+            if out.status_callback:
+                body["webhook_url"] = out.status_callback
             if self.messaging_profile_id:
                 body["messaging_profile_id"] = self.messaging_profile_id
             data = await self._post("/messages", body)
@@ -105,8 +107,8 @@ class TelnyxProvider(RestProvider):
         kind = event.get("event_type", "")
         if what == "sms" and kind == "message.received":
             sender = (payload.get("from") or {}).get("phone_number", "")
-            # Telnyx does not send a reply from the answer: acknowledging is what counts
-            hooks.inbound_sms(sender, payload.get("text") or "")
+            ours = ((payload.get("to") or [{}])[0]).get("phone_number", "")
+            self.reply(sender, ours, hooks.inbound_sms(sender, payload.get("text") or ""))
             return Reply("", "text/plain")
         if what == "status" and kind in ("message.sent", "message.finalized"):
             to = (payload.get("to") or [{}])[0]

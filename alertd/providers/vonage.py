@@ -95,7 +95,9 @@ class VonageProvider(RestProvider):
         """Returns the call's uuid or the message's uuid. Raises ProviderError."""
         if out.channel == "sms":
             body = {"message_type": "text", "channel": "sms", "to": _digits(out.to), "from": _digits(out.from_),
-                    "text": out.message, "webhook_url": out.status_callback}
+                    "text": out.message}
+            if out.status_callback:
+                body["webhook_url"] = out.status_callback
             return (await self._post("/v1/messages", body)).get("message_uuid", "")
         body = {"to": [{"type": "phone", "number": _digits(out.to)}],
                 "from": {"type": "phone", "number": _digits(out.from_)},
@@ -135,7 +137,8 @@ class VonageProvider(RestProvider):
         data = inbound.json() or {}
         if what == "sms":  # an inbound message: the number's webhook, set in the dashboard
             if data.get("channel", "sms") == "sms" and data.get("text") is not None:
-                hooks.inbound_sms("+" + str(data.get("from", "")).lstrip("+"), str(data["text"]))
+                sender = "+" + str(data.get("from", "")).lstrip("+")
+                self.reply(sender, "+" + str(data.get("to", "")).lstrip("+"), hooks.inbound_sms(sender, str(data["text"])))
             return Reply("", "text/plain")
         log_id = check_token(self.signature_secret, self.name, inbound)
         if what == "status" and inbound.query.get("channel") == "sms":
