@@ -27,34 +27,41 @@ class CallbackHandler:
         self.followups = followups  # alertd.escalation.Followups: retries of unanswered calls
 
     def _status(self, log_id: int, channel: str, sid: str | None, status: str, error_code: int | None = None,
-                provider_status: str | None = None) -> bool:
+                provider_status: str | None = None) -> str:
+        """'new', 'repeat' (a final status this row already had: ignored) or 'unknown' (no such row).
+        ``status`` in alertd's (Twilio's) words; ``provider_status`` the provider's own, when different."""
         row = self.store.get_log(log_id)
         if row is None:
             log.warning("callback for unknown log row", log_id=log_id, channel=channel)
-            return False
+            return "unknown"
         current = row[f"{channel}_status"]
         final = CALL_FINAL if channel == "call" else SMS_FINAL
+        # Twilio retries a delivery, and its signature has no timestamp, so a captured callback can be
+        # replayed: a final status is acted on once per row, or each copy would place another retry
+        if status in final and status_store.seen(self.store, log_id, channel, status):
+            log.info("repeated status callback, ignored", log_id=log_id, channel=channel, status=status)
+            return "repeat"
         late = current in final and status not in final
         # a late callback is still kept in the history (it is what the provider sent), not as the row's status
         status_store.record(self.store, log_id, channel, status, self.clock.timestamp(), sid=sid,
                             error_code=error_code, update=not late, provider_status=provider_status)
         log.info("late status, kept in the history only" if late else "status", log_id=log_id, channel=channel,
                  status=status, error_code=error_code)
-        return True
+        return "new"
 
     def call_status(self, log_id: int, sid: str | None, status: str, answered_by: str | None = None,
                     error_code: int | None = None, provider_status: str | None = None) -> bool:
-        known = self._status(log_id, "call", sid, status, error_code, provider_status)
-        if known and answered_by:
+        """False for an unknown log row."""
+        outcome = self._status(log_id, "call", sid, status, error_code, provider_status)
+        if outcome == "new" and answered_by:
             self.store.set_answered_by(log_id, answered_by)
-        if known and status in CALL_FINAL and self.followups is not None:
+        if outcome == "new" and status in CALL_FINAL and self.followups is not None:
             self.followups.call_ended(log_id, status, answered_by)
-        return known
+        return outcome != "unknown"
 
     def sms_status(self, log_id: int, sid: str | None, status: str, error_code: int | None = None,
                    provider_status: str | None = None) -> bool:
-        """``status`` in alertd's (Twilio's) words; ``provider_status`` the provider's own, when different."""
-        return self._status(log_id, "sms", sid, status, error_code, provider_status)
+        return self._status(log_id, "sms", sid, status, error_code, provider_status) != "unknown"
 
     def digits(self, log_id: int, sid: str | None, digits: str, from_: str | None = None) -> bool:
         """A key press on a gather call; True when it acknowledged."""

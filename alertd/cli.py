@@ -118,19 +118,26 @@ def cmd_keys(args) -> int:
     store = _store(cfg)
     clock = SystemClock()
     if args.keys_cmd == "create":
+        from .api import scopes
         from .api.auth import generate_key
+        try:
+            granted = scopes.parse(args.scope or [])
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         key, prefix, digest = generate_key()
-        key_id = store.create_key(args.name, prefix, digest, clock.timestamp())
+        key_id = store.create_key(args.name, prefix, digest, clock.timestamp(), scopes=granted)
         print(key)
-        print(f"(key {key_id} '{args.name}': shown once; only its hash is stored)", file=sys.stderr)
+        print(f"(key {key_id} '{args.name}', scopes {granted}: shown once; only its hash is stored)",
+              file=sys.stderr)
         return 0
     if args.keys_cmd == "list":
-        print(f"{'ID':>4}  {'NAME':<20} {'PREFIX':<14} {'CREATED':<25} {'LAST USED':<25} STATE")
+        print(f"{'ID':>4}  {'NAME':<20} {'PREFIX':<14} {'CREATED':<25} {'LAST USED':<25} {'SCOPES':<20} STATE")
         for r in store.list_keys():
             state = "revoked" if r["revoked_at"] else "active"
             print(f"{r['id']:>4}  {r['name']:<20} {r['prefix'] + '...':<14} "
                   f"{iso(from_timestamp(r['created_at'])):<25} {iso(from_timestamp(r['last_used_at'])) or '-':<25} "
-                  f"{state}")
+                  f"{r['scopes'].replace(' ', ','):<20} {state}")
         return 0
     if args.keys_cmd == "revoke":
         if store.revoke_key(args.id, clock.timestamp()):
@@ -193,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     ks = keys.add_subparsers(dest="keys_cmd", required=True)
     create = ks.add_parser("create", parents=[common], help="create a key and print it once")
     create.add_argument("--name", required=True)
+    create.add_argument("--scope", action="append", metavar="SCOPE",
+                        help="admin (the default), notify, read, hooks:NAME or hooks:*; repeat for several")
     ks.add_parser("list", parents=[common], help="list keys (never the key itself)")
     revoke = ks.add_parser("revoke", parents=[common], help="revoke a key by id")
     revoke.add_argument("id", type=int)

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 
 from . import oncall, silences
-from .clock import SystemClock
+from .clock import SystemClock, from_timestamp
 from .durations import format_duration, parse_duration
 
 HANDOFFS = 3
@@ -101,13 +101,13 @@ def cmd_silence(args) -> int:
             print(str(exc), file=sys.stderr)
             return 1
         print(s.silence_id)
-        print(f"(silences {s.matcher} {s.value} until {_local(datetime.fromtimestamp(s.ends_at, cfg.tz), cfg.tz)})",
+        print(f"(silences {s.matcher} {s.value} until {_local(from_timestamp(s.ends_at, cfg.tz), cfg.tz)})",
               file=sys.stderr)
         return 0
     if args.silence_cmd == "list":
         print(f"{'ID':<17} {'MATCHES':<28} {'UNTIL':<22} {'BY':<10} REASON")
         for s in silences.active(store, now):
-            until = _local(datetime.fromtimestamp(s.ends_at, cfg.tz), cfg.tz)
+            until = _local(from_timestamp(s.ends_at, cfg.tz), cfg.tz)
             print(f"{s.silence_id:<17} {s.matcher + '=' + s.value:<28} {until:<22} {s.created_by or '-':<10} "
                   f"{s.reason}")
         return 0

@@ -47,5 +47,17 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def from_timestamp(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+# the latest time shown: a day short of datetime.max, so it converts to any timezone
+LATEST = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc) + timedelta(days=1)
+
+
+def from_timestamp(ts: float | None, tz=timezone.utc) -> datetime | None:
+    """``ts`` as an aware datetime in ``tz``; a time past year 9999 (or before year 1) is shown
+    as the nearest one that can be, so a stored row from an older alertd never breaks a listing."""
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).astimezone(tz)
+    except (OverflowError, ValueError, OSError):
+        return (LATEST if ts > 0 else EARLIEST).astimezone(tz)

@@ -69,6 +69,16 @@ class ServerConfig(Strict):
     # /healthz fails when an outbox item has been due for longer than this
     health_max_outbox_age: timedelta = timedelta(minutes=10)
     _norm_health = field_validator("health_max_outbox_age", mode="before")(_duration)
+    # a connection that has not sent its whole request head by then is closed (alertd/api/head_timeout.py)
+    request_head_timeout: timedelta = timedelta(seconds=10)
+    _norm_head = field_validator("request_head_timeout", mode="before")(_duration)
+
+    @field_validator("request_head_timeout")
+    @classmethod
+    def _head_timeout(cls, v: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= v <= timedelta(minutes=5):
+            raise ValueError("request_head_timeout must be between 1s and 5m")
+        return v
 
     @field_validator("listen")
     @classmethod

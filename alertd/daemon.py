@@ -11,6 +11,7 @@ import structlog
 import uvicorn
 
 from . import phones, retention
+from .api import head_timeout
 from .api.app import create_app
 from .api.auth import Authenticator
 from .api.ratelimit import RateLimiter
@@ -141,7 +142,8 @@ def serve(config: Config) -> int:
     daemon = Daemon(config)
     server = NotifyingServer(daemon, uvicorn.Config(
         daemon.app, host=config.server.host, port=config.server.port, access_log=False, log_config=None,
-        lifespan="on", server_header=False, timeout_graceful_shutdown=15))
+        lifespan="on", server_header=False, timeout_graceful_shutdown=15,
+        http=head_timeout.protocol(config.server.request_head_timeout.total_seconds())))
     server.run()
     daemon.store.close()
     return 0 if server.started else 1

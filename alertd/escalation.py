@@ -76,7 +76,9 @@ class Followups:
         if not retry or row["attempt"] > retry["times"]:
             return
         now = self.clock.timestamp()
-        self.store.add_followup(row["trigger_id"], "retry", now + retry["every"], now, log_id=log_id)
+        if not self.store.add_retry_once(row["trigger_id"], log_id, now + retry["every"], now):
+            log.info("call already has its retry", log_id=log_id, status=status)
+            return
         log.info("call unanswered; retry scheduled", log_id=log_id, status=status, answered_by=answered_by,
                  attempt=row["attempt"], of=retry["times"] + 1, trigger_id=row["trigger_id"])
         self.poke()

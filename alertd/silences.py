@@ -36,6 +36,9 @@ from .store.silences import MATCHERS
 
 log = structlog.get_logger("alertd.silences")
 MAX_REASON = 1000
+# a silence forgotten for longer than this hides alerts nobody remembers muting; past it,
+# make a new one (and year 10000 can be neither stored nor shown)
+MAX_SILENCE = timedelta(days=365)
 
 
 class SilenceError(ValueError):
@@ -121,11 +124,16 @@ def build(*, rule_id: str | None = None, source: str | None = None, to: str | No
             raise SilenceError(f"duration: {exc}") from None
         if length <= timedelta(0):
             raise SilenceError("duration: must be more than 0")
+        if length > MAX_SILENCE:
+            raise SilenceError(f"duration: at most {MAX_SILENCE.days} days (a silence ends within a year)")
         end = start + length.total_seconds()
     else:
         end = parse_until(until, tz).timestamp()
         if end <= start:
             raise SilenceError(f"until: must be in the future (it is now {iso(from_timestamp(start))})")
+        if end - start > MAX_SILENCE.total_seconds():
+            raise SilenceError(f"until: at most {MAX_SILENCE.days} days from now (a silence ends within a year;"
+                               f" the latest is {iso(from_timestamp(start + MAX_SILENCE.total_seconds()))})")
     reason = (reason or "").strip()
     if not reason:
         raise SilenceError("reason: is required (say why, for whoever finds the silence later)")

@@ -51,12 +51,23 @@ def test_a_key_that_is_not_bearer_is_not_taken_from_the_header(daemon):
     assert_401(r, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
 
 
-def test_a_revoked_key_is_refused(daemon):
+def test_a_revoked_key_is_refused_with_the_same_answer_as_an_unknown_one(daemon):
+    # whoever holds a leaked key learns nothing from it, not even that it once worked
     (row,) = daemon.daemon.store.list_keys()
     assert daemon.daemon.store.revoke_key(row["id"], time.time())
-    assert_401(daemon.notify(BODY), "API key has been revoked.")
+    assert_401(daemon.notify(BODY), "Invalid API key.")
     r = requests.post(daemon.url(NOTIFY), params={"key": daemon.key}, json=BODY, timeout=10)
-    assert_401(r, "API key has been revoked.")
+    assert_401(r, "Invalid API key.")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/calls/logs/", "/api/v1/rules/", "/hooks/door/", "/healthz/"])
+def test_a_trailing_slash_is_404_never_a_redirect_that_carries_the_key(daemon, path):
+    # the redirect's Location came from the Host header, with ?key= copied into it
+    r = requests.get(daemon.url(path), params={"key": daemon.key}, headers={"Host": "attacker.example"},
+                     timeout=10, allow_redirects=False)
+    assert r.status_code == 404, (r.status_code, r.headers)
+    assert "location" not in r.headers and daemon.key not in r.text
+    assert r.json() == {"ok": False, "error": "Not found.", "code": 404}
 
 
 def test_healthz_needs_no_key(daemon):

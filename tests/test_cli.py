@@ -76,7 +76,7 @@ def test_keys_list_shows_id_name_prefix_and_dates_but_never_the_key(config):
     done = alertd("keys", "list", "-c", str(config))
     assert done.returncode == 0
     header, line = done.stdout.splitlines()
-    assert header.split() == ["ID", "NAME", "PREFIX", "CREATED", "LAST", "USED", "STATE"]
+    assert header.split() == ["ID", "NAME", "PREFIX", "CREATED", "LAST", "USED", "SCOPES", "STATE"]
     fields = line.split()
     assert fields[:3] == ["1", "timeclock", key[:12] + "..."] and fields[-1] == "active"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", fields[3])

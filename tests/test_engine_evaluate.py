@@ -54,7 +54,7 @@ def test_outside_the_active_window_when_holds_but_nothing_is_sent():
 
 def test_recipients_merge_contacts_groups_numbers_and_templates_in_order():
     rule = make(notify={"to": ["oncall", "owner", "5551230004", "{{ event.customer.phone }}", "everyone",
-                               "{{ event.team }}", "+15551230004"]})
+                               "{{ event.team }}", "+15551230004"], "to_names_from_event": True})
     d = run(rule, {"customer": {"phone": "(555) 123-0005"}, "team": "tech"})
     assert d.errors == []
     assert d.recipients == ["+15551230001", "+15551230002", "+15551230004", "+15551230005",
@@ -67,7 +67,8 @@ def test_to_rendering_to_no_valid_number_is_an_error_not_an_exception():
     d = run(make(notify={"to": ["{{ event.customer.phone }}"]}), {"customer": {"phone": "call me"}})
     assert d.recipients == []
     assert d.errors == [
-        "notify.to: 'call me' (from '{{ event.customer.phone }}') is neither a phone number nor a known contact",
+        "notify.to: 'call me' (from '{{ event.customer.phone }}') is not a phone number; a name is looked up"
+        " only when the rule writes it (to_names_from_event: true lifts this)",
         "notify.to: no valid recipient",
     ]
     assert not d.sendable

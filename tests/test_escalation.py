@@ -203,3 +203,32 @@ def test_rule_with_retry_and_escalation_stores_both(make_daemon, fake_twilio, tm
     assert run_due(d) == 1  # the escalation step, 5 min after the first attempt
     assert [c.form["To"] for c in d.fake.calls] == ["+15551230002", "+15551230002", SECONDARY]
     assert all("System billing is down" in c.form["Twiml"] for c in d.fake.calls)
+
+
+def test_a_final_status_callback_delivered_three_times_places_one_retry(d):
+    (call,) = notify(d, to=A, retry={"times": 1, "every": "30s"})
+    for _ in range(3):  # Twilio retries deliveries, and a captured request can be replayed (no timestamp)
+        status, _ = d.fake.complete_call(call["call_sid"], "no-answer")
+        assert status == 200
+    d.clock.advance(30)
+    assert run_due(d) == 1
+    assert len(calls_to(d, A)) == 2
+    history = d.daemon.store.conn.execute("SELECT status FROM status_callbacks WHERE log_id = ?",
+                                          (call["log_id"],)).fetchall()
+    assert [r["status"] for r in history] == ["no-answer"]  # the repeats are not news either
+    for _ in range(3):
+        d.fake.complete_call(calls_to(d, A)[-1].sid, "no-answer")
+    d.clock.advance(30)
+    assert run_due(d) == 0
+    assert len(calls_to(d, A)) == 2  # times: 1 allows one retry, whatever arrives
+
+
+def test_retry_times_holds_whatever_final_statuses_arrive_for_one_call(d):
+    (call,) = notify(d, to=A, retry={"times": 1, "every": "30s"})
+    for outcome in ("no-answer", "busy", "failed", "canceled"):
+        d.fake.complete_call(call["call_sid"], outcome)
+    d.clock.advance(30)
+    assert run_due(d) == 1
+    d.clock.advance(30)
+    assert run_due(d) == 0
+    assert len(calls_to(d, A)) == 2

@@ -511,8 +511,9 @@ def test_a_to_that_renders_to_no_valid_number_is_a_failed_row_and_the_webhook_st
     assert resp.status_code == 200 and resp.json()["fired"] == ["bad-to"]
     (row,) = rule_logs(d, "bad-to")
     assert (row["status"], row["to"], row["message"]) == ("failed", "", "Your order shipped")
-    assert row["error"]["message"] == ("notify.to: 'call me maybe' (from '{{ event.customer.phone }}') is neither a "
-                                       "phone number nor a known contact; notify.to: no valid recipient")
+    assert row["error"]["message"] == ("notify.to: 'call me maybe' (from '{{ event.customer.phone }}') is not a phone"
+                                       " number; a name is looked up only when the rule writes it"
+                                       " (to_names_from_event: true lifts this); notify.to: no valid recipient")
     assert d.daemon.provider.sent == []
 
 
@@ -825,3 +826,107 @@ def test_test_rule_reads_the_event_from_stdin(tmp_path):
     assert "would send:  no" in lines
     assert "message:     Server room at 21 C" in lines
     assert "send at:     2026-03-12T12:00:00+00:00" in lines
+
+
+def test_the_rules_api_never_shows_a_substituted_secret_a_header_value_or_url_credentials(make_daemon, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.setenv("PING_UUID", "0f1e2d3c-uuid-in-the-path")
+    monkeypatch.setenv("QUEUE_TOKEN", "s3cret-in-a-header")
+    write(tmp_path, "poll.yaml", """\
+        rules:
+          - id: queue
+            source:
+              poll:
+                url: "http://ops:hunter2@127.0.0.1:9/ping/${PING_UUID}?token=${QUEUE_TOKEN}"
+                every: 1h
+                headers: {Authorization: "Bearer ${QUEUE_TOKEN}", X-Literal: literal-secret}
+                body: {token: "${QUEUE_TOKEN}"}
+            when: event.error
+            notify: {to: manager, message: "Queue down", action_type: sms}
+        """)
+    d = make_daemon()
+    resp = d.api.get(d.url("/api/v1/rules"), timeout=10)
+    assert resp.status_code == 200, resp.text
+    for secret in ("0f1e2d3c-uuid-in-the-path", "s3cret-in-a-header", "hunter2", "literal-secret"):
+        assert secret not in resp.text, resp.text
+    (rule,) = resp.json()["rules"]
+    poll = rule["source"]["poll"]
+    # as written in the file, ${VAR} unexpanded; the password of the URL and every header value hidden
+    assert poll["url"] == "http://ops:***@127.0.0.1:9/ping/${PING_UUID}?token=${QUEUE_TOKEN}"
+    assert poll["headers"] == {"Authorization": "***", "X-Literal": "***"}
+    assert poll["body"] == "***"
+    assert poll["every"] == "PT1H" and poll["method"] == "GET"
+
+
+# --- who a rendered `to` may reach ---------------------------------------------------------------
+SHOP_RULE = """\
+    rules:
+      - id: order-shipped
+        source: {webhook: shop}
+        notify:
+          to: "{{ event.customer.phone }}"
+          message: "Hi {{ event.customer.first_name }}, your order has shipped."
+          action_type: sms
+      - id: by-severity
+        source: {webhook: sev}
+        notify:
+          to: "{{ 'oncall' if event.severity == 'critical' else 'manager' }}"
+          message: "Severity {{ event.severity }}"
+          action_type: sms
+    """
+
+
+def test_a_name_in_event_data_never_reaches_a_contact_group_or_rotation(make_daemon, tmp_path):
+    write(tmp_path, "shop.yaml", SHOP_RULE)
+    d = make_daemon()
+    for name in ("oncall", "manager", "oncall_primary"):
+        fire(d, "shop", {"customer": {"phone": name, "first_name": "URGENT: call +1-555-000-1111 re payroll"}})
+    assert sent(d) == []  # nobody on the team got the shop customer's text
+    (failed, *_) = rule_logs(d, "order-shipped")
+    assert failed["status"] == "failed"
+    assert "is not a phone number" in failed["error"]["message"], failed["error"]
+    # a real customer number still works
+    fire(d, "shop", {"customer": {"phone": "+1 555 123 4567", "first_name": "Ann"}})
+    assert sent(d) == [("sms", "+15551234567", "Hi Ann, your order has shipped.")]
+
+
+def test_names_written_in_the_rules_own_template_still_resolve(make_daemon, tmp_path):
+    write(tmp_path, "shop.yaml", SHOP_RULE)
+    d = make_daemon()
+    fire(d, "sev", {"severity": "critical"})
+    fire(d, "sev", {"severity": "low"})
+    assert sent(d) == [("sms", PRIMARY, "Severity critical"), ("sms", SECONDARY, "Severity critical"),
+                       ("sms", MANAGER, "Severity low")]
+
+
+def test_a_rule_may_opt_in_to_names_from_event_data(make_daemon, tmp_path):
+    write(tmp_path, "team.yaml", """\
+        rules:
+          - id: team-page
+            source: {webhook: team}
+            notify:
+              to: "{{ event.team }}"
+              to_names_from_event: true
+              message: "Page for {{ event.team }}"
+              action_type: sms
+        """)
+    d = make_daemon()
+    fire(d, "team", {"team": "manager"})
+    assert sent(d) == [("sms", MANAGER, "Page for manager")]
+
+
+def test_a_file_field_in_a_multipart_webhook_is_refused_naming_it(make_daemon, tmp_path):
+    write(tmp_path, "door.yaml", """\
+        rules:
+          - id: door
+            source: {webhook: door}
+            notify: {to: manager, message: "Door {{ event.state }}", action_type: sms}
+        """)
+    d = make_daemon()
+    r = d.api.post(d.url("/hooks/door"), files={"state": ("photo.jpg", b"\xff\xd8 jpeg bytes", "image/jpeg")},
+                   timeout=10)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "state: a file upload; send text fields only"
+    assert sent(d) == []
+    ok = d.api.post(d.url("/hooks/door"), files={"state": (None, "open")}, timeout=10)  # a plain multipart field
+    assert ok.status_code == 200 and sent(d) == [("sms", MANAGER, "Door open")], ok.text

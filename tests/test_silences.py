@@ -305,3 +305,45 @@ def test_cli_refusals(tmp_path, args, code, error):
     assert done.returncode == code
     assert error in done.stderr
     assert done.stdout == ""
+
+
+# --- the maximum: a silence ends within MAX_SILENCE --------------------------------------------
+@pytest.mark.parametrize("body, error", [
+    ({"until": "9999-12-31T23:59:59"}, "until: at most 365 days from now"),
+    ({"duration": "3000000d"}, "duration: at most 365 days"),
+    ({"duration": "366d"}, "duration: at most 365 days"),
+    ({"duration": 10**12}, "duration: at most 365 days"),
+    ({"until": "2027-01-06T09:00"}, "until: at most 365 days from now"),
+])
+def test_a_silence_past_the_maximum_is_refused_naming_the_field_and_nothing_is_stored(d, body, error):
+    r = silence(d, {"rule_id": "door", "reason": "forever", **body})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith(error), r.json()
+    assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM silences").fetchone()[0] == 0
+    assert active(d) == []
+
+
+def test_a_silence_of_exactly_the_maximum_is_made(d):
+    r = silence(d, {"rule_id": "door", "reason": "a long one", "duration": "365d"})
+    assert r.status_code == 200, r.text
+    assert r.json()["silence"]["ends_at"] == "2027-01-05T14:00:00.000Z"
+
+
+def test_listings_never_crash_on_a_stored_silence_past_year_9999(make_daemon):
+    from alertd.store import silences as q
+    from test_ui_auth import add_user, csrf_of, login
+
+    d = make_daemon()  # the real clock: the CLI reads it too
+    now = datetime.now(timezone.utc).timestamp()
+    # what an older alertd stored for until: 9999-12-31T23:59:59 in New York (past year 9999 in UTC)
+    q.add_silence(d.daemon.store, "sil_000000000001", "rule_id", "door", now, 253402318799.0, "old", now, "cli")
+    listed = active(d)
+    assert [s["silence_id"] for s in listed] == ["sil_000000000001"]
+    assert listed[0]["ends_at"].startswith("9999-12-30T23:59:59")  # the latest time shown
+    add_user(d)
+    s, r = login(d)
+    page = s.get(d.url("/ui/silences"), timeout=5)
+    assert page.status_code == 200 and "sil_000000000001" in page.text, page.text[:500]
+    cli = alertd("silence", "list", "-c", str(d.config_path))
+    assert cli.returncode == 0, cli.stderr
+    assert "sil_000000000001" in cli.stdout

@@ -531,20 +531,22 @@ def test_summaries_folded_before_the_links_existed_get_them_at_upgrade(tmp_path)
     from alertd.store import Store
     from alertd.store import storm as q
 
-    store = Store(tmp_path / "alertd.db")
-    with store.tx() as c:
-        summary = q.create_summary(c, A, "sms", "2 more alerts: a; b", {"folded": {"count": 2, "parts": []}}, 1.0, 0.0)
-        for text in ("a", "b"):
-            c.execute("INSERT INTO triggers (created_at, source) VALUES (0, 'api')")
-            c.execute("INSERT INTO logs (trigger_id, created_at, source, to_number, type, message, params, status,"
-                      " summary_log_id) VALUES (last_insert_rowid(), 0, 'api', ?, 'sms', ?, ?, 'throttled', ?)",
-                      (A, text, json.dumps({}), summary))
-        c.execute("DROP TABLE summary_folds")
-        for column in ("call_provider", "sms_provider"):  # schema 9's, so the file is schema 7 through and through
-            c.execute(f"ALTER TABLE logs DROP COLUMN {column}")
-        c.execute("ALTER TABLE status_callbacks DROP COLUMN provider_status")
-    store.conn.execute("PRAGMA user_version=7")
-    store.close()
+    import sqlite3
+
+    from alertd.store.schema import MIGRATIONS
+
+    # a database as schema 7 left it (later migrations, whatever they add, run at the upgrade)
+    c = sqlite3.connect(tmp_path / "alertd.db", isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:7], start=1):
+        c.executescript(script)
+        c.execute(f"PRAGMA user_version={number}")
+    summary = q.create_summary(c, A, "sms", "2 more alerts: a; b", {"folded": {"count": 2, "parts": []}}, 1.0, 0.0)
+    for text in ("a", "b"):
+        c.execute("INSERT INTO triggers (created_at, source) VALUES (0, 'api')")
+        c.execute("INSERT INTO logs (trigger_id, created_at, source, to_number, type, message, params, status,"
+                  " summary_log_id) VALUES (last_insert_rowid(), 0, 'api', ?, 'sms', ?, ?, 'throttled', ?)",
+                  (A, text, json.dumps({}), summary))
+    c.close()
     upgraded = Store(tmp_path / "alertd.db")
     assert [r["message"] for r in q.folded_into(upgraded, summary)] == ["a", "b"]
     upgraded.close()

@@ -204,3 +204,10 @@ def test_the_production_config_in_docs_ops_passes_check(tmp_path):
     done = subprocess.run([sys.executable, "-m", "alertd", "check", "-c", str(config)], capture_output=True,
                           text=True, timeout=60, env={**env, "CREDENTIALS_DIRECTORY": str(tmp_path / "credentials")})
     assert done.stdout.splitlines() == [f"SUCCESS: {config}"], done.stdout
+
+
+def test_the_unit_raises_the_open_file_limit_above_what_slow_clients_could_hold():
+    # each connection is a file; the default soft limit of 1024 (256 on some hosts) is reached by a
+    # few hundred clients that never finish a request, and then health checks and provider requests fail
+    (value,) = directives()["Service"]["LimitNOFILE"]
+    assert int(value) >= 65536, value

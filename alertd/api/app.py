@@ -7,6 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from . import errors, health, hooks, logs, notify, provider_hooks, silences, twilio_hooks
+from .limits import BodyLimit
 
 log = structlog.get_logger("alertd.http")
 
@@ -54,7 +55,9 @@ class RequestLog:
 
 
 def create_app(daemon, lifespan=None) -> FastAPI:
-    app = FastAPI(title="alertd", version="0.1.0", lifespan=lifespan,
+    # redirect_slashes off: the 307 for a trailing slash built its Location from the Host header
+    # and copied ?key= into it; a path with a stray slash is 404 instead
+    app = FastAPI(title="alertd", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
                   description="Alert calls and SMS; a drop-in for the hosted notify API.")
     app.state.daemon = daemon
     errors.install(app)
@@ -69,4 +72,7 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     install_ui(app, daemon.config)  # the dashboard, under ui.path
 
     app.add_middleware(RequestLog, owner=app, fast={("POST", "/api/v1/calls/notify"): notify.notify})
+    # outermost, so it wraps the notify fast path too; it only wraps receive: the 413 it raises is
+    # answered by the error handlers inside RequestLog, and logged like any request
+    app.add_middleware(BodyLimit, limit=daemon.config.server.max_body_bytes)
     return app

@@ -13,6 +13,7 @@ import secrets
 from fastapi import Request
 
 from ..store import Store
+from . import scopes
 from .errors import ApiError
 from .ratelimit import RateLimiter
 
@@ -46,8 +47,8 @@ class Authenticator:
         self._touched: dict[int, float] = {}
 
     def __call__(self, request: Request) -> int:
-        """Returns the key's id. Raises ApiError 401 (missing, unknown, revoked)
-        or 429 (over server.rate_limit, with Retry-After)."""
+        """Returns the key's id. Raises ApiError 401 (missing, unknown, revoked), 403 (the key lacks
+        the route's scope, alertd/api/scopes.py) or 429 (over server.rate_limit, with Retry-After)."""
         key = presented_key(request)
         if not key:
             raise ApiError(401, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
@@ -55,10 +56,14 @@ class Authenticator:
         row = self.store.find_key(digest)
         # the lookup is by hash of the key, so timing reveals nothing about stored keys;
         # the final check is constant-time all the same
-        if row is None or not hmac.compare_digest(digest, row["key_hash"]):
+        # a revoked key gets the unknown key's answer: a leaked key tells its holder nothing
+        if row is None or not hmac.compare_digest(digest, row["key_hash"]) or row["revoked_at"] is not None:
             raise ApiError(401, "Invalid API key.")
-        if row["revoked_at"] is not None:
-            raise ApiError(401, "API key has been revoked.")
+        route = request.scope.get("route")  # absent on the notify fast path (alertd/api/app.py)
+        wanted = scopes.needed(request.method, route.path if route is not None else request.url.path,
+                               request.path_params)
+        if not scopes.allows(row["scopes"], wanted):
+            raise ApiError(403, scopes.refusal(row["scopes"], wanted), missing_scope=wanted[0])
         now = self.clock.timestamp()
         if self.limiter is not None:
             wait = self.limiter.take(row["id"], now)

@@ -46,7 +46,7 @@ async def rules(request: Request) -> JSONResponse:
         s = summaries.get(rule_id, {})
         src = rule.source
         source = ({"webhook": src.webhook, "format": src.webhook_format} if src.webhook is not None else
-                  {"poll": src.poll.model_dump(mode="json")} if src.poll is not None else
+                  {"poll": src.poll.shown()} if src.poll is not None else
                   {"schedule": src.schedule.model_dump(mode="json")})
         out.append({
             "id": rule_id, "description": rule.description, "file": runner.ruleset.files.get(rule_id),

@@ -69,7 +69,7 @@ async def list_logs(request: Request, limit: str = "50", source: str | None = No
                     since: str | None = None) -> JSONResponse:
     daemon = request.app.state.daemon
     daemon.auth(request)
-    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 1000:
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 4) or not 1 <= int(limit) <= 1000:
         raise ApiError(400, "limit: must be a whole number from 1 to 1000")
     rows = daemon.store.list_logs(limit=int(limit), source=source,
                                   since=parse_since(since) if since else None)

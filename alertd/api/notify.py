@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from .. import phones
 from ..escalation import build_spec
 from .errors import ApiError, describe_validation
+from .limits import BodyTooLarge
 from .models import TEMPLATE_FIELDS, NotifyRequest, TemplateCreate, TemplateDelete, json_body
 
 log = structlog.get_logger("alertd.api")
@@ -25,18 +26,18 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False, 
 
     ``fast``: parse with orjson, which reads an integer beyond 64 bits as a float:
     fine for notify's fields, not for a webhook's event (a rule may template it)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"Request body too large (limit {limit} bytes).")
-    raw = await request.body()
+    raw = await request.body()  # never more than the limit: alertd/api/limits.py stops it sooner
     if len(raw) > limit:
-        raise ApiError(413, f"Request body too large (limit {limit} bytes).")
+        raise BodyTooLarge(limit)
     ctype = request.headers.get("content-type", "")
     looks_json = raw.lstrip()[:1] in (b"{", b"[")  # curl -d without a Content-Type still sends JSON
     if not looks_json and (ctype.startswith("application/x-www-form-urlencoded")
                            or ctype.startswith("multipart/form-data")):
-        form = await request.form()
-        return {k: (form.getlist(k) if len(form.getlist(k)) > 1 else v) for k, v in form.items()}
+        async with request.form() as form:  # closes what a multipart part spooled
+            for k, v in form.multi_items():
+                if not isinstance(v, str):  # it would reach a message as "UploadFile(filename=...)"
+                    raise ApiError(400, f"{k}: a file upload; send text fields only")
+            return {k: (form.getlist(k) if len(form.getlist(k)) > 1 else v) for k, v in form.items()}
     if not raw.strip():
         if allow_empty:
             return None
@@ -50,6 +51,8 @@ async def read_body(request: Request, limit: int, *, allow_empty: bool = False, 
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Malformed JSON body: {exc}") from None
+    except ValueError:  # what else json.loads raises: int() refuses integers of more than 4300 digits
+        raise ApiError(400, "Malformed JSON body: an integer has more than 4300 digits.") from None
     except RecursionError:
         raise ApiError(400, "Malformed JSON body: nested too deeply.") from None
 

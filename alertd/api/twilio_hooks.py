@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from .. import phones
 from ..providers.twilio import call_twiml, gather_reply_twiml, signature_valid
 from .errors import ApiError
+from .logs import row_id
 
 log = structlog.get_logger("alertd.twilio")
 router = APIRouter(prefix="/twilio", include_in_schema=False)
@@ -35,10 +36,15 @@ async def verified_params(request: Request) -> dict:
 
 
 def _log_id(request: Request) -> int:
-    value = request.query_params.get("log_id", "")
-    if not value.isdigit():
-        raise ApiError(400, "log_id: missing from the callback URL")
-    return int(value)
+    number = row_id(request.query_params.get("log_id", ""))
+    if number is None:
+        raise ApiError(400, "log_id: missing from the callback URL, or not a log id")
+    return number
+
+
+def _error_code(text: str) -> int | None:
+    # ASCII digits only: "²".isdigit() is True and int() refuses it; and an INTEGER column holds 64 bits
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 def _xml(text: str) -> Response:
@@ -49,8 +55,7 @@ def _xml(text: str) -> Response:
 async def status(request: Request) -> Response:
     params = await verified_params(request)
     daemon, log_id = request.app.state.daemon, _log_id(request)
-    code = params.get("ErrorCode", "")
-    error_code = int(code) if code.isdigit() else None  # the story shows it in words (alertd/ui/render.py)
+    error_code = _error_code(params.get("ErrorCode", ""))  # the story shows it in words (alertd/ui/render.py)
     if request.query_params.get("channel") == "sms" or "MessageStatus" in params:
         daemon.callbacks.sms_status(log_id, params.get("MessageSid"), params.get("MessageStatus", ""), error_code)
     else:

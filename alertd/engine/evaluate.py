@@ -236,7 +236,8 @@ def _fill(d: Decision, rule: Rule, ctx: dict, now: datetime, tz: ZoneInfo, group
         # with an API template, None means "the template's value" at send time
         return default if value is None and d.template_id is None else value
 
-    d.recipients, d.rotations = people.resolve(notify.to, ctx, "notify.to", d.errors)
+    d.recipients, d.rotations = people.resolve(notify.to, ctx, "notify.to", d.errors,
+                                               names_from_event=notify.to_names_from_event)
     if not d.recipients and not d.rotations:
         d.errors.append("notify.to: no valid recipient")
     source = notify.message if notify.message is not None else (named.message if named else None)
@@ -259,7 +260,7 @@ def _fill(d: Decision, rule: Rule, ctx: dict, now: datetime, tz: ZoneInfo, group
     d.send_at = _send_at(rule, ctx, now, tz, d.errors)
     for k, step in enumerate(notify.escalate):
         key = f"notify.escalate[{k}]"
-        numbers, rots = people.resolve(step.to, ctx, f"{key}.to", d.errors)
+        numbers, rots = people.resolve(step.to, ctx, f"{key}.to", d.errors, names_from_event=step.to_names_from_event)
         d.escalate.append(Step(
             after=step.after,
             recipients=numbers,

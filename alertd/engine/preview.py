@@ -13,8 +13,10 @@ def read_event(text: str) -> object:
     """A sample event from JSON text ({} when empty). Raises ValueError("not JSON: ...")."""
     try:
         return json.loads(text) if text.strip() else {}
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except ValueError:  # int() refuses integers of more than 4300 digits
+        raise ValueError("not JSON: an integer has more than 4300 digits") from None
     except RecursionError:
         raise ValueError("not JSON: nested too deeply") from None
 

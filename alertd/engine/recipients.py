@@ -5,12 +5,19 @@ or other groups), a rotation (kept as a name: who is on call is decided at
 send time, which may be later than evaluation), a phone number, or a Jinja2
 template that renders to one of those. Numbers are merged in first-seen
 order. Problems are appended to ``errors`` as sentences, never raised.
+
+A template's result is looked up as a name only when the template writes
+that name itself (``{{ 'oncall' if event.critical else 'manager' }}``): a
+value from event data must be a phone number. A shop's webhook whose customer
+phone is "oncall" would otherwise text the on-call engineers whatever the
+customer typed as a first name. ``to_names_from_event: true`` on the rule
+lifts this, for event sources that are trusted (docs/rules.md).
 """
 from __future__ import annotations
 
 from typing import Any, Collection, Mapping
 
-from alertd.engine.templating import RenderError, render
+from alertd.engine.templating import RenderError, literal_strings, render
 from alertd.phones import normalize
 from alertd.rules.types import recipient_kind
 
@@ -21,7 +28,8 @@ class Recipients:
     def __init__(self, contacts: Mapping[str, str], groups: Mapping[str, Any], rotations: Collection[str]):
         self.contacts, self.groups, self.rotations = contacts, groups, rotations
 
-    def resolve(self, entries: list[str], ctx: dict[str, Any], key: str, errors: list[str]) -> tuple[list[str], list[str]]:
+    def resolve(self, entries: list[str], ctx: dict[str, Any], key: str, errors: list[str], *,
+                names_from_event: bool = False) -> tuple[list[str], list[str]]:
         numbers: dict[str, None] = {}  # a dict keeps order and merges duplicates
         rotations: dict[str, None] = {}
         for entry in entries:
@@ -34,6 +42,11 @@ class Recipients:
                     continue
                 if not value:
                     errors.append(f"{key}: '{entry}' rendered empty")
+                    continue
+                if (recipient_kind(value) == "name" and not names_from_event
+                        and value not in literal_strings(entry)):
+                    errors.append(f"{key}: '{value}' (from '{entry}') is not a phone number; a name is looked up"
+                                  " only when the rule writes it (to_names_from_event: true lifts this)")
                     continue
             self._add(value, entry, key, numbers, rotations, errors, seen=set())
         return list(numbers), list(rotations)

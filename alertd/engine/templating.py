@@ -89,6 +89,20 @@ def _template(source: str) -> jinja2.Template:
         raise RenderError(f"invalid Jinja2: {exc}", str(exc)) from None
 
 
+@lru_cache(maxsize=4096)
+def literal_strings(source: str) -> frozenset[str]:
+    """The text a template writes itself: its string constants and the text outside its tags,
+    each stripped. What is not among them came, at least in part, from the data it was given.
+    Empty for a template that does not parse (rendering it reports why)."""
+    try:
+        tree = ENV.parse(source)
+    except jinja2.TemplateError:
+        return frozenset()
+    found = {n.value.strip() for n in tree.find_all(nodes.Const) if isinstance(n.value, str)}
+    found |= {n.data.strip() for n in tree.find_all(nodes.TemplateData)}
+    return frozenset(found)
+
+
 @lru_cache(maxsize=32768)
 def _expression(source: str) -> Callable[..., Any]:
     try:

@@ -178,12 +178,16 @@ def _parse(path: Path, display: str, environ: Mapping[str, str]) -> _File:
             f.add(("rules", i), f"{label}: a rule must be a mapping of keys (id, source, notify, ...)")
             continue
         f.raw_rules.append((i, raw, label))
+        written_url = dig(raw, "source", "poll", "url")
         raw, unset = _substitute_poll(raw, environ)
         for loc, name in unset:
             f.add(("rules", i) + loc, f"{label}: environment variable {name} is not set in "
                   f"{yamlfile.format_loc(loc)}: set it, or write ${{{name}:-default}}")
         try:
-            f.rules.append((i, Rule.model_validate(raw)))
+            rule = Rule.model_validate(raw)
+            if rule.source.poll is not None and isinstance(written_url, str):
+                rule.source.poll._url_as_written = written_url  # what the API shows (Poll.shown)
+            f.rules.append((i, rule))
         except ValidationError as exc:
             for loc, text in describe(exc, Rule):
                 f.add(("rules", i) + loc, f"{label}: {text}")

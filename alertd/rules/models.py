@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from alertd.rules.types import (
     RULE_ID,
@@ -60,6 +61,9 @@ class _Delivery(Strict):
     repeat: Repeat | None = None
     gather: bool | None = None
     retry: Retry | None = None
+    # a ``to`` template's result from event data is looked up as a contact, group or rotation name:
+    # only for trusted event sources (alertd/engine/recipients.py)
+    to_names_from_event: bool = False
 
     @field_validator("to")
     @classmethod
@@ -126,6 +130,19 @@ class Poll(Strict):
     headers: dict[str, Text] = {}
     body: Any = None
     timeout: PositiveDuration = timedelta(seconds=10)
+    # the url as the file has it, ${VAR} unexpanded: set by the loader, which substitutes before validation
+    _url_as_written: str | None = PrivateAttr(None)
+
+    def shown(self) -> dict:
+        """This poll as the API shows it to any key: the url as written (${VAR} unexpanded) with its
+        password hidden, and every header value and the body hidden: a token can be written there
+        literally as well as through ${VAR}."""
+        out = self.model_dump(mode="json")
+        out["url"] = hide_password(self._url_as_written or self.url)
+        out["headers"] = {name: "***" for name in self.headers}
+        if self.body is not None:
+            out["body"] = "***"
+        return out
 
     @field_validator("method", mode="before")
     @classmethod
@@ -143,6 +160,15 @@ class Poll(Strict):
     def _schedule(self) -> Poll:
         _one_of_every_cron(self)
         return self
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user info, if any, as ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class Schedule(Strict):

@@ -10,6 +10,7 @@ which is cheaper than handing it to a thread.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -26,10 +27,23 @@ class SchemaTooNew(StoreError):
     pass
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 (and the folders leading to it 0700) unless it exists, whatever the umask:
+    the database holds phone numbers, messages and password hashes. SQLite gives the -wal and -shm
+    files the database file's mode. Folders and files that exist are left as they are."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def connect(path: str | Path, *, timeout: float = 5.0) -> sqlite3.Connection:
     path = Path(path)
     if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
     conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
@@ -109,18 +123,19 @@ class Store:
             return False
 
     # --- API keys ---------------------------------------------------------
-    def create_key(self, name: str, prefix: str, key_hash: str, now: float) -> int:
+    def create_key(self, name: str, prefix: str, key_hash: str, now: float, scopes: str = "admin") -> int:
+        """``scopes``: space-separated, as alertd.api.scopes.parse returns them."""
         with self.tx() as c:
-            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
-                             (name, prefix, key_hash, now)).lastrowid
+            return c.execute("INSERT INTO api_keys (name, prefix, key_hash, created_at, scopes) VALUES (?, ?, ?, ?, ?)",
+                             (name, prefix, key_hash, now, scopes)).lastrowid
 
     def find_key(self, key_hash: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT id, name, key_hash, revoked_at FROM api_keys WHERE key_hash = ?",
+        return self.conn.execute("SELECT id, name, key_hash, revoked_at, scopes FROM api_keys WHERE key_hash = ?",
                                  (key_hash,)).fetchone()
 
     def list_keys(self) -> list[sqlite3.Row]:
-        return self.conn.execute(
-            "SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM api_keys ORDER BY id").fetchall()
+        return self.conn.execute("SELECT id, name, prefix, created_at, last_used_at, revoked_at, scopes"
+                                 " FROM api_keys ORDER BY id").fetchall()
 
     def revoke_key(self, key_id: int, now: float) -> bool:
         with self.tx() as c:
@@ -381,6 +396,15 @@ class Store:
             return c.execute("INSERT INTO followups (trigger_id, kind, log_id, step, due_at, state, created_at)"
                              " VALUES (?, ?, ?, ?, ?, 'pending', ?)",
                              (trigger_id, kind, log_id, step, due_at, now)).lastrowid
+
+    def add_retry_once(self, trigger_id: int, log_id: int, due_at: float, now: float) -> bool:
+        """A retry of the call ``log_id``, unless it already has one; True when added. Each
+        unanswered call is placed again at most once, however many final callbacks it gets."""
+        with self.tx() as c:
+            return c.execute("INSERT INTO followups (trigger_id, kind, log_id, due_at, state, created_at)"
+                             " SELECT ?, 'retry', ?, ?, 'pending', ? WHERE NOT EXISTS (SELECT 1 FROM followups"
+                             " WHERE trigger_id = ? AND kind = 'retry' AND log_id = ?)",
+                             (trigger_id, log_id, due_at, now, trigger_id, log_id)).rowcount == 1
 
     def claim_followups(self, now: float, limit: int = 100) -> list[sqlite3.Row]:
         """Due follow-ups, marked done in the same transaction: each runs once,

@@ -210,7 +210,11 @@ MIGRATIONS: list[str] = [
         SELECT l.summary_log_id, l.log_id, s.type FROM logs l JOIN logs s ON s.log_id = l.summary_log_id
         WHERE l.summary_log_id IS NOT NULL;
     """,
-    # 9: which provider (its name in providers:) carried each channel's last attempt (failover)
+    # 9: API key scopes (alertd/api/scopes.py); keys made before them keep every right
+    """
+    ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'admin';  -- space-separated
+    """,
+    # 10: which provider (its name in providers:) carried each channel's last attempt (failover)
     """
     ALTER TABLE logs ADD COLUMN call_provider TEXT;
     ALTER TABLE logs ADD COLUMN sms_provider TEXT;

@@ -28,6 +28,12 @@ def record(store: Store, log_id: int, channel: str, status: str, at: float, *, s
                   " VALUES (?, ?, ?, ?, ?, ?)", (log_id, column, status, at, error_code, provider_status))
 
 
+def seen(store: Store, log_id: int, channel: str, status: str) -> bool:
+    """Whether ``log_id`` already had a callback of ``status`` on ``channel``."""
+    return store.conn.execute("SELECT 1 FROM status_callbacks WHERE log_id = ? AND channel = ? AND status = ?"
+                              " LIMIT 1", (log_id, "call" if channel == "call" else "sms", status)).fetchone() is not None
+
+
 def history(store: Store, log_ids: list[int]) -> dict[int, list[sqlite3.Row]]:
     """log id -> its status callbacks in the order they arrived."""
     out: dict[int, list[sqlite3.Row]] = defaultdict(list)

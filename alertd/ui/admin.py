@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from .. import oncall, silences
 from ..engine import preview
+from ..api import scopes
 from ..api.auth import generate_key
 from ..store.ui import rules_last_fired
 
@@ -15,8 +16,9 @@ log = structlog.get_logger("alertd.ui")
 
 def add_routes(base: str, *, page, post, html) -> None:
     """Registers the pages with ``page``/``post`` (alertd/ui/views.py: login and CSRF checked there)."""
-    def keys_page(request, session, **extra):
-        return html("keys.html", request, session, keys=request.app.state.daemon.store.list_keys(), **extra)
+    def keys_page(request, session, status=200, **extra):
+        return html("keys.html", request, session, status=status, keys=request.app.state.daemon.store.list_keys(),
+                    **extra)
 
     @page("/keys")
     async def keys(request: Request, session) -> Response:
@@ -27,10 +29,14 @@ def add_routes(base: str, *, page, post, html) -> None:
         name = str(form.get("name", "")).strip()[:100]
         if not name:
             return keys_page(request, session, error="A key needs a name.")
+        try:
+            granted = scopes.parse([str(form.get("scopes", ""))[:1000]])
+        except ValueError as exc:
+            return keys_page(request, session, status=400, error=str(exc))
         d = request.app.state.daemon
         key, prefix, digest = generate_key()
-        key_id = d.store.create_key(name, prefix, digest, d.clock.timestamp())
-        log.info("api key created", key_id=key_id, by=session["name"])
+        key_id = d.store.create_key(name, prefix, digest, d.clock.timestamp(), scopes=granted)
+        log.info("api key created", key_id=key_id, scopes=granted, by=session["name"])
         # shown once, in this response only: never stored, never in a URL
         return keys_page(request, session, new_key=key, new_name=name)
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from ..clock import from_timestamp
 from . import HERE
 
 # Twilio's codes in words: an error code alone tells the on-call engineer nothing at 3 a.m.
@@ -25,7 +25,7 @@ env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select
 def when(ts: float | None, tz, fmt: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, tz).strftime(fmt)
+    return from_timestamp(ts, tz).strftime(fmt)
 
 
 def error_text(raw: str | None) -> str:

@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..api.errors import ApiError
+from ..api.logs import row_id
 from ..api.models import NotifyRequest, TemplateCreate
 from ..api.notify import build_rows, parse, resolve_params
 from ..store import StoreError
@@ -57,8 +58,8 @@ def add_routes(base: str, *, page, post, html) -> None:
     """Registers the pages with ``page``/``post`` (alertd/ui/views.py: login and CSRF checked there)."""
     def list_page(request, session, status=200, **extra):
         d = request.app.state.daemon
-        test = request.query_params.get("test", "")
-        sent = d.store.get_log(int(test)) if test.isdigit() else None
+        test = row_id(request.query_params.get("test", ""))
+        sent = d.store.get_log(test) if test is not None else None
         return html("templates.html", request, session, status=status, templates=d.store.list_templates(),
                     numbers=d.config.provider.numbers, sent=sent, **extra)
 
