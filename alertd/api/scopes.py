@@ -47,6 +47,8 @@ NO_KEY: dict[tuple[str, str], str] = {
     ("POST", "/twilio/sms"): "Twilio's signature",
     ("GET", "/twilio/twiml"): "Twilio's signature",
     ("POST", "/twilio/twiml"): "Twilio's signature",
+    ("GET", "/providers/{name}/{what}"): "the named provider's own signature (alertd/providers/*.py)",
+    ("POST", "/providers/{name}/{what}"): "the named provider's own signature (alertd/providers/*.py)",
     ("GET", "/openapi.json"): "public: the API's description",
     ("GET", "/docs"): "public: the API's description",
     ("GET", "/docs/oauth2-redirect"): "public: the API's description",
