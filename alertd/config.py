@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -11,12 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from . import credentials, phones, yamlfile
-from .providers import config as providers_config
+from . import credentials, phones, provider_config, yamlfile
 from .durations import parse_duration
+from .envsubst import substitute
 
 DEFAULT_PATH = "/etc/alertd/config.yaml"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
@@ -46,7 +44,7 @@ class RateLimitConfig(Strict):
     """A token bucket per API key: bursts of up to ``requests``, refilled at ``requests`` per ``per``."""
 
     # 6,000 a minute: a burst of 1,000 triggers from one integration is accepted at once
-    # (issue 4), a runaway loop is still stopped within seconds
+    # (storm control folds what one number cannot take), a runaway loop is still stopped within seconds
     requests: int = Field(6000, ge=1)
     per: timedelta = timedelta(minutes=1)
     _norm_per = field_validator("per", mode="before")(_duration)
@@ -148,10 +146,6 @@ class ProviderConfig(Strict):
                 setattr(self, inline, credentials.read(source, base=ctx.get("base")))
         return self
 
-    @property
-    def configured(self) -> bool:
-        return self.kind == "simulator" or bool(self.account_sid and self.auth_token)
-
 
 class DispatchConfig(Strict):
     max_attempts: int = Field(10, ge=1, le=100)
@@ -162,7 +156,7 @@ class DispatchConfig(Strict):
 
 class PerNumberLimits(Strict):
     """At most ``calls`` calls and ``sms`` messages to one number in any ``per``;
-    a channel left out is not limited. What exceeds is folded (alertd/storm.py)."""
+    a channel left out is not limited. What exceeds is folded (alertd/dispatch/storm.py)."""
 
     calls: int | None = Field(None, ge=1)
     sms: int | None = Field(None, ge=1)
@@ -183,7 +177,7 @@ class LimitsConfig(Strict):
 
 class DeadmanConfig(Strict):
     """Tell ``to`` (a contact or a number) when no provider request has
-    succeeded, and at least one failed, for ``after`` (alertd/deadman.py)."""
+    succeeded, and at least one failed, for ``after`` (alertd/dispatch/deadman.py)."""
 
     to: str
     after: timedelta = timedelta(minutes=10)
@@ -267,9 +261,9 @@ class Config(Strict):
     rules: Path = Path("/etc/alertd/rules")
     timezone: str = "UTC"
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
-    # several providers and failover (alertd/providers/config.py); empty: `provider:` as a list of one
-    providers: list[providers_config.ProviderEntry] = Field(default_factory=list)
-    routing: providers_config.RoutingConfig = Field(default_factory=providers_config.RoutingConfig)
+    # several providers and failover (alertd/provider_config.py); empty: `provider:` as a list of one
+    providers: list[provider_config.ProviderEntry] = Field(default_factory=list)
+    routing: provider_config.RoutingConfig = Field(default_factory=provider_config.RoutingConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -324,7 +318,7 @@ class Config(Strict):
         if self.providers and "provider" in self.model_fields_set:
             raise ValueError("set provider (one) or providers (a list), not both")
         # reported with the other cross-references, each at its own line (name_problems)
-        self._provider_problems = providers_config.reconcile(self)
+        self._provider_problems = provider_config.reconcile(self)
         return self
 
     @model_validator(mode="after")
@@ -363,30 +357,9 @@ class Config(Strict):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def contact_numbers(self) -> dict[str, str]:
-        return {name: c.phone for name, c in self.contacts.items()}
-
-
-def _substitute(value: Any, loc: tuple, unset: list[tuple]) -> Any:
-    if isinstance(value, str):
-        def repl(m: re.Match) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            unset.append((loc, name))
-            return ""
-        return _VAR.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, loc + (k,), unset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, loc + (i,), unset) for i, v in enumerate(value)]
-    return value
-
 
 def _loc(err: dict) -> tuple:
-    return providers_config.strip_tag(
+    return provider_config.strip_tag(
         tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
 
 
@@ -414,7 +387,7 @@ def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") 
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: the config must be a mapping of keys"])
     unset: list[tuple] = []
-    data = _substitute(data, (), unset)
+    data = substitute(data, (), unset)
     warnings = [f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: environment variable {name} is not set"
                 for loc, name in unset]
     try:
@@ -444,5 +417,6 @@ def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") 
     elif p.kind == "twilio" and not ((p.account_sid or p.account_sid_file) and (p.auth_token or p.auth_token_file)):
         warnings.append(f"{path}: provider: Twilio credentials are not configured; notify answers 503")
     if any(e.kind != "simulator" for e in config.providers) and not config.server.public_url:
-        warnings.append(f"{path}: server.public_url is not set; providers cannot reach the status and press-1 callbacks")
+        warnings.append(f"{path}: server.public_url is not set; providers cannot reach the status and press-1"
+                        " callbacks")
     return config, warnings

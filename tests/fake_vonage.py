@@ -20,7 +20,8 @@ from fake_provider import FakeProvider
 class FakeVonage(FakeProvider):
     name = "vonage"
 
-    def __init__(self, application_id: str = "app-vg-1", signature_secret: str = "sig-secret-test-0123456789abcdefghijklmnop"):
+    def __init__(self, application_id: str = "app-vg-1",
+                 signature_secret: str = "sig-secret-test-0123456789abcdefghijklmnop"):
         super().__init__()
         self.application_id, self.signature_secret = application_id, signature_secret
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

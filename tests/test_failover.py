@@ -151,7 +151,7 @@ def test_routing_sends_a_prefix_to_its_own_provider_first(make_daemon, fake_twil
 def test_the_dead_mans_switch_waits_until_every_provider_fails(make_daemon, telnyx):
     d = make_daemon(providers(refused_url(), telnyx))
     notify(d, TO)
-    assert d.daemon.dispatcher.failing_since is None  # one provider down is not alertd down
+    assert d.daemon.attempts.health.failing_since is None  # one provider down is not alertd down
 
 
 def test_the_dead_mans_switch_fires_when_every_provider_fails_and_tries_each(make_daemon, telnyx):
@@ -163,7 +163,7 @@ def test_the_dead_mans_switch_fires_when_every_provider_fails_and_tries_each(mak
     d = make_daemon(overrides, clock=clock)
     d.pause_worker()
     assert notify(d, stuck, action_type="sms")["status"] == "queued"  # main refused, tx 503: both failing
-    assert d.daemon.dispatcher.failing_since is not None
+    assert d.daemon.attempts.health.failing_since is not None
     clock.advance(601)
     assert d.run(d.daemon.deadman.run_due()) == 1
     # main still refuses; the warning to the manager goes out through tx

@@ -45,13 +45,11 @@ def test_a_call_speaks_with_barge_in_and_a_press_of_one_acknowledges(daemon, von
 
 
 def test_an_unanswered_call_is_stored_in_alertds_words_with_vonages_kept_beside(daemon, vonage):
-    from alertd.store.status import history
-
     log_id = notify(daemon, TO)["log_id"]
     call = vonage.wait_for(1, "call")[0]
     assert vonage.event(call.sid, "unanswered")[0] == 200
     assert row(daemon, log_id)["call_status"] == "no-answer"  # what follow-ups retry on, as for Twilio
-    (kept,) = history(daemon.daemon.store, [log_id])[log_id]
+    (kept,) = daemon.on_loop(daemon.daemon.store.status.history, [log_id])[log_id]
     assert (kept["status"], kept["provider_status"]) == ("no-answer", "unanswered")
 
 

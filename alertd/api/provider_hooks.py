@@ -15,7 +15,8 @@ from fastapi.responses import Response
 from ..providers import Outgoing
 from ..providers.common import CallbackRefused, Inbound
 from .errors import ApiError
-from .twilio_hooks import sms_reply
+from .limits import BodyTooLarge, declared_length
+from .twilio_hooks import call_of, sms_reply
 
 router = APIRouter(prefix="/providers", include_in_schema=False)
 # a provider's callback is a few kilobytes; anything far larger is not one, and is not kept in memory
@@ -23,14 +24,16 @@ CALLBACK_MAX_BYTES = 64 * 1024
 
 
 async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > CALLBACK_MAX_BYTES:
-        raise ApiError(413, f"Request body too large (limit {CALLBACK_MAX_BYTES} bytes).")
+    """The raw body, which a signature covers; refused past CALLBACK_MAX_BYTES as it arrives
+    (tighter than the app's server.max_body_bytes, alertd/api/limits.py)."""
+    declared = declared_length(request.scope)
+    if declared is not None and declared > CALLBACK_MAX_BYTES:
+        raise BodyTooLarge(CALLBACK_MAX_BYTES)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > CALLBACK_MAX_BYTES:
-            raise ApiError(413, f"Request body too large (limit {CALLBACK_MAX_BYTES} bytes).")
+            raise BodyTooLarge(CALLBACK_MAX_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -47,10 +50,8 @@ class DaemonHooks:
         return sms_reply(self.daemon, sender, body)
 
     def outgoing(self, log_id: int) -> Outgoing | None:
-        row = self.daemon.store.get_log(log_id)
-        if row is None:
-            return None
-        return self.daemon.dispatcher.outgoing(self.daemon.store.row_dict(row), "call")
+        row = self.daemon.store.logs.get(log_id)
+        return None if row is None else call_of(self.daemon, row)
 
 
 @router.api_route("/{name}/{what}", methods=["GET", "POST"])

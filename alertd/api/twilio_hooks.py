@@ -6,6 +6,7 @@ The log id travels in the URL: a callback can beat the stored sid.
 """
 from __future__ import annotations
 
+import json
 from xml.sax.saxutils import escape
 
 import structlog
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import phones
+from ..providers.common import number
 from ..providers.twilio import call_twiml, gather_reply_twiml, signature_valid
 from .errors import ApiError
 from .logs import row_id
@@ -43,8 +45,7 @@ def _log_id(request: Request) -> int:
 
 
 def _error_code(text: str) -> int | None:
-    # ASCII digits only: "²".isdigit() is True and int() refuses it; and an INTEGER column holds 64 bits
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+    return number(text, 9)  # ASCII digits only, and fewer than an INTEGER column's 64 bits
 
 
 def _xml(text: str) -> Response:
@@ -68,12 +69,11 @@ async def status(request: Request) -> Response:
 async def gather(request: Request) -> Response:
     params = await verified_params(request)
     daemon, log_id = request.app.state.daemon, _log_id(request)
-    acknowledged = daemon.callbacks.digits(log_id, params.get("CallSid"), params.get("Digits", ""),
-                                           params.get("To"))
-    row = daemon.store.get_log(log_id)
+    acknowledged = daemon.callbacks.digits(log_id, params.get("Digits", ""), params.get("To"))
+    row = daemon.store.logs.get(log_id)
     if row is None:
         return _xml(_EMPTY)
-    out = daemon.dispatcher.outgoing(daemon.store.row_dict(row), "call")
+    out = call_of(daemon, row)
     return _xml(gather_reply_twiml(out, acknowledged or params.get("Digits", "").strip() == "1"))
 
 
@@ -81,10 +81,15 @@ async def gather(request: Request) -> Response:
 async def twiml(request: Request) -> Response:
     await verified_params(request)
     daemon, log_id = request.app.state.daemon, _log_id(request)
-    row = daemon.store.get_log(log_id)
+    row = daemon.store.logs.get(log_id)
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
-    return _xml(call_twiml(daemon.dispatcher.outgoing(daemon.store.row_dict(row), "call")))
+    return _xml(call_twiml(call_of(daemon, row)))
+
+
+def call_of(daemon, row):
+    """The call of a stored log row, as the provider was asked to place it."""
+    return daemon.attempts.outgoing(row["to_number"], row["message"], json.loads(row["params"]), row["log_id"], "call")
 
 
 ACK_WORDS = {"1", "ACK", "OK"}
@@ -118,9 +123,9 @@ def sms_reply(daemon, sender: str, body: str) -> str:
     except ValueError:
         return "alertd: this number cannot acknowledge alerts."
     now = daemon.clock.timestamp()
-    row = daemon.store.latest_open_trigger_for(number, now - ACK_WINDOW)
+    row = daemon.store.logs.latest_open_trigger_for(number, now - ACK_WINDOW)
     if row is None:
         return "alertd: no open alert to acknowledge for this number."
     daemon.callbacks.acknowledge(row["log_id"], number, "sms")
-    message = daemon.store.get_log(row["log_id"])["message"] or ""
+    message = daemon.store.logs.get(row["log_id"])["message"] or ""
     return f"Acknowledged: {message[:100]}"

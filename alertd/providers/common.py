@@ -43,10 +43,10 @@ class Inbound:
             raise CallbackRefused(400, "the body is not JSON") from None
 
     def log_id(self) -> int:
-        value = self.query.get("log_id", "")
-        if not value.isdigit():
-            raise CallbackRefused(400, "log_id: missing from the callback URL")
-        return int(value)
+        log_id = number(self.query.get("log_id", ""), 18)
+        if log_id is None:
+            raise CallbackRefused(400, "log_id: missing from the callback URL, or not a log id")
+        return log_id
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,19 @@ class Hooks(Protocol):
     def sms_status(self, log_id: int, sid: str | None, status: str, error_code: int | None = None,
                    provider_status: str | None = None) -> bool: ...
 
-    def digits(self, log_id: int, sid: str | None, digits: str, from_: str | None = None) -> bool: ...
+    def digits(self, log_id: int, digits: str, from_: str | None = None) -> bool: ...
 
     def inbound_sms(self, sender: str, body: str) -> str:
         """An SMS reply; the text to answer with."""
 
     def outgoing(self, log_id: int) -> Outgoing | None:
         """The call as it was sent, to serve its instructions again."""
+
+
+def number(text: str, max_digits: int = 9) -> int | None:
+    """``text`` as an int when it is ASCII digits only, at most ``max_digits`` of them; else None.
+    isdigit() alone lets "²" through (int() refuses it), and an INTEGER column holds 64 bits."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= max_digits else None
 
 
 def row_token(secret: str, name: str, log_id: int) -> str:

@@ -10,7 +10,7 @@ from typing import Callable
 from xml.sax.saxutils import escape
 
 from . import Outgoing
-from .common import CallbackRefused, Hooks, Inbound, Reply
+from .common import CallbackRefused, Hooks, Inbound, Reply, number
 from .twilio import call_twiml, compute_signature, gather_reply_twiml
 
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -34,10 +34,6 @@ def hmac_sha1_valid(key: str, inbound: Inbound, header_names: tuple[str, ...]) -
     raise CallbackRefused(403, "invalid signature")
 
 
-def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
-
-
 def handle(what: str, inbound: Inbound, hooks: Hooks, prepare: Callable[[Outgoing], Outgoing],
            form: dict[str, str] | None = None) -> Reply:
     """One verified TwiML-style callback: ``what`` is status, gather, twiml or sms."""
@@ -46,7 +42,7 @@ def handle(what: str, inbound: Inbound, hooks: Hooks, prepare: Callable[[Outgoin
         return Reply(message_twiml(hooks.inbound_sms(params.get("From", ""), params.get("Body", ""))))
     log_id = inbound.log_id()
     if what == "status":
-        code = _int(params.get("ErrorCode", ""))
+        code = number(params.get("ErrorCode", ""))
         if inbound.query.get("channel") == "sms" or "MessageStatus" in params:
             hooks.sms_status(log_id, params.get("MessageSid"), params.get("MessageStatus", ""), code)
         else:
@@ -55,7 +51,7 @@ def handle(what: str, inbound: Inbound, hooks: Hooks, prepare: Callable[[Outgoin
         return Reply(EMPTY)
     if what == "gather":
         digits = params.get("Digits", "")
-        acknowledged = hooks.digits(log_id, params.get("CallSid"), digits, params.get("To"))
+        acknowledged = hooks.digits(log_id, digits, params.get("To"))
         out = hooks.outgoing(log_id)
         if out is None:
             return Reply(EMPTY)

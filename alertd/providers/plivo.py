@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from . import Outgoing
 from . import ProviderError
-from .common import CallbackRefused, Hooks, Inbound, Reply, RestProvider, classify, retry_after
+from .common import CallbackRefused, Hooks, Inbound, Reply, RestProvider, classify, number, retry_after
 from .speech import prompts
 
 CALL_STATUS = {"ringing": "ringing", "in-progress": "in-progress", "completed": "completed", "busy": "busy",
@@ -123,7 +123,7 @@ class PlivoProvider(RestProvider):
             code = params.get("ErrorCode", "")
             raw = params.get("Status", "")
             hooks.sms_status(log_id, params.get("MessageUUID"), SMS_STATUS.get(raw, "sent"),
-                             int(code) if code.isdigit() and code != "000" else None, provider_status=raw)
+                             number(code) or None, provider_status=raw)
         elif what == "status":
             status = params.get("CallStatus", "")
             if status in CALL_STATUS:
@@ -139,7 +139,7 @@ class PlivoProvider(RestProvider):
             if what == "twiml":
                 return Reply(call_xml(out))
             digits = params.get("Digits", "")
-            acked = hooks.digits(log_id, params.get("CallUUID"), digits, params.get("To"))
+            acked = hooks.digits(log_id, digits, params.get("To"))
             ask, thanks, _ = prompts(out.language)
             if acked or digits.strip() == "1":
                 return Reply(f"{_XML}<Response>{_speak(thanks, out)}</Response>")

@@ -18,7 +18,8 @@ PROMPTS = {
     "en": ("Press 1 to acknowledge.", "Acknowledged. Thank you. Goodbye.", "No key was pressed. Goodbye."),
     "es": ("Presione 1 para confirmar.", "Confirmado. Gracias. Adiós.", "No se presionó ninguna tecla. Adiós."),
     "fr": ("Appuyez sur 1 pour confirmer.", "Confirmé. Merci. Au revoir.", "Aucune touche. Au revoir."),
-    "de": ("Drücken Sie 1 zur Bestätigung.", "Bestätigt. Danke. Auf Wiederhören.", "Keine Eingabe. Auf Wiederhören."),
+    "de": ("Drücken Sie 1 zur Bestätigung.", "Bestätigt. Danke. Auf Wiederhören.",
+           "Keine Eingabe. Auf Wiederhören."),
 }
 
 

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import Outgoing, ProviderError
-from .common import CallbackRefused, Hooks, Inbound, Reply, RestProvider, classify, retry_after
+from .common import CallbackRefused, Hooks, Inbound, Reply, RestProvider, classify, number, retry_after
 from .laml import EMPTY, handle
 from .twilio import TWIML_INLINE_MAX, call_twiml
 
@@ -31,13 +31,11 @@ SMS_STATUS = {"queued": "queued", "sending": "sent", "sent": "sent", "delivered"
 class TelnyxProvider(RestProvider):
     def __init__(self, api_key: str, public_key: str, application_id: str, *, account_sid: str = "",
                  messaging_profile_id: str = "", api_base_url: str = "https://api.telnyx.com", timeout: float = 10.0,
-                 max_concurrency: int = 10, clock=None):
-        from ..clock import SystemClock
-
+                 max_concurrency: int = 10, clock):
         self.api_key, self.application_id, self.account_sid = api_key, application_id, account_sid
         self.messaging_profile_id = messaging_profile_id
         self.api = api_base_url.rstrip("/") + "/v2"
-        self.clock = clock or SystemClock()
+        self.clock = clock  # has timestamp(): how old a signed timestamp is
         super().__init__(timeout, max_concurrency)
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         try:
@@ -86,13 +84,14 @@ class TelnyxProvider(RestProvider):
         """CallbackRefused(403) unless Telnyx signed this body within TOLERANCE seconds."""
         signature = inbound.headers.get("telnyx-signature-ed25519", "")
         timestamp = inbound.headers.get("telnyx-timestamp", "")
-        if self.public_key is None or not signature or not timestamp.isdigit():
+        signed_at = number(timestamp, 12)
+        if self.public_key is None or not signature or signed_at is None:
             raise CallbackRefused(403, "invalid Telnyx signature")
         try:
             self.public_key.verify(base64.b64decode(signature), timestamp.encode() + b"|" + inbound.body)
         except (InvalidSignature, binascii.Error, ValueError):
             raise CallbackRefused(403, "invalid Telnyx signature") from None
-        if abs(self.clock.timestamp() - int(timestamp)) > TOLERANCE:
+        if abs(self.clock.timestamp() - signed_at) > TOLERANCE:
             raise CallbackRefused(403, "stale Telnyx signature")
 
     async def callback(self, what: str, inbound: Inbound, hooks: Hooks, prepare) -> Reply:
@@ -116,11 +115,11 @@ class TelnyxProvider(RestProvider):
             code = str(errors[0].get("code", "")) if payload.get("errors") else ""
             raw = to.get("status", "")
             hooks.sms_status(inbound.log_id(), payload.get("id"), SMS_STATUS.get(raw, "sent"),
-                             int(code) if code.isdigit() else None, provider_status=raw)
+                             number(code), provider_status=raw)
         return Reply(EMPTY)
 
 
-def build(entry, timeout: float, clock=None) -> TelnyxProvider:
+def build(entry, timeout: float, clock) -> TelnyxProvider:
     return TelnyxProvider(entry.api_key, entry.public_key, entry.application_id, account_sid=entry.account_sid,
                           messaging_profile_id=entry.messaging_profile_id, api_base_url=entry.api_base_url,
                           timeout=timeout, max_concurrency=entry.max_concurrency, clock=clock)

@@ -27,7 +27,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 import orjson
 
 from . import Outgoing, ProviderError
-from .common import CallbackRefused, Hooks, Inbound, Reply, RestProvider, check_token, classify, retry_after
+from .common import CallbackRefused, Hooks, Inbound, Reply, RestProvider, check_token, classify, number, retry_after
 from .speech import prompts
 
 TOKEN_REUSE = 300  # seconds a JWT is reused; it is valid for twice that
@@ -61,13 +61,11 @@ class VonageProvider(RestProvider):
 
     def __init__(self, name: str, application_id: str, private_key: str, signature_secret: str, *,
                  api_base_url: str = "https://api.nexmo.com", timeout: float = 10.0, max_concurrency: int = 10,
-                 clock=None):
-        from ..clock import SystemClock
-
+                 clock):
         self.name, self.application_id, self.private_key = name, application_id, private_key
         self.signature_secret = signature_secret
         self.api = api_base_url.rstrip("/")
-        self.clock = clock or SystemClock()
+        self.clock = clock  # has timestamp(): how old a signed token is
         super().__init__(timeout, max_concurrency)
         self._jwt: tuple[float, str] | None = None
         self._key = None  # the parsed private key: parsing a PEM costs ~50x a signature
@@ -138,14 +136,15 @@ class VonageProvider(RestProvider):
         if what == "sms":  # an inbound message: the number's webhook, set in the dashboard
             if data.get("channel", "sms") == "sms" and data.get("text") is not None:
                 sender = "+" + str(data.get("from", "")).lstrip("+")
-                self.reply(sender, "+" + str(data.get("to", "")).lstrip("+"), hooks.inbound_sms(sender, str(data["text"])))
+                ours = "+" + str(data.get("to", "")).lstrip("+")
+                self.reply(sender, ours, hooks.inbound_sms(sender, str(data["text"])))
             return Reply("", "text/plain")
         log_id = check_token(self.signature_secret, self.name, inbound)
         if what == "status" and inbound.query.get("channel") == "sms":
             code = str((data.get("error") or {}).get("type", "")).rpartition("/")[2]
             raw = str(data.get("status", ""))
             hooks.sms_status(log_id, data.get("message_uuid"), SMS_STATUS.get(raw, "sent"),
-                             int(code) if code.isdigit() else None, provider_status=raw)
+                             number(code), provider_status=raw)
         elif what == "status":
             status = data.get("status", "")
             if status in ("machine", "human"):  # answering-machine detection's verdict
@@ -155,7 +154,7 @@ class VonageProvider(RestProvider):
                 hooks.call_status(log_id, data.get("uuid"), CALL_STATUS[status], provider_status=status)
         elif what == "gather":
             digits = str((data.get("dtmf") or {}).get("digits") or "")
-            acked = hooks.digits(log_id, data.get("uuid"), digits, "+" + str(data.get("from", "")).lstrip("+"))
+            acked = hooks.digits(log_id, digits, "+" + str(data.get("from", "")).lstrip("+"))
             out = hooks.outgoing(log_id)
             if out is None:
                 return Reply("[]", "application/json")
@@ -173,7 +172,7 @@ class VonageProvider(RestProvider):
         return Reply("", "text/plain")
 
 
-def build(entry, timeout: float, clock=None) -> VonageProvider:
+def build(entry, timeout: float, clock) -> VonageProvider:
     return VonageProvider(entry.name, entry.application_id, entry.private_key, entry.signature_secret,
                           api_base_url=entry.api_base_url, timeout=timeout, max_concurrency=entry.max_concurrency,
                           clock=clock)
