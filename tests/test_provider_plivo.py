@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fake_plivo import FakePlivo
-from provider_steps import notify, row
+from provider_steps import final_status_acted_on_once, notify, row
 
 TO, FROM = "+15551230001", "+15550000005"
 
@@ -68,3 +68,9 @@ def test_a_401_is_retried_and_a_400_about_the_number_is_not(daemon, plivo):
     plivo.script("+15551230002", [("error", None)])
     assert notify(daemon, TO, action_type="sms")["status"] == "queued"  # our credentials: another try may work
     assert notify(daemon, "+15551230002", expect=400, action_type="sms")["status"] == "failed"
+
+
+def test_a_final_status_delivered_three_times_is_kept_once_and_places_one_retry(daemon, plivo):
+    log_id = notify(daemon, TO, retry={"times": 2, "every": "10m"})["log_id"]
+    call = plivo.wait_for(1, "call")[0]
+    final_status_acted_on_once(daemon, log_id, lambda: plivo.hangup(call.sid, "no-answer"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fake_signalwire import FakeSignalWire
-from provider_steps import notify, row
+from provider_steps import final_status_acted_on_once, notify, row
 
 TO, FROM = "+15551230001", "+15550000002"
 
@@ -63,3 +63,9 @@ def test_an_sms_reply_through_signalwire_acknowledges(daemon, signalwire):
     status, reply = signalwire.inbound_sms(daemon.url("/providers/sw/sms"), TO, "ok", FROM)
     assert status == 200 and "Acknowledged" in reply
     assert row(daemon, log_id)["acknowledged"] is True
+
+
+def test_a_final_status_delivered_three_times_is_kept_once_and_places_one_retry(daemon, signalwire):
+    log_id = notify(daemon, TO, retry={"times": 2, "every": "10m"})["log_id"]
+    call = signalwire.wait_for(1, "call")[0]
+    final_status_acted_on_once(daemon, log_id, lambda: signalwire.complete_call(call.sid, "no-answer"))

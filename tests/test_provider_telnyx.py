@@ -7,7 +7,7 @@ import time
 import pytest
 
 from fake_telnyx import FakeTelnyx
-from provider_steps import notify, row
+from provider_steps import final_status_acted_on_once, notify, row
 
 TO, FROM = "+15551230001", "+15550000003"
 
@@ -70,3 +70,9 @@ def test_an_invalid_number_is_a_permanent_failure_with_telnyxs_code(daemon, teln
     assert sent["status"] == "failed"
     got = row(daemon, sent["log_id"])
     assert got["error"]["code"] == "40310" and got["provider"] == "tx"
+
+
+def test_a_final_status_delivered_three_times_is_kept_once_and_places_one_retry(daemon, telnyx):
+    log_id = notify(daemon, TO, retry={"times": 2, "every": "10m"})["log_id"]
+    call = telnyx.wait_for(1, "call")[0]
+    final_status_acted_on_once(daemon, log_id, lambda: telnyx.call_status(call.sid, "no-answer"))

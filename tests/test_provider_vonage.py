@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fake_vonage import FakeVonage
-from provider_steps import notify, row
+from provider_steps import final_status_acted_on_once, notify, row
 
 TO, FROM = "+15551230001", "+15550000004"
 
@@ -80,3 +80,9 @@ def test_an_event_url_without_its_row_token_is_refused(daemon, vonage):
     vonage.wait_for(1, "call")
     url = daemon.url(f"/providers/vg/status?log_id={log_id}&channel=call&t=guess")
     assert vonage.post(url, {"uuid": "x", "status": "completed"})[0] == 403
+
+
+def test_a_final_status_delivered_three_times_is_kept_once_and_places_one_retry(daemon, vonage):
+    log_id = notify(daemon, TO, retry={"times": 2, "every": "10m"})["log_id"]
+    call = vonage.wait_for(1, "call")[0]
+    final_status_acted_on_once(daemon, log_id, lambda: vonage.event(call.sid, "unanswered"))
