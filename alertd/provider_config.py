@@ -194,9 +194,14 @@ class RoutingConfig(BaseModel):
     # a provider is skipped for circuit_cooldown after circuit_failures failures in a row, then probed once
     circuit_failures: int = Field(3, ge=1, le=1000)
     circuit_cooldown: timedelta = timedelta(seconds=30)
+    # ... or when at least circuit_failure_rate of its requests in the last circuit_window failed
+    # (counted once circuit_min_requests were made in it): a provider failing every other send
+    circuit_failure_rate: float = Field(0.5, gt=0, le=1)
+    circuit_window: timedelta = timedelta(seconds=60)
+    circuit_min_requests: int = Field(10, ge=1, le=100000)
     # a 429 asking to wait at most this long is retried on the same provider later; longer fails over
     retry_after_budget: timedelta = timedelta(seconds=2)
-    _norm = field_validator("circuit_cooldown", "retry_after_budget", mode="before")(_duration)
+    _norm = field_validator("circuit_cooldown", "circuit_window", "retry_after_budget", mode="before")(_duration)
 
     @field_validator("by_prefix")
     @classmethod

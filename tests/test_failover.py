@@ -131,6 +131,34 @@ def test_a_failed_probe_opens_the_circuit_again(make_daemon, fake_twilio, telnyx
     assert len(fake_twilio.requests) == 3 and len(telnyx.wait_for(4, "sms")) == 4
 
 
+RATE = {"circuit_failures": 100, "circuit_failure_rate": 0.5, "circuit_min_requests": 4, "circuit_window": "60s"}
+
+
+def test_the_circuit_opens_when_half_the_requests_in_the_window_fail_though_never_twice_in_a_row(
+        make_daemon, fake_twilio, telnyx):
+    fake_twilio.script(TO, [("ok",), ("http", 503), ("ok",), ("http", 503)])
+    d = make_daemon(providers(fake_twilio.base_url, telnyx, **RATE), clock=FakeClock())
+    for _ in range(4):
+        notify(d, TO, action_type="sms")
+    assert d.daemon.router.by_name["main"].breaker.state == "open"
+    notify(d, TO, action_type="sms")  # straight to the backup: main is not asked
+    assert len(fake_twilio.requests) == 4 and len(telnyx.wait_for(3, "sms")) == 3
+
+
+def test_failures_older_than_the_window_do_not_count_toward_the_rate(make_daemon, fake_twilio, telnyx):
+    clock = FakeClock()
+    fake_twilio.script(TO, [("http", 503), ("http", 503), ("ok",), ("ok",), ("http", 503)])
+    d = make_daemon(providers(fake_twilio.base_url, telnyx, **RATE), clock=clock)
+    for _ in range(2):
+        notify(d, TO, action_type="sms")
+    clock.advance(61)
+    for _ in range(3):  # 1 failure in 3 requests within the window: not over the rate, not 4 requests
+        notify(d, TO, action_type="sms")
+    assert d.daemon.router.by_name["main"].breaker.state == "closed"
+    notify(d, TO, action_type="sms")
+    assert len(fake_twilio.requests) == 6  # main is still asked
+
+
 def test_a_press_of_one_through_the_backup_acknowledges_the_whole_trigger(make_daemon, telnyx):
     d = make_daemon(providers(refused_url(), telnyx))
     r = d.notify({"to": [TO, "+15551230002"], "message": "Freezer warm", "gather": True})

@@ -16,9 +16,12 @@ such failover is counted (``doubles``, alertd_provider_failover_after_timeout).
 Each provider's health is a ``ProviderHealth`` (attempt.py), the same
 object the dispatcher keeps for all of them; its ``Breaker`` reads it: after
 ``circuit_failures`` failures without a success in between, the provider is
-skipped for ``circuit_cooldown``; then one send is let through as a probe
-(the others still skip it); its success closes the circuit, its failure
-opens it again. When every provider that could carry a send is open, they
+skipped for ``circuit_cooldown``, as it is when at least
+``circuit_failure_rate`` of its requests in the last ``circuit_window``
+failed (once ``circuit_min_requests`` were made in it: a provider that
+fails every other send); then one send is let through as a probe (the
+others still skip it); its success closes the circuit, its failure opens
+it again. When every provider that could carry a send is open, they
 are all tried anyway: a send is never refused without asking anyone.
 """
 from __future__ import annotations
@@ -44,12 +47,39 @@ STATES = ("closed", "open", "half-open")
 OUTCOMES = ("sent", "failed", "refused")
 
 
+class Window:
+    """Requests and failures of the last ``seconds``, in SLOTS buckets: its memory does not
+    grow with the traffic, and a bucket leaves the count whole once it is ``seconds`` old."""
+
+    SLOTS = 10
+
+    def __init__(self, clock, seconds: float):
+        self.clock, self.width = clock, seconds / self.SLOTS
+        self.slots: dict[int, list[int]] = {}  # bucket number -> [requests, failures]
+
+    def add(self, failed: bool) -> tuple[int, int]:
+        """Counts one request; returns (requests, failures) in the window."""
+        now = int(self.clock.timestamp() // self.width)
+        slot = self.slots.setdefault(now, [0, 0])
+        slot[0] += 1
+        slot[1] += failed
+        for old in [k for k in self.slots if k <= now - self.SLOTS]:
+            del self.slots[old]
+        return sum(s[0] for s in self.slots.values()), sum(s[1] for s in self.slots.values())
+
+    def clear(self) -> None:
+        self.slots.clear()
+
+
 class Breaker:
     """One provider's circuit over its ProviderHealth; times from the health's clock."""
 
-    def __init__(self, health: ProviderHealth, failures: int, cooldown: float):
+    def __init__(self, health: ProviderHealth, failures: int, cooldown: float, *, rate: float = 1.0,
+                 window: float = 60.0, min_requests: int = 10**9):
         self.health, self.clock = health, health.clock
         self.threshold, self.cooldown = failures, cooldown
+        self.rate, self.min_requests = rate, min_requests
+        self.window = Window(self.clock, window)
         self.opened_at: float | None = None
         self.probing = False
 
@@ -71,14 +101,19 @@ class Breaker:
 
     def succeeded(self) -> None:
         self.health.succeeded()
+        self.window.add(False)
         self.opened_at, self.probing = None, False
 
     def failed(self, error: dict) -> bool:
         """Counts a failure; True when it opened (or re-opened) the circuit."""
         self.health.failed(error)
+        requests, failures = self.window.add(True)
         was_probe, self.probing = self.probing, False
-        if was_probe or (self.opened_at is None and self.health.failures >= self.threshold):
+        too_many = (self.health.failures >= self.threshold
+                    or (requests >= self.min_requests and failures >= self.rate * requests))
+        if was_probe or (self.opened_at is None and too_many):
             self.opened_at = self.clock.timestamp()
+            self.window.clear()  # once closed again, the provider starts from a clean window
             return True
         return False
 
@@ -258,7 +293,9 @@ def build(config, clock, metrics=None, adapters: dict | None = None) -> Router:
         # the first Twilio account keeps the /twilio/... URLs consoles were set to before providers:
         prefix = "/twilio" if entry.kind == "twilio" and legacy_twilio else f"/providers/{entry.name}"
         legacy_twilio = legacy_twilio and entry.kind != "twilio"
-        breaker = Breaker(ProviderHealth(clock, entry.name), r.circuit_failures, r.circuit_cooldown.total_seconds())
+        breaker = Breaker(ProviderHealth(clock, entry.name), r.circuit_failures, r.circuit_cooldown.total_seconds(),
+                          rate=r.circuit_failure_rate, window=r.circuit_window.total_seconds(),
+                          min_requests=r.circuit_min_requests)
         members.append(Member(
             entry.name, entry.kind, made, base + prefix, breaker,
             numbers=list(entry.numbers), machine_detection=entry.machine_detection,
