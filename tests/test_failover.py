@@ -199,7 +199,9 @@ def test_the_dead_mans_switch_fires_when_every_provider_fails_and_tries_each(mak
     assert "no call or SMS has gone out" in warning.body["text"]
 
 
-def test_providers_test_sends_through_the_named_provider_only(tmp_path, telnyx, capsys):
+def test_providers_test_sends_through_the_named_provider_only_and_logs_each_send(tmp_path, telnyx, capsys):
+    import json
+
     from alertd import cli
     from conftest import write_config
 
@@ -208,8 +210,16 @@ def test_providers_test_sends_through_the_named_provider_only(tmp_path, telnyx, 
     assert "tx: sms to +15551230001 from +15550000003 accepted" in capsys.readouterr().out
     (msg,) = telnyx.wait_for(1, "sms")
     assert msg.body["text"].startswith("alertd: a test")
+    # its status callback carries the row's id: it lands on the logged test while the daemon runs
+    assert "log_id=1&channel=sms" in msg.body["webhook_url"]
     assert cli.main(["providers", "test", "main", "--to", TO, "-c", str(path)]) == 1
     assert "main: sms to +15551230001 failed (transient" in capsys.readouterr().err
+    assert cli.main(["log", "--json", "-c", str(path)]) == 0
+    failed, sent = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (sent["source"], sent["status"], sent["sms_sid"], sent["provider"]) == (
+        "alertd:providers-test", "initiated", msg.sid, "tx")
+    assert (failed["source"], failed["status"], failed["provider"]) == ("alertd:providers-test", "failed", "main")
+    assert failed["error"]["message"]
 
 
 def test_the_dashboard_shows_each_providers_circuit_and_the_trigger_page_the_carrier(make_daemon, telnyx):
