@@ -197,6 +197,8 @@ def test_the_dead_mans_switch_fires_when_every_provider_fails_and_tries_each(mak
     # main still refuses; the warning to the manager goes out through tx
     (warning,) = [m for m in telnyx.of_kind("sms") if m.body["to"] == TO]
     assert "no call or SMS has gone out" in warning.body["text"]
+    logs = d.api.get(d.url("/api/v1/calls/logs"), params={"source": "alertd:deadman"}, timeout=10).json()["logs"]
+    assert [(r["sms_sid"], r["provider"]) for r in logs] == [(warning.sid, "tx")]  # its row names the carrier
 
 
 def test_providers_test_sends_through_the_named_provider_only_and_logs_each_send(tmp_path, telnyx, capsys):
