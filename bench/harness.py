@@ -98,11 +98,12 @@ def cpu_seconds(pid: int) -> float:
 class FakeProvider:
     """bench/fake_provider.py in its own process."""
 
-    def __init__(self) -> None:
-        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py")], stdin=subprocess.PIPE,
+    def __init__(self, kind: str = "twilio") -> None:
+        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py"), "--kind", kind], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, text=True, bufsize=1)
-        info = self._read(timeout=20)
-        self.base_url, self.account_sid, self.auth_token = info["base_url"], info["account_sid"], info["auth_token"]
+        self.info = info = self._read(timeout=20)  # the credentials alertd needs for this kind
+        self.base_url, self.account_sid, self.auth_token = info["base_url"], info.get("account_sid"), info.get(
+            "auth_token")
         self.pid = self.proc.pid
 
     def _read(self, timeout: float) -> dict:
@@ -188,7 +189,9 @@ def write_config(tmp: Path, provider: dict, **extra) -> tuple[Path, int]:
     server = {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", **extra.pop("server", {})}
     config.write_text(yaml.safe_dump({
         "server": server, "database": str(tmp / "alertd.db"), "rules": str(tmp / "rules"),
-        "provider": provider, "log": {"level": "info", "format": "json"}, **extra}))
+        # a list is a providers: list (failover); a mapping the one provider
+        "providers" if isinstance(provider, list) else "provider": provider,
+        "log": {"level": "info", "format": "json"}, **extra}))
     return config, port
 
 

@@ -57,6 +57,8 @@ NO_KEY: dict[tuple[str, str], str] = {
     ("POST", "/twilio/voice/transcription"): "Twilio's signature",
     ("GET", "/voicemail/{call_id}"): "the voicemail link's own token (alertd/inbound/listen.py)",
     ("GET", "/api/v1/oncall/{rotation}.ics"): "the feed's own token (alertd oncall feed NAME)",
+    ("GET", "/providers/{name}/{what}"): "the named provider's own signature (alertd/providers/*.py)",
+    ("POST", "/providers/{name}/{what}"): "the named provider's own signature (alertd/providers/*.py)",
     ("GET", "/openapi.json"): "public: the API's description",
     ("GET", "/docs"): "public: the API's description",
     ("GET", "/docs/oauth2-redirect"): "public: the API's description",

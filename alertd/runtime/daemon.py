@@ -20,6 +20,7 @@ from ..directory import Directory
 from ..dispatch.attempt import Attempts
 from ..dispatch.callbacks import CallbackHandler
 from ..dispatch.deadman import DeadMan
+from ..dispatch.failover import build as build_router
 from ..dispatch.followups import Followups
 from ..dispatch.heartbeats import HeartbeatNotices
 from ..dispatch.intake import Intake
@@ -28,7 +29,6 @@ from ..dispatch.shift_notices import ShiftNotices
 from ..dispatch.worker import Dispatcher, Wakeup
 from ..inbound.calls import InboundCalls
 from ..providers.simulator import SimulatorProvider
-from ..providers.twilio import TwilioProvider
 from ..rules.reload import RuleManager
 from ..sources import Sources
 from ..sources.heartbeat import Heartbeats
@@ -41,13 +41,6 @@ from .service import NotifyingServer, loops_problem
 log = structlog.get_logger("alertd")
 
 
-PROVIDERS = {
-    "twilio": lambda p: TwilioProvider(p.account_sid, p.auth_token, p.api_base_url,
-                                       timeout=p.timeout.total_seconds(), max_concurrency=p.max_concurrency),
-    "simulator": lambda p: SimulatorProvider(press=p.simulate_press),
-}
-
-
 class Daemon:
     """Everything one running alertd holds, built whole here: nothing is wired
     in later. Parts are parameters so tests can hand in a FakeClock or another provider."""
@@ -57,18 +50,24 @@ class Daemon:
         self.clock = clock = clock or SystemClock()
         self.metrics = metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store = store or open_store(config.database)
-        self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
+        # the providers: a Router over providers: (routing, failover, circuits); or the one handed in (tests)
+        self.router = build_router(config, clock, metrics) if provider is None else None
+        self.sender = provider or self.router  # what every send goes through
+        # the one adapter when there is one (tests steer the simulator through it), else the router
+        single = self.router is not None and len(self.router.members) == 1
+        self.provider = self.router.members[0].provider if single else self.sender
         self.caller_id = CallerId(config.provider)
         self.directory = Directory(config, store)
         wake = Wakeup()
-        self.attempts = Attempts(self.provider, config, clock, metrics=metrics)
+        self.attempts = Attempts(self.sender, config, clock, metrics=metrics)
         self.intake = Intake(store, self.attempts, config, clock, metrics, wake)
         self.submit = self.intake.submit  # the one way into the outbox
         self.followups = Followups(store, clock, submit=self.submit, directory=self.directory,
                                    caller_id=self.caller_id, wake=wake, metrics=metrics)
         self.callbacks = CallbackHandler(store, clock, self.followups, metrics=metrics)
-        if isinstance(self.provider, SimulatorProvider):
-            self.provider.callbacks = self.callbacks
+        for adapter in [m.provider for m in self.router.members] if self.router else [self.provider]:
+            if isinstance(adapter, SimulatorProvider):
+                adapter.callbacks = self.callbacks
         self.auth = Authenticator(store, clock, RateLimiter.from_config(config.server.rate_limit))
         self.rules = RuleManager(config, on_swap=self._on_swap)
         self.runner = RuleRunner(config, store, clock, submit=self.submit, directory=self.directory,
@@ -104,7 +103,7 @@ class Daemon:
     async def start(self) -> None:
         """Everything that must be up before the API listens (systemd's READY)."""
         self.loop = asyncio.get_running_loop()
-        await self.provider.start()
+        await self.sender.start()
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self.sources.http = aiohttp.ClientSession()
         self.rules.load_initial()
@@ -117,8 +116,8 @@ class Daemon:
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             # only the main thread may own signals; tests run the daemon in another
             self.loop.add_signal_handler(signal.SIGHUP, self.rules.reload)
-        log.info("alertd started", provider=self.config.provider.kind, database=str(self.config.database),
-                 listen=self.config.server.listen)
+        log.info("alertd started", providers=[f"{p.name} ({p.kind})" for p in self.config.providers],
+                 database=str(self.config.database), listen=self.config.server.listen)
 
     async def stop(self) -> None:
         self.rules.stop()
@@ -132,7 +131,7 @@ class Daemon:
             # what is still pending stays in the outbox for the next start
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._worker, 10)
-        await self.provider.close()
+        await self.sender.close()
         log.info("alertd stopped")
 
     @contextlib.asynccontextmanager

@@ -316,4 +316,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (rotation, contact, shift_start)
     ) WITHOUT ROWID;
     """,
+    # 12: which provider (its name in providers:) carried each channel's last attempt (failover)
+    """
+    ALTER TABLE logs ADD COLUMN call_provider TEXT;
+    ALTER TABLE logs ADD COLUMN sms_provider TEXT;
+    -- the provider's own word when it is not alertd's (Vonage 'unanswered' is stored as 'no-answer')
+    ALTER TABLE status_callbacks ADD COLUMN provider_status TEXT;
+    """,
 ]
