@@ -180,9 +180,31 @@ def create_key(config: Path, name: str = "bench") -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def start_alertd(tmp: Path, config: Path, port: int) -> subprocess.Popen:
-    """``alertd run`` with its output in tmp/alertd.log, once /healthz answers."""
+def probed(argv: list[str], probe: Path | None) -> list[str]:
+    """``argv`` (after the interpreter) run under bench/lagprobe.py writing to ``probe``, if given."""
+    return [PYTHON, *([str(ROOT / "bench" / "lagprobe.py"), str(probe)] if probe else []), *argv]
+
+
+def read_probe(probe: Path, start: float, end: float) -> dict:
+    """The loop lags (s) and GC pauses ((generation, s)) that lagprobe.py logged between start and end."""
+    lags, pauses = [], []
+    with open(probe) as f:
+        for line in f:
+            kind, *fields = line.split()
+            if len(fields) < 2 or not start <= float(fields[0]) <= end:
+                continue
+            if kind == "L":
+                lags.append(float(fields[1]))
+            elif kind == "G" and len(fields) == 3:
+                pauses.append((int(fields[1]), float(fields[2])))
+    return {"lags": lags, "gc": pauses}
+
+
+def start_alertd(tmp: Path, config: Path, port: int, probe: Path | None = None) -> subprocess.Popen:
+    """``alertd run`` with its output in tmp/alertd.log, once /healthz answers; under
+    bench/lagprobe.py writing to ``probe`` when given."""
     with open(tmp / "alertd.log", "w") as log:
-        proc = spawn([PYTHON, "-m", "alertd", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        proc = spawn(probed(["-m", "alertd", "run", "-c", str(config)], probe), stdout=log,
+                     stderr=subprocess.STDOUT)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return proc
