@@ -51,7 +51,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store or Store(config.database)
-        self.checkpointer = Checkpointer(self.store.conn, self.store.path)  # WAL checkpoints off the loop
+        self.checkpointer = Checkpointer(self.store.path)  # WAL checkpoints off the loop
         self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
         self.default_from = config.provider.numbers[0] if config.provider.numbers else SIMULATOR_FROM
         self.followups = Followups(self.store, self.clock, submit=self.submit, caller_id=self.caller_id,
