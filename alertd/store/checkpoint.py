@@ -47,13 +47,23 @@ class Checkpointer:
         self._thread.join(10)
         self._thread = None
 
+    def open(self) -> sqlite3.Connection:
+        """The checkpointing connection (the thread's own)."""
+        return sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
+        """One PASSIVE checkpoint: (busy, WAL frames, frames copied), or None when SQLite refused."""
+        try:
+            return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except sqlite3.Error as exc:  # busy or failing disk: the next turn tries again
+            log.warning("wal checkpoint failed", error=str(exc))
+            return None
+
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        conn = self.open()
         try:
             while not self._stop.wait(self.interval):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # busy or failing disk: the next turn tries again
-                    log.warning("wal checkpoint failed", error=str(exc))
+                self.checkpoint(conn)
         finally:
             conn.close()
