@@ -1,33 +1,30 @@
 """WAL checkpoints from the checkpointer's own connection (alertd/store/checkpoint.py):
 they copy what the daemon committed into the database file without the daemon's
 connection doing it, and the daemon's writes go on while the thread runs."""
-import asyncio
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 
-from alertd.store import Store
 from alertd.store.checkpoint import Checkpointer
 
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "alertd.db")
-    s.conn.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer copies, so the test sees its work
-    s.conn.execute("CREATE TABLE t (v TEXT NOT NULL)")
-    yield s
-    s.close()
-
-
-def insert(c, value):
-    return c.execute("INSERT INTO t (v) VALUES (?)", (value,)).lastrowid
+    """A WAL database as the daemon's store opens it, one connection writing."""
+    path = tmp_path / "alertd.db"
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")  # only the checkpointer copies, so the test sees its work
+    conn.execute("CREATE TABLE t (v TEXT NOT NULL)")
+    yield SimpleNamespace(path=path, conn=conn)
+    conn.close()
 
 
 def write(store, n: int) -> None:
-    async def go():
-        for i in range(n):
-            await store.group.run(insert, f"v{i}" * 50)
-    asyncio.run(go())
+    for i in range(n):  # one commit each, as requests commit
+        store.conn.execute("INSERT INTO t (v) VALUES (?)", (f"v{i}" * 50,))
 
 
 def test_a_checkpoint_from_its_own_connection_copies_every_committed_frame(store):
