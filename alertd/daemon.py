@@ -30,7 +30,6 @@ from .rules.reload import RuleManager
 from .service import NotifyingServer
 from .sources.schedule import Scheduler
 from .store import Store, StoreError
-from .store.checkpoint import Checkpointer
 
 log = structlog.get_logger("alertd")
 SIMULATOR_FROM = "+15005550006"  # Twilio's own test-credentials "from" number
@@ -54,7 +53,6 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store or Store(config.database)
-        self.checkpointer = Checkpointer(self.store.path)  # WAL checkpoints off the loop
         self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
         self.default_from = config.provider.numbers[0] if config.provider.numbers else SIMULATOR_FROM
         self.followups = Followups(self.store, self.clock, submit=self.submit, caller_id=self.caller_id,
@@ -97,7 +95,6 @@ class Daemon:
     async def start(self) -> None:
         """Everything that must be up before the API listens (systemd's READY)."""
         self.loop = asyncio.get_running_loop()
-        self.checkpointer.start()
         await self.provider.start()
         self.dispatcher = Dispatcher(self.store, self.provider, self.config, self.clock, followups=self.followups,
                                      metrics=self.metrics)
@@ -139,7 +136,6 @@ class Daemon:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._worker, 10)
         await self.provider.close()
-        self.checkpointer.stop()
         log.info("alertd stopped")
 
     @contextlib.asynccontextmanager
