@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -12,10 +11,10 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from . import credentials, phones, yamlfile
+from .envsubst import substitute
 from .durations import parse_duration
 
 DEFAULT_PATH = "/etc/alertd/config.yaml"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(Exception):
@@ -45,7 +44,7 @@ class RateLimitConfig(Strict):
     """A token bucket per API key: bursts of up to ``requests``, refilled at ``requests`` per ``per``."""
 
     # 6,000 a minute: a burst of 1,000 triggers from one integration is accepted at once
-    # (issue 4), a runaway loop is still stopped within seconds
+    # (storm control folds what one number cannot take), a runaway loop is still stopped within seconds
     requests: int = Field(6000, ge=1)
     per: timedelta = timedelta(minutes=1)
     _norm_per = field_validator("per", mode="before")(_duration)
@@ -147,10 +146,6 @@ class ProviderConfig(Strict):
                 setattr(self, inline, credentials.read(source, base=ctx.get("base")))
         return self
 
-    @property
-    def configured(self) -> bool:
-        return self.kind == "simulator" or bool(self.account_sid and self.auth_token)
-
 
 class DispatchConfig(Strict):
     max_attempts: int = Field(10, ge=1, le=100)
@@ -161,7 +156,7 @@ class DispatchConfig(Strict):
 
 class PerNumberLimits(Strict):
     """At most ``calls`` calls and ``sms`` messages to one number in any ``per``;
-    a channel left out is not limited. What exceeds is folded (alertd/storm.py)."""
+    a channel left out is not limited. What exceeds is folded (alertd/dispatch/storm.py)."""
 
     calls: int | None = Field(None, ge=1)
     sms: int | None = Field(None, ge=1)
@@ -182,7 +177,7 @@ class LimitsConfig(Strict):
 
 class DeadmanConfig(Strict):
     """Tell ``to`` (a contact or a number) when no provider request has
-    succeeded, and at least one failed, for ``after`` (alertd/deadman.py)."""
+    succeeded, and at least one failed, for ``after`` (alertd/dispatch/deadman.py)."""
 
     to: str
     after: timedelta = timedelta(minutes=10)
@@ -350,27 +345,6 @@ class Config(Strict):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def contact_numbers(self) -> dict[str, str]:
-        return {name: c.phone for name, c in self.contacts.items()}
-
-
-def _substitute(value: Any, loc: tuple, unset: list[tuple]) -> Any:
-    if isinstance(value, str):
-        def repl(m: re.Match) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            unset.append((loc, name))
-            return ""
-        return _VAR.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, loc + (k,), unset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, loc + (i,), unset) for i, v in enumerate(value)]
-    return value
-
 
 def _describe(err: dict) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
@@ -396,7 +370,7 @@ def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") 
     if not isinstance(data, dict):
         raise ConfigError([f"{path}:1: the config must be a mapping of keys"])
     unset: list[tuple] = []
-    data = _substitute(data, (), unset)
+    data = substitute(data, (), unset)
     warnings = [f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: environment variable {name} is not set"
                 for loc, name in unset]
     try:

@@ -161,8 +161,7 @@ def next_handoffs(rot: Rotation, tz: ZoneInfo, now: datetime, n: int,
 def load_overrides(store, rotation: str, now: datetime, contacts=None) -> list[Override]:
     """The overrides of ``rotation`` not over at ``now``, newest first; those
     naming a contact no longer in ``contacts`` (when given) are left out."""
-    from .store import oncall as q
-    rows = q.overrides(store, rotation, _aware(now).timestamp())
+    rows = store.overrides.of_rotation(rotation, _aware(now).timestamp())
     return [Override(r["contact"], from_timestamp(r["starts_at"]), from_timestamp(r["ends_at"]))
             for r in rows if contacts is None or r["contact"] in contacts]
 
@@ -184,8 +183,7 @@ def add_override(config: Config, store, name: str, contact: str, length: timedel
         raise OnCallError(f"unknown contact '{contact}' (contacts: {', '.join(config.contacts) or 'none'})")
     if length <= timedelta(0):
         raise OnCallError("--for: must be more than 0")
-    from .store import oncall as q
     now = _aware(now)
     ov = Override(contact, now, now + length)
-    q.add_override(store, name, contact, ov.starts_at.timestamp(), ov.ends_at.timestamp(), now.timestamp())
+    store.overrides.add(name, contact, ov.starts_at.timestamp(), ov.ends_at.timestamp(), now.timestamp())
     return ov

@@ -1,4 +1,4 @@
-"""Benchmark of POST /api/v1/calls/notify (issue 2, "Done when").
+"""Benchmark of POST /api/v1/calls/notify.
 
     /tmp/venv/bin/python bench/notify.py            # from the repo root; about a minute
 

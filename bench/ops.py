@@ -1,4 +1,4 @@
-"""Start-up and memory of the daemon (issue 5, "Benchmarks").
+"""Start-up and memory of the daemon.
 
     /tmp/venv/bin/python bench/ops.py            # from the repo root; about a minute
 
@@ -8,7 +8,7 @@ bare Starlette + uvicorn + aiohttp + SQLite server) as the baseline:
 
 1. start-up time to ready: from the process start to the first 200 from
    /healthz, median of --runs fresh processes each (the database exists: a
-   restart, as systemd does it); and, for context, `import alertd.daemon` alone;
+   restart, as systemd does it); and, for context, `import alertd.runtime.daemon` alone;
 2. idle memory: VmRSS of each of those processes --settle seconds after ready;
 3. memory after 100,000 log rows: the rows are written through alertd's own
    Store into the same database (10,000 triggers of 10 recipients, each first
@@ -102,14 +102,15 @@ def startups(argv: list[str], url: str, log: Path, runs: int, settle: float, bet
 
 
 def import_time() -> float:
-    """Seconds `import alertd.daemon` takes in a fresh interpreter (its start and exit not counted)."""
-    code = "import time; t = time.perf_counter(); import alertd.daemon; print(time.perf_counter() - t)"
+    """Seconds `import alertd.runtime.daemon` takes in a fresh interpreter (its start and exit not counted)."""
+    code = "import time; t = time.perf_counter(); import alertd.runtime.daemon; print(time.perf_counter() - t)"
     return float(subprocess.run([PYTHON, "-c", code], cwd=ROOT, check=True, timeout=60, capture_output=True,
                                 text=True).stdout)
 
 
 def fill(database: Path, rows: int, per_trigger: int = 10) -> float:
     """Write ``rows`` log rows through alertd's Store, as the notify path does; returns seconds."""
+    from alertd.dispatch.notification import notification
     from alertd.store import Store
     rng = random.Random(5)
     store = Store(database)
@@ -119,16 +120,15 @@ def fill(database: Path, rows: int, per_trigger: int = 10) -> float:
         for t in range(rows // per_trigger):
             created = now - rng.uniform(0, 30 * 86400)
             kind = ("call", "sms", "both")[t % 3]
-            batch = [{"to": f"+1555{1000000 + rng.randrange(200):07d}", "type": kind,
-                      "message": f"Alert {t}: disk {rng.randrange(80, 100)}% on db{t % 17}", "template_id": None,
-                      "params": {"from": "+15557654321", "voice": "alice", "repeat": 1, "gather": t % 2 == 0,
-                                 "language": None}} for _ in range(per_trigger)]
-            stored = store.create_trigger({"created_at": created, "source": f"bench-{t % 10}"}, batch,
+            batch = [notification(f"+1555{1000000 + rng.randrange(200):07d}", kind,
+                                  f"Alert {t}: disk {rng.randrange(80, 100)}% on db{t % 17}",
+                                  from_="+15557654321", gather=t % 2 == 0) for _ in range(per_trigger)]
+            stored = store.logs.create_trigger({"created_at": created, "source": f"bench-{t % 10}"}, batch,
                                           lease_until=created + 120)
-            results = [{"outbox_id": oid, "log_id": r["log_id"], "channel": ch, "outcome": "sent",
-                        "sid": ("CA" if ch == "call" else "SM") + f"{r['log_id']:032x}"}
-                       for r in stored for oid, ch in r["items"]]
-            store.record_results(results, complete=True)
+            results = [{"outbox_id": oid, "log_id": r.log_id, "channel": ch, "outcome": "sent",
+                        "sid": ("CA" if ch == "call" else "SM") + f"{r.log_id:032x}"}
+                       for r in stored for oid, ch in r.items]
+            store.outbox.record_results(results, complete=True)
     finally:
         store.close()
     return time.perf_counter() - started
@@ -221,7 +221,7 @@ def main() -> int:
          f"{a['ready']:.2f} s", ""),
         ("   yardstick (bare Starlette + uvicorn + aiohttp + SQLite)", "", f"{y['ready']:.2f} s", ""),
         ("   alertd / yardstick", "", f"{a['ready'] / y['ready']:.1f}x", ""),
-        ("   `import alertd.daemon` alone, in a fresh interpreter (median, timed between the start-ups)", "",
+        ("   `import alertd.runtime.daemon` alone, in a fresh interpreter (median, timed between the start-ups)", "",
          f"{imports:.2f} s", ""),
         (f"idle memory (VmRSS {args.settle:g} s after ready), median of {args.runs}: alertd", "",
          f"{a['rss'] / MIB:.1f} MiB", ""),

@@ -1,4 +1,4 @@
-"""Benchmark of the rules engine (issue 3, "Done when").
+"""Benchmark of the rules engine.
 
     /tmp/venv/bin/python bench/rules.py            # from the repo root; about 1.5 minutes
 
@@ -317,31 +317,30 @@ def bench_load(folder: Path, runs: int) -> dict:
 
 # --- (b) -----------------------------------------------------------------------------
 class Recorder:
-    """Stands in for Daemon.submit: records the trigger and rows instead of dispatching."""
+    """Stands in for Intake.submit: records the trigger and rows instead of dispatching."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[dict, list[dict]]] = []
+        self.calls: list[tuple[dict, list]] = []
         self._next_id = 0
 
-    async def __call__(self, trigger: dict, rows: list[dict]) -> list[dict]:
+    async def __call__(self, trigger: dict, rows: list) -> list:
         self.calls.append((trigger, rows))
-        stored = []
         for row in rows:
             self._next_id += 1
-            stored.append({**row, "log_id": self._next_id})
-        return stored
+            row.log_id = self._next_id
+        return rows
 
 
 def make_daemon(db: Path):
     """The real Daemon (not started: no HTTP server, no dispatcher), its submit recorded."""
     from alertd.config import Config
-    from alertd.daemon import Daemon
+    from alertd.runtime.daemon import Daemon
     config = Config.model_validate({
         "timezone": TIMEZONE, "database": str(db), "contacts": CONTACTS, "groups": GROUPS,
         "provider": {"kind": "simulator", "numbers": [CALLER_ID]},
     })
     daemon = Daemon(config)
-    daemon.submit = daemon.submitted = Recorder()
+    daemon.runner.submit = daemon.submitted = Recorder()
     return daemon
 
 
@@ -374,7 +373,7 @@ async def _bench_events(daemon, events: list[dict]) -> tuple[list[float], list[f
 
 def log_to(path: Path):
     """Configure alertd's logging as in production (JSON lines, info) into ``path``."""
-    from alertd import logconf
+    from alertd.runtime import logconf
     stream = open(path, "w")
     logconf.configure(level="info", fmt="json", stream=stream)
     return stream
@@ -412,7 +411,7 @@ def bench_events(folder: Path, tmp: Path, rounds: int, per_round: int) -> dict:
 
     # evaluate() alone on the 100 rules, no store, no rows: the engine's pure part
     rules = result.ruleset.for_webhook(SHARED_HOOK)
-    contacts, groups = daemon.config.contact_numbers(), daemon.config.groups
+    contacts, groups = daemon.directory.contacts, daemon.directory.groups
     pure = []
     for _ in range(300):
         event = sample_event(rng)

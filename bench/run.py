@@ -1,4 +1,4 @@
-"""Every benchmark of alertd behind one command, one table (issue 5, "Benchmarks").
+"""Every benchmark of alertd behind one command, one table.
 
     python bench/run.py            # from the repo root, with the project's venv; `make bench`; ~5 minutes
     python bench/run.py --quick    # fewer rounds of each, ~2 minutes: a smoke run, not figures to quote
@@ -7,10 +7,10 @@
 Runs each benchmark as its own process, one after the other (they would
 otherwise share the 2 cores and skew each other):
 
-    notify  bench/notify.py   POST /api/v1/calls/notify beside a bare ASGI + SQLite yardstick (issue 2)
-    rules   bench/rules.py    loading 10,000 rules, one webhook event, 500 poll rules (issue 3)
-    storm   bench/storm.py    1,000 triggers to 50 numbers under per-number limits (issue 4)
-    ops     bench/ops.py      start-up to ready, idle memory, memory after 100,000 log rows (issue 5)
+    notify  bench/notify.py   POST /api/v1/calls/notify beside a bare ASGI + SQLite yardstick
+    rules   bench/rules.py    loading 10,000 rules, one webhook event, 500 poll rules
+    storm   bench/storm.py    1,000 triggers to 50 numbers under per-number limits
+    ops     bench/ops.py      start-up to ready, idle memory, memory after 100,000 log rows
 
 A benchmark that is missing is skipped with a note; one that fails to run is
 marked FAILED in the table and makes this command exit 1 (a figure that

@@ -1,4 +1,4 @@
-"""Storm benchmark (issue 4, "Done when"): a burst of 1,000 triggers to 50 numbers.
+"""Storm benchmark: a burst of 1,000 triggers to 50 numbers.
 
     /tmp/venv/bin/python bench/storm.py            # from the repo root; about 40 s
 

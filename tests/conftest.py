@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from alertd import config as config_mod  # noqa: E402
 from alertd.api.auth import generate_key  # noqa: E402
-from alertd.daemon import Daemon  # noqa: E402
+from alertd.runtime.daemon import Daemon  # noqa: E402
 from fake_twilio import FakeTwilio  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -73,7 +73,7 @@ class RunningDaemon:
         self.config, _ = config_mod.load(self.config_path)
         self.daemon = Daemon(self.config, clock=clock)
         self.key, prefix, digest = generate_key()
-        self.daemon.store.create_key("test", prefix, digest, time.time())
+        self.daemon.store.keys.create("test", prefix, digest, time.time())
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {self.key}"
         self._start()
@@ -93,6 +93,14 @@ class RunningDaemon:
         """Run a coroutine on the daemon's own event loop (e.g. dispatcher.run_once())."""
         loop = self.daemon.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def on_loop(self, fn, *args, **kwargs):
+        """Call a store method on the daemon's loop thread: the store's one connection
+        is the loop's, and a write from the test thread could meet the loop's open
+        transaction ("cannot start a transaction within a transaction")."""
+        async def call():
+            return fn(*args, **kwargs)
+        return self.run(call())
 
     def pause_worker(self) -> None:
         """Stop the background worker: the test drives run_once()/run_due() itself."""
@@ -170,7 +178,7 @@ def structlog_output():
 
     import structlog
 
-    from alertd import logconf
+    from alertd.runtime import logconf
 
     stream = io.StringIO()
     logconf.configure("debug", "json", stream=stream)

@@ -219,6 +219,11 @@ class FakeTwilio:
         finally:
             self._inflight -= 1
 
+    @property
+    def in_flight(self) -> int:
+        """Requests the fake has received and not answered yet (a scripted timeout holds one)."""
+        return self._inflight
+
     def _record(self, rec: FakeRequest) -> None:
         with self._created:
             self.requests.append(rec)

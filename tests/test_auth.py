@@ -53,8 +53,8 @@ def test_a_key_that_is_not_bearer_is_not_taken_from_the_header(daemon):
 
 def test_a_revoked_key_is_refused_with_the_same_answer_as_an_unknown_one(daemon):
     # whoever holds a leaked key learns nothing from it, not even that it once worked
-    (row,) = daemon.daemon.store.list_keys()
-    assert daemon.daemon.store.revoke_key(row["id"], time.time())
+    (row,) = daemon.daemon.store.keys.list()
+    assert daemon.daemon.store.keys.revoke(row["id"], time.time())
     assert_401(daemon.notify(BODY), "Invalid API key.")
     r = requests.post(daemon.url(NOTIFY), params={"key": daemon.key}, json=BODY, timeout=10)
     assert_401(r, "Invalid API key.")

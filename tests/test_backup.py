@@ -12,7 +12,7 @@ import time
 import pytest
 
 from alertd.store import Store
-from alertd.store.backup import BackupError, backup
+from alertd.store.sqlite.backup import BackupError, backup
 
 
 def alertd(*args: str) -> subprocess.CompletedProcess:
@@ -51,7 +51,7 @@ def test_backup_while_the_daemon_runs_and_writes(daemon, tmp_path):
     assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one self-contained file
     rows = copy.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
-    live = len(daemon.daemon.store.list_logs(limit=100_000))
+    live = len(daemon.daemon.store.logs.list(limit=100_000))
     assert 20 <= rows <= live
     # one moment of the database: every row copied has its outbox item, every item its row
     assert copy.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == rows
@@ -64,7 +64,7 @@ def test_backup_while_the_daemon_runs_and_writes(daemon, tmp_path):
                           f" {rows} log rows, integrity ok)\n"
     # and the copy is a database alertd opens as it is
     restored = Store(copy_path)
-    assert len(restored.list_logs(limit=100_000)) == rows
+    assert len(restored.logs.list(limit=100_000)) == rows
     restored.close()
 
 

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from alertd.store import Store
+from alertd.dispatch.notification import Notification
 from conftest import free_socket, twilio_overrides, write_config
 
 NUMBER = "+15551234567"
@@ -181,8 +182,8 @@ def test_log_prints_the_trigger_log_newest_first(config):
     store = Store(config.parent / "alertd.db")
     params = {"from": "+15557654321"}
     for n, source in enumerate(("timeclock", "monitor", "timeclock")):
-        store.create_trigger({"created_at": 1767600000.0 + n, "source": source},
-                             [{"to": NUMBER, "type": "call", "message": f"m{n}", "params": params}],
+        store.logs.create_trigger({"created_at": 1767600000.0 + n, "source": source},
+                                   [Notification(to=NUMBER, type="call", message=f"m{n}", params=params)],
                              lease_until=0)
     store.close()
 
@@ -295,5 +296,5 @@ def test_sigterm_finishes_a_request_in_flight(tmp_path, fake_twilio, running):
     (call,) = answer["r"].json()["calls"]
     assert call["status"] == "initiated" and call["call_sid"] == fake_twilio.calls[0].sid
     store = Store(tmp_path / "alertd.db")
-    assert store.get_log(call["log_id"])["call_sid"] == call["call_sid"]
+    assert store.logs.get(call["log_id"])["call_sid"] == call["call_sid"]
     store.close()

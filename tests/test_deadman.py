@@ -88,7 +88,7 @@ def test_a_success_re_arms_it_for_the_next_spell(make):
     d.clock.advance(timedelta(minutes=10))
     assert run_due(d) == 1 and len(to_manager(d, "sms")) == 1
     assert d.run(d.daemon.dispatcher.run_once()) == 1  # the retry goes through: the spell is over
-    assert d.daemon.dispatcher.failing_since is None
+    assert d.daemon.dispatcher.health.failing_since is None
     d.clock.advance(timedelta(hours=1))
     fail_once(d)  # a new spell starts now
     d.clock.advance(timedelta(minutes=9))
@@ -133,7 +133,7 @@ def test_a_refused_number_does_not_start_a_spell(make):
     d.fake.permanent(A)  # 21211: invalid number, permanent
     r = d.notify({"to": A, "message": "x"})
     assert r.status_code == 400
-    assert d.daemon.dispatcher.failing_since is None
+    assert d.daemon.dispatcher.health.failing_since is None
     d.clock.advance(timedelta(hours=1))
     assert run_due(d) == 0 and not d.fake.messages
 
@@ -170,6 +170,6 @@ def test_config_errors_name_the_key(tmp_path, deadman, error):
 
 def test_deadman_to_may_be_a_number(tmp_path):
     config, _ = config_mod.load(write_config(tmp_path, 8080, {"deadman": {"to": "(555) 123-4567"}}))
-    from alertd.deadman import recipient
-    assert recipient(config) == A
+    from alertd.directory import Directory
+    assert Directory(config).resolve([config.deadman.to], "deadman.to") == ([A], [])
     assert config.deadman.after == timedelta(minutes=10) and config.deadman.action_type == "call"

@@ -68,16 +68,21 @@ def test_unanswered_call_is_placed_again_times_then_stops(d):
     assert {r["trigger_id"] for r in logs} == {logs[0]["trigger_id"]}
 
 
-@pytest.mark.parametrize("outcome, extra, retried", [
-    ("busy", {}, True),
-    ("failed", {}, True),
-    ("canceled", {}, True),
-    ("completed", {}, True),                              # gather, but no press
-    ("completed", {"AnsweredBy": "machine_end_beep"}, True),  # a voicemail is not a human
-    ("completed", {"AnsweredBy": "human"}, True),          # answered, still no press
+@pytest.mark.parametrize("outcome, extra, gather, retried", [
+    ("busy", {}, True, True),
+    ("no-answer", {}, False, True),
+    ("failed", {}, True, True),
+    ("canceled", {}, True, True),
+    ("completed", {}, True, True),                                  # gather, but no press
+    ("completed", {"AnsweredBy": "machine_end_beep"}, True, True),  # a voicemail is not a human
+    ("completed", {"AnsweredBy": "machine_start"}, False, True),    # ... with or without gather
+    ("completed", {"AnsweredBy": "fax"}, False, True),
+    ("completed", {"AnsweredBy": "human"}, True, True),             # answered, still no press
+    ("completed", {"AnsweredBy": "human"}, False, False),           # no gather: a human answering is delivery
+    ("completed", {}, False, False),                                # no gather, no machine detection: answered
 ])
-def test_calls_that_no_human_acknowledged_are_retried(d, outcome, extra, retried):
-    notify(d, to=A, retry={"times": 1, "every": "30s"})
+def test_calls_that_no_human_acknowledged_are_retried(d, outcome, extra, gather, retried):
+    notify(d, to=A, retry={"times": 1, "every": "30s"}, gather=gather)
     d.fake.complete_call(calls_to(d, A)[0].sid, outcome, **extra)
     d.clock.advance(30)
     assert run_due(d) == (1 if retried else 0)
@@ -123,7 +128,7 @@ def test_acknowledgement_cancels_pending_retries_and_escalation(d):
     d.clock.advance(3600)
     assert run_due(d) == 0
     assert len(d.fake.calls) == 1
-    states = {f["state"] for f in d.daemon.store.followups(row(d, call["log_id"])["trigger_id"])}
+    states = {f["state"] for f in d.daemon.store.followups.of_trigger(row(d, call["log_id"])["trigger_id"])}
     assert states == {"cancelled"}
 
 

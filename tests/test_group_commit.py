@@ -1,11 +1,11 @@
-"""Group commit (alertd/store/batch.py): concurrent writes share one transaction,
+"""Group commit (alertd/store/sqlite/batch.py): concurrent writes share one transaction,
 each caller still learns of its own failure, and nothing is answered ok unstored."""
 import asyncio
 import sqlite3
 
 import pytest
 
-from alertd.store import Store
+from alertd.store import Store, StoreError, StoreUnavailable
 
 
 @pytest.fixture
@@ -31,11 +31,11 @@ def committed(store) -> list[str]:
 
 def test_writes_queued_in_one_turn_of_the_loop_commit_once(store):
     async def go():
-        return await asyncio.gather(*(store.group.run(insert, f"v{i}") for i in range(20)))
+        return await asyncio.gather(*(store.batch.run(insert, f"v{i}") for i in range(20)))
     ids = asyncio.run(go())
     assert ids == list(range(1, 21))  # in order, each caller gets its own result
     assert committed(store) == [f"v{i}" for i in range(20)]
-    assert (store.group.batches, store.group.writes) == (1, 20)
+    assert (store.batch.batches, store.batch.writes) == (1, 20)
 
 
 def test_a_failing_write_is_rolled_back_alone_and_its_caller_gets_the_error(store):
@@ -44,19 +44,21 @@ def test_a_failing_write_is_rolled_back_alone_and_its_caller_gets_the_error(stor
         insert(c, value)  # UNIQUE: the whole write must go, its first row included
 
     async def go():
-        return await asyncio.gather(store.group.run(insert, "a"), store.group.run(insert_two_then_fail, "b"),
-                                    store.group.run(insert, "c"), return_exceptions=True)
+        return await asyncio.gather(store.batch.run(insert, "a"), store.batch.run(insert_two_then_fail, "b"),
+                                    store.batch.run(insert, "c"), return_exceptions=True)
     a, b, c = asyncio.run(go())
-    assert isinstance(b, sqlite3.IntegrityError)
+    # the store's error, never sqlite3's, with the driver's error as its cause
+    assert type(b) is StoreError and isinstance(b.__cause__, sqlite3.IntegrityError)
     assert (a, c) == (1, 2) or (a, c) == (1, 3)
     assert committed(store) == ["a", "c"]
 
 
 def test_a_single_failing_write_leaves_no_transaction_open(store):
     async def go():
-        with pytest.raises(sqlite3.IntegrityError):
-            await store.group.run(lambda c: (insert(c, "x"), insert(c, "x")))
-        return await store.group.run(insert, "y")
+        with pytest.raises(StoreError) as failed:
+            await store.batch.run(lambda c: (insert(c, "x"), insert(c, "x")))
+        assert isinstance(failed.value.__cause__, sqlite3.IntegrityError)
+        return await store.batch.run(insert, "y")
     asyncio.run(go())
     assert not store.conn.in_transaction
     assert committed(store) == ["y"]
@@ -68,13 +70,14 @@ def test_when_the_commit_cannot_happen_every_caller_of_the_batch_gets_the_error(
     other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
 
     async def go():
-        return await asyncio.gather(*(store.group.run(insert, f"v{i}") for i in range(3)), return_exceptions=True)
+        return await asyncio.gather(*(store.batch.run(insert, f"v{i}") for i in range(3)), return_exceptions=True)
     try:
         results = asyncio.run(go())
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert all(isinstance(r, sqlite3.OperationalError) for r in results), results
+    assert all(isinstance(r, StoreUnavailable) and isinstance(r.__cause__, sqlite3.OperationalError)
+               for r in results), results
     assert not store.conn.in_transaction
     assert committed(store) == []
 
@@ -87,7 +90,7 @@ def test_later_writes_of_a_batch_see_the_earlier_ones(store):
         return c.execute("SELECT COUNT(*) FROM t").fetchone()[0]
 
     async def go():
-        return await asyncio.gather(*(store.group.run(insert_count, f"v{i}") for i in range(5)))
+        return await asyncio.gather(*(store.batch.run(insert_count, f"v{i}") for i in range(5)))
     assert asyncio.run(go()) == [1, 2, 3, 4, 5]
 
 
@@ -97,7 +100,7 @@ def test_concurrent_notify_requests_are_all_stored_with_fewer_commits_than_reque
     share a commit depends on timing; the unit tests above pin the batching)."""
     import concurrent.futures
 
-    group = daemon.daemon.store.group
+    group = daemon.daemon.store.batch
     before = (group.batches, group.writes)
     numbers = [f"+1555{7000000 + i:07d}" for i in range(32)]
     with concurrent.futures.ThreadPoolExecutor(32) as pool:

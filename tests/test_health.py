@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from alertd.clock import FakeClock
+from alertd.dispatch.notification import Notification
 from conftest import ACCOUNT_SID, AUTH_TOKEN, CALLER_ID
 from local_http import refused_url
 
@@ -97,7 +98,7 @@ def test_healthz_fails_once_a_due_item_has_waited_longer_than_the_bound(down):
 
 def test_a_send_deferred_to_later_is_not_stuck_until_it_is_due(down):
     now = down.clock.timestamp()
-    row = {"to": A, "type": "sms", "message": "later", "params": {"from": CALLER_ID}, "send_at": now + 3600}
+    row = Notification(to=A, type="sms", message="later", params={"from": CALLER_ID}, send_at=now + 3600)
     down.run(down.daemon.submit({"source": "test"}, [row]))
     down.clock.advance(timedelta(minutes=59))
     status, body = health(down)

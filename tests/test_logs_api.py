@@ -10,7 +10,7 @@ from conftest import twilio_overrides
 
 NUMBER = "+15551234567"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
-# the fields issue 2 lists for a row (later issues add more: rule_id, trigger_id, ...)
+# the fields of a row in the hosted API's reference (alertd adds more: rule_id, trigger_id, ...)
 ROW_FIELDS = {"log_id", "created_at", "source", "to", "type", "template_id", "message", "call_sid", "sms_sid",
               "status", "call_status", "sms_status", "acknowledged", "acknowledged_at", "error"}
 # storage details that must not leak into the API

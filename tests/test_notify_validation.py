@@ -229,6 +229,10 @@ def test_zapier_style_string_values_are_read_as_numbers_and_booleans(make_daemon
 def test_unknown_fields_are_ignored(shared):
     r = shared.notify({"to": NUMBER, "message": "hi", "priority": "high", "tags": ["x"], "webhook_id": 7})
     assert r.status_code == 200, r.text
+    assert set(r.json()) == {"ok", "calls"} and set(r.json()["calls"][0]) == {"to", "type", "call_sid", "status",
+                                                                            "log_id"}
+    logged = shared.api.get(shared.url(f"/api/v1/calls/logs/{r.json()['calls'][0]['log_id']}"), timeout=10).json()
+    assert logged["log"]["message"] == "hi" and "high" not in json.dumps(logged)
 
 
 def test_an_owned_from_number_is_used(make_daemon):
@@ -249,6 +253,9 @@ def test_a_form_encoded_body_is_accepted(make_daemon):
 def test_json_sent_without_a_json_content_type_is_read_as_json(shared):
     """curl -d without -H 'Content-Type' labels the JSON as a form."""
     r = shared.api.post(shared.url("/api/v1/calls/notify"), timeout=10,
-                        data=json.dumps({"to": NUMBER, "message": "hi"}),
+                        data=json.dumps({"to": NUMBER, "message": "hi from curl"}),
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 200, r.text
+    (call,) = r.json()["calls"]
+    logged = shared.api.get(shared.url(f"/api/v1/calls/logs/{call['log_id']}"), timeout=10).json()["log"]
+    assert (call["to"], logged["message"]) == (NUMBER, "hi from curl")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from alertd import config as config_mod
 from alertd.api.auth import generate_key
@@ -25,7 +26,7 @@ def limited(make_daemon):
 
 def second_key(d):
     key, prefix, digest = generate_key()
-    d.daemon.store.create_key("other", prefix, digest, time.time())
+    d.on_loop(d.daemon.store.keys.create, "other", prefix, digest, time.time())
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -69,10 +70,14 @@ def test_requests_without_a_valid_key_are_refused_before_the_limit(limited):
 
 def test_health_and_metrics_without_a_key_are_not_limited(limited):
     for _ in range(10):
-        assert limited.api.get(limited.url("/healthz"), timeout=10).status_code == 200
+        assert requests.get(limited.url("/healthz"), timeout=10).status_code == 200
+        assert requests.get(limited.url("/metrics"), timeout=10).status_code == 200
+    assert value(scrape(limited), "alertd_api_rate_limited_total") == 0
+    for _ in range(3):  # the key's bucket was not touched: its whole burst is still there
+        assert limited.api.get(limited.url(TEMPLATES), timeout=10).status_code == 200
 
 
-def test_the_default_is_600_a_minute_and_null_turns_it_off(tmp_path, make_daemon):
+def test_the_default_is_6000_a_minute_and_null_turns_it_off(tmp_path, make_daemon):
     config, _ = config_mod.load(write_config(tmp_path, 8080))
     assert config.server.rate_limit.requests == 6000 and config.server.rate_limit.per.total_seconds() == 60
     d = make_daemon({"server": {"rate_limit": None}}, clock=FakeClock())

@@ -137,7 +137,8 @@ def test_curl_templates_create_list_and_delete(twilio_daemon):
     assert [t["template_id"] for t in listed["templates"]] == [created["template_id"]]
 
     # the delete example names a fixed id: give alertd a template with that id
-    twilio_daemon.daemon.store.create_template("tpl_a3f8b2c1d4e5", "From the docs", {"message": "m"}, time.time())
+    twilio_daemon.on_loop(twilio_daemon.daemon.store.templates.create, "tpl_a3f8b2c1d4e5", "From the docs",
+                          {"message": "m"}, time.time())
     deleted = run_curl(CURL_DELETE_TEMPLATE, twilio_daemon)
     assert deleted["ok"] is True
     again = run_curl(CURL_DELETE_TEMPLATE, twilio_daemon)

@@ -6,10 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alertd import config as config_mod, retention
-from alertd.callbacks import CallbackHandler
+from alertd import config as config_mod
+from alertd.runtime import retention
+from alertd.dispatch.callbacks import CallbackHandler
 from alertd.clock import FakeClock
 from alertd.store import Store
+from alertd.dispatch.notification import Notification
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -27,11 +29,11 @@ def notify(store: Store, at: float, *, outcome: str | None = "sent", channel: st
            source: str = "test") -> dict:
     """One trigger with one log row at ``at``; its outbox item sent, failed, or (None) left pending."""
     trigger = {"created_at": at, "source": source, **({"spec": spec} if spec else {})}
-    (row,) = store.create_trigger(trigger, [{"to": "+15551230001", "type": channel, "message": "m", "params": {}}],
-                                  lease_until=at)
+    (row,) = store.logs.create_trigger(trigger, [Notification(to="+15551230001", type=channel, message="m", params={})],
+                                       lease_until=at)
     if outcome is not None:
-        (oid, ch), = row["items"]
-        store.record_results([{"outbox_id": oid, "log_id": row["log_id"], "channel": ch, "outcome": outcome,
+        (oid, ch), = row.items
+        store.outbox.record_results([{"outbox_id": oid, "log_id": row.log_id, "channel": ch, "outcome": outcome,
                                "sid": "SM1", "error": {"code": 1, "message": "x"}}])
     return row
 
@@ -48,15 +50,15 @@ def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store
     old = [notify(store, OLD + i, outcome="sent" if i % 2 else "failed") for i in range(7)]
     recent = [notify(store, RECENT + i) for i in range(3)]
     for i in range(5):
-        store.record_event("webhook", "door", {"i": i}, OLD + i)
-    store.record_event("webhook", "door", {"i": "recent"}, RECENT)
+        store.events.record("webhook", "door", {"i": i}, OLD + i)
+    store.events.record("webhook", "door", {"i": "recent"}, RECENT)
 
     totals = prune(store, batch=3)
 
     assert totals == {"logs": 7, "outbox": 7, "callbacks": 0, "triggers": 7, "followups": 0, "kept": 0,
                       "events": 5, "groups": 0, "batches": 3 + 2 + 1}  # 3+3+1 log rows, 3+2 events, no groups
-    assert [r["log_id"] for r in store.list_logs(limit=100)] == [r["log_id"] for r in reversed(recent)]
-    assert all(store.get_log(r["log_id"]) is None and store.trigger(r["trigger_id"]) is None for r in old)
+    assert [r["log_id"] for r in store.logs.list(limit=100)] == [r.log_id for r in reversed(recent)]
+    assert all(store.logs.get(r.log_id) is None and store.logs.trigger(r.trigger_id) is None for r in old)
     assert count(store, "outbox") == 3 and count(store, "triggers") == 3
     assert [e["payload"] for e in store.conn.execute("SELECT payload FROM events")] == ['{"i": "recent"}']
 
@@ -66,35 +68,35 @@ def test_status_callbacks_go_with_their_log_rows(store):
     old, recent = notify(store, OLD), notify(store, RECENT)
     for row in (old, recent):
         for status in ("sent", "delivered"):
-            assert handler.sms_status(row["log_id"], "SM1", status)
+            assert handler.sms_status(row.log_id, "SM1", status)
 
     assert prune(store)["callbacks"] == 2
     assert [(r[0], r[1]) for r in store.conn.execute("SELECT log_id, status FROM status_callbacks ORDER BY id")] \
-        == [(recent["log_id"], "sent"), (recent["log_id"], "delivered")]
+        == [(recent.log_id, "sent"), (recent.log_id, "delivered")]
 
 
 def test_an_outbox_item_still_pending_is_never_pruned(store):
     waiting = notify(store, OLD, outcome=None)           # still being retried
     retrying = notify(store, OLD + 1, outcome="retry")   # failed transiently: pending again
     done = notify(store, OLD + 2)
-    both = store.create_trigger({"created_at": OLD + 3},
-                                [{"to": "+15551230002", "type": "both", "message": "m", "params": {}}], OLD)[0]
-    (call, _), (sms, _) = both["items"]
-    store.record_results([{"outbox_id": call, "log_id": both["log_id"], "channel": "call", "outcome": "sent",
+    both = store.logs.create_trigger({"created_at": OLD + 3},
+                                     [Notification(to="+15551230002", type="both", message="m", params={})], OLD)[0]
+    (call, _), (sms, _) = both.items
+    store.outbox.record_results([{"outbox_id": call, "log_id": both.log_id, "channel": "call", "outcome": "sent",
                            "sid": "CA1"}])  # the SMS of the same row is still pending
 
     totals = prune(store, batch=2)
 
     assert totals["logs"] == 1 and totals["kept"] == 3
-    assert store.get_log(done["log_id"]) is None
+    assert store.logs.get(done.log_id) is None
     for row in (waiting, retrying, both):
-        assert store.get_log(row["log_id"]) is not None
-        assert store.trigger(row["trigger_id"]) is not None
+        assert store.logs.get(row.log_id) is not None
+        assert store.logs.trigger(row.trigger_id) is not None
     pending = store.conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
     assert pending == 3 and count(store, "outbox") == 4  # the row's sent call stays with its pending SMS
     # once sent, they go at the next run
-    for oid, row in ((waiting["items"][0][0], waiting), (retrying["items"][0][0], retrying), (sms, both)):
-        store.record_results([{"outbox_id": oid, "log_id": row["log_id"], "channel": "sms", "outcome": "sent",
+    for oid, row in ((waiting.items[0][0], waiting), (retrying.items[0][0], retrying), (sms, both)):
+        store.outbox.record_results([{"outbox_id": oid, "log_id": row.log_id, "channel": "sms", "outcome": "sent",
                                "sid": "SM2"}])
     assert prune(store)["logs"] == 3 and count(store, "logs") == 0 and count(store, "outbox") == 0
 
@@ -103,28 +105,28 @@ def test_a_trigger_with_a_pending_escalation_step_is_kept_with_its_rows(store):
     spec = {"escalate": [{"after": 1000 * DAY, "to": ["+15551230003"]}]}  # far in the future: still pending
     escalating = notify(store, OLD, spec=spec)
     finished = notify(store, OLD + 1, spec={"escalate": [{"after": 60, "to": ["+15551230003"]}]})
-    store.claim_followups(OLD + 61)  # the finished trigger's step ran
+    store.followups.claim(OLD + 61)  # the finished trigger's step ran
 
     totals = prune(store)
 
     assert totals["logs"] == 1 and totals["kept"] == 1 and totals["followups"] == 1
-    assert store.get_log(escalating["log_id"]) is not None and len(store.followups(escalating["trigger_id"])) == 1
-    assert store.trigger(finished["trigger_id"]) is None and store.followups(finished["trigger_id"]) == []
+    assert store.logs.get(escalating.log_id) is not None and len(store.followups.of_trigger(escalating.trigger_id)) == 1
+    assert store.logs.trigger(finished.trigger_id) is None and store.followups.of_trigger(finished.trigger_id) == []
 
 
 def test_a_trigger_keeps_its_rows_that_are_newer_than_the_cutoff(store):
     row = notify(store, OLD)
-    later = store.create_trigger({"created_at": RECENT, "trigger_id": row["trigger_id"]},
-                                 [{"to": "+15551230004", "type": "sms", "message": "escalated", "params": {}}],
+    later = store.logs.create_trigger({"created_at": RECENT, "trigger_id": row.trigger_id},
+                                      [Notification(to="+15551230004", type="sms", message="escalated", params={})],
                                  lease_until=RECENT)[0]
     assert prune(store)["logs"] == 1
-    assert store.trigger(row["trigger_id"]) is not None and store.get_log(later["log_id"]) is not None
+    assert store.logs.trigger(row.trigger_id) is not None and store.logs.get(later.log_id) is not None
 
 
 def test_pruning_yields_to_the_event_loop_between_batches(store):
     for i in range(40):
         notify(store, OLD + i)
-        store.record_event("webhook", "door", {}, OLD + i)
+        store.events.record("webhook", "door", {}, OLD + i)
 
     async def run() -> tuple[dict, int]:
         turns = 0
@@ -183,7 +185,7 @@ def test_the_daemon_schedules_the_daily_job(daemon):
     # the job itself, run now on the daemon's loop
     assert daemon.notify({"to": "+15551234567", "message": "kept: recent"}).status_code == 200
     daemon.run(retention.run(d))
-    assert len(d.store.list_logs()) == 1
+    assert len(d.store.logs.list()) == 1
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -210,7 +210,7 @@ def test_door_sensor_only_calls_between_18_00_and_07_00(examples, when, fires):
     assert answer["fired"] == (["door-after-hours"] if fires else [])
     assert len(d.daemon.provider.sent) == (2 if fires else 0)
     # recorded either way
-    assert d.daemon.store.get_event(answer["event_id"])["payload"]["query"] == {"sensor": "front-door",
+    assert d.daemon.store.events.get(answer["event_id"])["payload"]["query"] == {"sensor": "front-door",
                                                                                  "state": "open"}
 
 
@@ -342,7 +342,7 @@ def test_order_shipped_texts_the_customer_at_the_number_the_shop_sent(examples):
 
     # other shop events on the same hook: recorded, nothing sent
     other = hook(d, "shop", {**ORDER_SHIPPED, "type": "order.created"})
-    assert other["fired"] == [] and d.daemon.store.get_event(other["event_id"]) is not None
+    assert other["fired"] == [] and d.daemon.store.events.get(other["event_id"]) is not None
     assert len(d.daemon.provider.sent) == 1
 
 

@@ -98,7 +98,7 @@ def test_webhook_answers_ok_with_event_id_fired_rules_and_log_ids(make_daemon, t
     (row,) = rule_logs(d, "echo")
     assert body["log_ids"] == [row["log_id"]]
     assert (row["to"], row["type"], row["message"]) == (MANAGER, "sms", '{"door": "back"}')
-    assert d.daemon.store.get_event(body["event_id"])["fired"] == ["echo"]
+    assert d.daemon.store.events.get(body["event_id"])["fired"] == ["echo"]
 
 
 def test_webhook_by_get_takes_the_query_and_never_the_key(make_daemon, tmp_path):
@@ -108,7 +108,7 @@ def test_webhook_by_get_takes_the_query_and_never_the_key(make_daemon, tmp_path)
     assert resp.status_code == 200, resp.text
     assert resp.json()["fired"] == ["echo"]
     assert sent(d) == [("sms", MANAGER, '{"sensor": "door-2", "state": "open"}')]
-    stored = d.daemon.store.get_event(resp.json()["event_id"])
+    stored = d.daemon.store.events.get(resp.json()["event_id"])
     assert stored["payload"] == {"body": None, "query": {"sensor": "door-2", "state": "open"}}
     assert d.key not in str(stored)
 
@@ -159,7 +159,7 @@ def test_every_received_event_is_recorded_even_when_no_rule_fires(make_daemon, t
     d = make_daemon(clock=FakeClock(T0))
     body = fire(d, "sensor", {"temp": 21})
     assert body["fired"] == [] and body["log_ids"] == []
-    event = d.daemon.store.get_event(body["event_id"])
+    event = d.daemon.store.events.get(body["event_id"])
     assert (event["kind"], event["name"], event["payload"]["body"], event["fired"]) == ("webhook", "sensor",
                                                                                         {"temp": 21}, [])
     assert event["received_at"] == T0.timestamp()

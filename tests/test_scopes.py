@@ -19,7 +19,7 @@ import requests
 from alertd.api import scopes
 from alertd.api.auth import generate_key
 from alertd.store import Store
-from alertd.store.schema import MIGRATIONS
+from alertd.store.sqlite.schema import MIGRATIONS
 from test_ui_auth import add_user, csrf_of, login
 
 NUMBER = "+15551234567"
@@ -36,7 +36,7 @@ rules:
 
 def key_with(d, *granted: str) -> requests.Session:
     key, prefix, digest = generate_key()
-    d.daemon.store.create_key("scoped", prefix, digest, time.time(), scopes=scopes.parse(list(granted)))
+    d.on_loop(d.daemon.store.keys.create, "scoped", prefix, digest, time.time(), scopes=scopes.parse(list(granted)))
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {key}"
     return s
@@ -152,8 +152,8 @@ def test_keys_made_before_scopes_existed_are_admin(tmp_path):
     conn.close()
     store = Store(path)
     try:
-        assert store.find_key("h")["scopes"] == "admin"
-        assert [r["scopes"] for r in store.list_keys()] == ["admin"]
+        assert store.keys.find("h")["scopes"] == "admin"
+        assert [r["scopes"] for r in store.keys.list()] == ["admin"]
     finally:
         store.close()
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from alertd.sdnotify import Notifier, keep_alive
-from alertd.service import loops_problem, stalled_after
+from alertd.runtime.sdnotify import Notifier, keep_alive
+from alertd.runtime.service import loops_problem, stalled_after
 from conftest import free_socket, write_config
 from sd_listener import NotifySocket
 

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from alertd import silences
+from alertd.dispatch import silences
 from alertd.clock import FakeClock
+from alertd.dispatch.notification import failed, notification
 from alertd.store import Store
 
 START = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)  # 09:00 in the tests' America/New_York
@@ -232,14 +233,17 @@ def make(store, **fields) -> str:
     return silences.create(store, now=START, tz=ZoneInfo("America/New_York"), reason="r", **fields).silence_id
 
 
-def test_match_compares_each_matcher_with_its_own_field(store):
+def test_each_matcher_is_compared_with_its_own_field(store):
     by_rule = make(store, rule_id="door-open", duration="1h")
     by_source = make(store, source="nagios", duration="1h")
     by_to = make(store, to=NUMBER, duration="1h")
 
-    def m(**kw):
-        args = {"source": None, "rule_id": None, "to": None, "now": START, **kw}
-        return silences.match(store, **args)
+    def m(*, source=None, rule_id=None, to=OTHER, now=START):
+        """The silence that holds back a notification to ``to`` of such a trigger, or None."""
+        row = notification(to, "call", "x")
+        silences.hold_back(store, {"source": source, "rule_id": rule_id}, [row], now.timestamp())
+        assert row.status == ("silenced" if row.silence_id else "queued")
+        return row.silence_id
 
     assert m(rule_id="door-open") == by_rule
     assert m(source="door-open") is None          # a rule id is not a source
@@ -252,10 +256,10 @@ def test_match_compares_each_matcher_with_its_own_field(store):
 def test_a_deferred_row_is_matched_at_its_send_time(store):
     make(store, to=NUMBER, duration="1h")
     now = START.timestamp()
-    rows = [{"to": NUMBER, "send_at": now + 1800}, {"to": NUMBER, "send_at": now + 7200},
-            {"to": NUMBER, "status": "failed"}]
+    rows = [notification(NUMBER, "call", "x", send_at=now + 1800), notification(NUMBER, "call", "x", send_at=now + 7200),
+            failed("broken", to=NUMBER)]
     assert silences.hold_back(store, {"source": None}, rows, now) == 1
-    assert [r.get("status") for r in rows] == ["silenced", None, "failed"]
+    assert [r.status for r in rows] == ["silenced", "queued", "failed"]
 
 
 # --- the CLI --------------------------------------------------------------------------------------
@@ -330,13 +334,13 @@ def test_a_silence_of_exactly_the_maximum_is_made(d):
 
 
 def test_listings_never_crash_on_a_stored_silence_past_year_9999(make_daemon):
-    from alertd.store import silences as q
     from test_ui_auth import add_user, csrf_of, login
 
     d = make_daemon()  # the real clock: the CLI reads it too
     now = datetime.now(timezone.utc).timestamp()
     # what an older alertd stored for until: 9999-12-31T23:59:59 in New York (past year 9999 in UTC)
-    q.add_silence(d.daemon.store, "sil_000000000001", "rule_id", "door", now, 253402318799.0, "old", now, "cli")
+    d.on_loop(d.daemon.store.silences.add, "sil_000000000001", "rule_id", "door", now, 253402318799.0, "old", now,
+              "cli")
     listed = active(d)
     assert [s["silence_id"] for s in listed] == ["sil_000000000001"]
     assert listed[0]["ends_at"].startswith("9999-12-30T23:59:59")  # the latest time shown

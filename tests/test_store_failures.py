@@ -87,7 +87,7 @@ def test_when_the_providers_answer_cannot_be_stored_the_api_still_says_what_was_
     sender = threading.Thread(target=lambda: answer.update(r=d.notify({"to": "+15551234567", "message": "hi"})))
     sender.start()
     deadline = time.monotonic() + 5
-    while not d.daemon.store.get_log(1) and time.monotonic() < deadline:
+    while not d.daemon.store.logs.get(1) and time.monotonic() < deadline:
         time.sleep(0.01)
 
     async def read_only(on: bool):

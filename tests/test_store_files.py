@@ -28,7 +28,7 @@ def test_the_database_its_wal_and_shm_are_0600_and_new_folders_0700(tmp_path, lo
     db = tmp_path / "state" / "alertd" / "alertd.db"
     store = Store(db)
     try:
-        store.create_key("k", "ak_live_abcd", "hash", 1.0)  # a write: the -wal and -shm exist now
+        store.keys.create("k", "ak_live_abcd", "hash", 1.0)  # a write: the -wal and -shm exist now
         files = {p.name: mode(p) for p in db.parent.iterdir()}
     finally:
         store.close()

@@ -8,14 +8,13 @@ import time
 import requests
 
 from alertd import cli
-from alertd.store import ui as q
 from alertd.ui import auth
 
 PASSWORD = "correct horse battery"
 
 
 def add_user(d, name="ops", password=PASSWORD):
-    q.add_user(d.daemon.store, name, auth.hash_password(password), time.time())
+    d.daemon.store.users.add(name, auth.hash_password(password), time.time())
 
 
 def csrf_of(html: str) -> str:
@@ -41,7 +40,7 @@ def test_users_add_reads_the_password_from_stdin(make_daemon, monkeypatch, capsy
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert cli.main(["users", "add", "alice", "--password-stdin", "-c", str(d.config_path)]) == 0
     assert "user 'alice' added" in capsys.readouterr().out
-    row = q.get_user(d.daemon.store, "alice")
+    row = d.daemon.store.users.get("alice")
     assert row["password_hash"].startswith("scrypt$") and PASSWORD not in row["password_hash"]
     s, r = login(d, "alice")
     assert r.url.endswith("/ui/") and "Trigger log" in r.text
@@ -154,7 +153,9 @@ def test_guesses_from_another_address_never_queue_in_front_of_the_owner(make_dae
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         guesses = [pool.submit(guess, k) for k in range(4)]
-        time.sleep(0.3)  # the guesses hold their address's turn
+        # the guesses hold their address's turn: the first has failed and serves its delay
+        d.wait_until(lambda: d.daemon.app.state.login_throttle.failures.get("203.0.113.7", 0) >= 1,
+                     what="the first guess to fail")
         started = time.monotonic()
         s, r = login(d)
         owner = time.monotonic() - started

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from alertd.clock import FakeClock
 from alertd.ui import glance
+from alertd.dispatch.notification import Notification
 from test_ui_pages import logged_in
 
 NY = ZoneInfo("America/New_York")  # the test config's timezone; DST began on Sunday 8 March 2026
@@ -18,11 +19,11 @@ def local(text: str) -> float:
 
 def notification(d, at: str, status: str = "initiated", ack_after: float | None = None) -> int:
     ts = local(at)
-    (row,) = d.daemon.store.create_trigger({"created_at": ts, "source": "glance"}, [
-        {"to": "+15551230001", "type": "call", "message": at, "params": {}, "status": status}], ts)
+    (row,) = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": ts, "source": "glance"}, [
+        Notification(to="+15551230001", type="call", message=at, params={}, status=status)], ts)
     if ack_after is not None:
-        d.daemon.store.acknowledge(row["log_id"], ts + ack_after, by="+15551230001")
-    return row["log_id"]
+        d.on_loop(d.daemon.store.logs.acknowledge, row.log_id, ts + ack_after, by="+15551230001")
+    return row.log_id
 
 
 def counts(page: str, key: str) -> dict[str, int]:

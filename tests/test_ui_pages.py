@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import requests
 
 from alertd.clock import FakeClock
+from alertd.dispatch.notification import Notification
 from conftest import twilio_overrides
 from test_ui_auth import add_user, csrf_of, login
 
@@ -34,12 +35,12 @@ def test_log_is_newest_first_and_filters(make_daemon):
 def test_story_shows_every_row_and_provider_errors_in_words(make_daemon):
     d, s, _ = logged_in(make_daemon)
     now = time.time()
-    rows = d.daemon.store.create_trigger({"created_at": now, "source": "t"}, [
-        {"to": "+15551230001", "type": "call", "message": "x", "params": {}, "status": "failed",
-         "error": {"code": 21211, "message": "The 'To' number is not valid."}},
-        {"to": "+15551230002", "type": "sms", "message": "x", "params": {}, "status": "silenced",
-         "silence_id": "sil_abc", "step": 1}], now)
-    page = s.get(d.url(f"/ui/triggers/{rows[0]['trigger_id']}"), timeout=5).text
+    rows = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": now, "source": "t"}, [
+        Notification(to="+15551230001", type="call", message="x", params={}, status="failed",
+                     error={"code": 21211, "message": "The 'To' number is not valid."}),
+        Notification(to="+15551230002", type="sms", message="x", params={}, status="silenced",
+                     silence_id="sil_abc", step=1)], now)
+    page = s.get(d.url(f"/ui/triggers/{rows[0].trigger_id}"), timeout=5).text
     assert "21211: invalid &#39;To&#39; number" in page and "sil_abc" in page and "escalation step 1" in page
     assert s.get(d.url("/ui/triggers/999"), timeout=5).status_code == 404
 
@@ -49,7 +50,7 @@ def test_acknowledge_from_the_dashboard(make_daemon):
     log_id = d.notify({"to": "+15551234567", "message": "x", "gather": True}).json()["calls"][0]["log_id"]
     r = s.post(d.url(f"/ui/logs/{log_id}/ack"), data={"csrf": csrf, "next": "/ui/"}, timeout=5)
     assert r.url.endswith("/ui/")
-    assert d.daemon.store.get_log(log_id)["acknowledged_by"] == "dashboard:ops"
+    assert d.daemon.store.logs.get(log_id)["acknowledged_by"] == "dashboard:ops"
 
 
 def test_events_stream_sends_new_rows(make_daemon):
@@ -123,16 +124,17 @@ def test_the_live_stream_ends_when_its_session_is_logged_out(make_daemon):
     import time
 
     d, s, csrf = logged_in(make_daemon)
-    ended = threading.Event()
+    opened, ended = threading.Event(), threading.Event()
 
     def listen():
         with s.get(d.url("/ui/events"), stream=True, timeout=30) as r:
-            assert r.status_code == 200
+            if r.status_code == 200:
+                opened.set()
             for _ in r.iter_lines():
                 pass
         ended.set()
     threading.Thread(target=listen, daemon=True).start()
-    time.sleep(1.0)
+    assert opened.wait(10), "the stream did not open"
     assert not ended.is_set()  # the stream runs while the session lives
     s.post(d.url("/ui/logout"), data={"csrf": csrf}, timeout=5)
     assert ended.wait(5), "the stream outlived the session"

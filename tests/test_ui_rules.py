@@ -40,7 +40,7 @@ def test_the_dry_run_shows_what_test_rule_prints_and_sends_nothing(site, tmp_pat
     printed = [line for line in capsys.readouterr().out.splitlines()
                if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[", line)]  # not the daemon's log lines
     assert printed == lines  # the very same report
-    assert d.daemon.provider.sent == [] and d.daemon.store.list_logs() == []
+    assert d.daemon.provider.sent == [] and d.daemon.store.logs.list() == []
     assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
 
 

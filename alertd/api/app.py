@@ -6,6 +6,7 @@ import time
 import structlog
 from fastapi import FastAPI, Request
 
+from ..ui import install as install_ui
 from . import errors, health, hooks, logs, notify, silences, twilio_hooks
 from .limits import BodyLimit
 
@@ -67,7 +68,6 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(silences.router)
     app.include_router(health.router)  # /healthz, /metrics
-    from ..ui import install as install_ui
     install_ui(app, daemon.config)  # the dashboard, under ui.path
 
     app.add_middleware(RequestLog, owner=app, fast={("POST", "/api/v1/calls/notify"): notify.notify})

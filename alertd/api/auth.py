@@ -53,7 +53,7 @@ class Authenticator:
         if not key:
             raise ApiError(401, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
         digest = hash_key(key)
-        row = self.store.find_key(digest)
+        row = self.store.keys.find(digest)
         # the lookup is by hash of the key, so timing reveals nothing about stored keys;
         # the final check is constant-time all the same
         # a revoked key gets the unknown key's answer: a leaked key tells its holder nothing
@@ -73,5 +73,5 @@ class Authenticator:
                                f" retry after {retry} s.", {"Retry-After": retry})
         if now - self._touched.get(row["id"], 0.0) >= TOUCH_EVERY:
             self._touched[row["id"]] = now
-            self.store.touch_key(row["id"], now)
+            self.store.keys.touch(row["id"], now)
         return row["id"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from typing import Any
 
 import structlog
@@ -12,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..store import StoreError
+from ..store import StoreUnavailable
 
 log = structlog.get_logger("alertd.api")
 
@@ -47,7 +46,7 @@ def response_for(request: Request, exc: Exception) -> JSONResponse:
     """The envelope for any exception raised by an endpoint."""
     if isinstance(exc, ApiError):
         return envelope(exc.code, exc.error, exc.headers, **exc.extra)
-    if isinstance(exc, (StoreError, sqlite3.OperationalError)):  # disk full, locked, read-only: never ok
+    if isinstance(exc, StoreUnavailable):  # disk full, locked, read-only: never ok
         log.error("database error", path=request.url.path, error=str(exc))
         return envelope(503, "The database cannot be written; nothing was accepted. Try again.",
                         {"Retry-After": "5"})
@@ -65,5 +64,5 @@ def install(app: FastAPI) -> None:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return response_for(request, exc)
 
-    for kind in (ApiError, StoreError, sqlite3.OperationalError, RequestValidationError, StarletteHTTPException, Exception):
+    for kind in (ApiError, StoreUnavailable, RequestValidationError, StarletteHTTPException, Exception):
         app.add_exception_handler(kind, handler)

@@ -5,8 +5,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..clock import from_timestamp, iso
-from ..metrics import CONTENT_TYPE
-from ..store.health import outbox_stats
+from ..runtime.metrics import CONTENT_TYPE
 from .errors import ApiError
 
 router = APIRouter()
@@ -16,13 +15,11 @@ def check(daemon) -> dict:
     """The health report: ``ok`` and, when not, the ``problems`` in words.
 
     ok needs three things: the database answers; the dispatcher loop is alive
-    (the same test as the systemd watchdog's, alertd/service.py); and no
+    (the same test as the systemd watchdog's, alertd/runtime/service.py); and no
     outbox item has been due for longer than ``server.health_max_outbox_age``
     (a send deferred to later is not due yet, so it is not stuck). Rule file
     errors are reported, not failed on: the last good rules stay live.
     """
-    from ..service import loops_problem
-
     problems: list[str] = []
     now = daemon.clock.timestamp()
     outbox = None
@@ -30,7 +27,7 @@ def check(daemon) -> dict:
         problems.append("the database does not answer")
     else:
         try:
-            stats = outbox_stats(daemon.store, now)
+            stats = daemon.store.outbox.stats(now)
         except Exception as exc:  # noqa: BLE001 - whatever SQLite says, it is the reason
             problems.append(f"the outbox cannot be read: {exc}")
         else:
@@ -41,17 +38,17 @@ def check(daemon) -> dict:
             if age is not None and age > bound:
                 problems.append(f"the oldest due outbox item has waited {age:.0f}s"
                                 f" (server.health_max_outbox_age: {bound:.0f}s)")
-    loops = loops_problem(daemon)
+    loops = daemon.loops_problem()
     if loops:
         problems.append(loops)
-    dispatcher = daemon.dispatcher
-    failing_since = dispatcher.failing_since if dispatcher is not None else None
+    health = daemon.attempts.health
+    failing_since = health.failing_since
     report = {"ok": not problems, "rules": {"loaded": len(daemon.runner.ruleset), "errors": daemon.rules.errors}}
     if problems:
         report["problems"] = problems
     report["outbox"] = outbox
     report["provider"] = {"failing_since": iso(from_timestamp(failing_since)),
-                          "failures": dispatcher.failures if dispatcher is not None else 0}
+                          "failures": health.failures}
     return report
 
 

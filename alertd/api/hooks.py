@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from ..clock import from_timestamp, iso
 from ..sources.webhook import PayloadError
 from .errors import ApiError
-from .notify import read_body
+from .body import read_body
 
 router = APIRouter()
 
@@ -39,7 +39,7 @@ async def rules(request: Request) -> JSONResponse:
     daemon = request.app.state.daemon
     daemon.auth(request)
     runner, manager = daemon.runner, daemon.rules
-    summaries = daemon.store.rule_summaries()
+    summaries = daemon.store.rule_state.summaries()
     jobs = daemon.scheduler.jobs() if daemon.scheduler else {}
     out = []
     for rule_id, rule in runner.ruleset.rules.items():

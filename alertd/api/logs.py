@@ -67,7 +67,7 @@ async def list_logs(request: Request, limit: str = "50", source: str | None = No
     daemon.auth(request)
     if not (limit.isascii() and limit.isdigit() and len(limit) <= 4) or not 1 <= int(limit) <= 1000:
         raise ApiError(400, "limit: must be a whole number from 1 to 1000")
-    rows = daemon.store.list_logs(limit=int(limit), source=source,
+    rows = daemon.store.logs.list(limit=int(limit), source=source,
                                   since=parse_since(since) if since else None)
     return JSONResponse({"ok": True, "logs": [log_row(r) for r in rows]})
 
@@ -77,7 +77,7 @@ async def get_log(request: Request, log_id: str) -> JSONResponse:
     daemon = request.app.state.daemon
     daemon.auth(request)
     number = row_id(log_id)
-    row = daemon.store.get_log(number) if number is not None else None
+    row = daemon.store.logs.get(number) if number is not None else None
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
     return JSONResponse({"ok": True, "log": log_row(row)})
@@ -90,4 +90,4 @@ async def ack(request: Request, log_id: str) -> JSONResponse:
     number = row_id(log_id)
     if number is None or daemon.callbacks.acknowledge(number, f"api key {key_id}", "api") is None:
         raise ApiError(404, f"Log row not found: {log_id}")
-    return JSONResponse({"ok": True, "log": log_row(daemon.store.get_log(number))})
+    return JSONResponse({"ok": True, "log": log_row(daemon.store.logs.get(number))})

@@ -1,14 +1,14 @@
 """Per-key rate limit: a token bucket per API key, in memory.
 
     server:
-      rate_limit: {requests: 600, per: 1m}    # the default; null turns it off
+      rate_limit: {requests: 6000, per: 1m}    # the default; null turns it off
 
 A key may send a burst of ``requests`` at once, then ``requests`` per ``per``
 on average; beyond that the API answers 429 in the error envelope with
 Retry-After (whole seconds until a request is allowed again). The default,
-600 a minute, is far above what a monitoring system sends, even an
-Alertmanager flushing every group at once, and stops a script stuck in a loop
-from placing thousands of calls. Buckets live in memory: a restart refills
+6,000 a minute, accepts a burst of 1,000 triggers from one integration at
+once (an Alertmanager flushing every group, a storm), and still stops a script
+stuck in a loop within seconds. Buckets live in memory: a restart refills
 them, which errs on the side of letting alerts through.
 """
 from __future__ import annotations

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import silences
+from ..dispatch import silences
 from .errors import ApiError
 from .models import json_body
-from .notify import parse, read_body
+from .body import parse, read_body
 
 log = structlog.get_logger("alertd.api")
 router = APIRouter(prefix="/api/v1")

@@ -6,6 +6,7 @@ The log id travels in the URL: a callback can beat the stored sid.
 """
 from __future__ import annotations
 
+import json
 from xml.sax.saxutils import escape
 
 import structlog
@@ -68,12 +69,11 @@ async def status(request: Request) -> Response:
 async def gather(request: Request) -> Response:
     params = await verified_params(request)
     daemon, log_id = request.app.state.daemon, _log_id(request)
-    acknowledged = daemon.callbacks.digits(log_id, params.get("CallSid"), params.get("Digits", ""),
-                                           params.get("To"))
-    row = daemon.store.get_log(log_id)
+    acknowledged = daemon.callbacks.digits(log_id, params.get("Digits", ""), params.get("To"))
+    row = daemon.store.logs.get(log_id)
     if row is None:
         return _xml(_EMPTY)
-    out = daemon.dispatcher.outgoing(daemon.store.row_dict(row), "call")
+    out = _call_of(daemon, row)
     return _xml(gather_reply_twiml(out, acknowledged or params.get("Digits", "").strip() == "1"))
 
 
@@ -81,10 +81,15 @@ async def gather(request: Request) -> Response:
 async def twiml(request: Request) -> Response:
     await verified_params(request)
     daemon, log_id = request.app.state.daemon, _log_id(request)
-    row = daemon.store.get_log(log_id)
+    row = daemon.store.logs.get(log_id)
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
-    return _xml(call_twiml(daemon.dispatcher.outgoing(daemon.store.row_dict(row), "call")))
+    return _xml(call_twiml(_call_of(daemon, row)))
+
+
+def _call_of(daemon, row):
+    """The call of a stored log row, as the provider was asked to place it."""
+    return daemon.attempts.outgoing(row["to_number"], row["message"], json.loads(row["params"]), row["log_id"], "call")
 
 
 ACK_WORDS = {"1", "ACK", "OK"}
@@ -115,9 +120,9 @@ async def inbound_sms(request: Request) -> Response:
     except ValueError:
         return _message("alertd: this number cannot acknowledge alerts.")
     now = daemon.clock.timestamp()
-    row = daemon.store.latest_open_trigger_for(number, now - ACK_WINDOW)
+    row = daemon.store.logs.latest_open_trigger_for(number, now - ACK_WINDOW)
     if row is None:
         return _message("alertd: no open alert to acknowledge for this number.")
     daemon.callbacks.acknowledge(row["log_id"], number, "sms")
-    message = daemon.store.get_log(row["log_id"])["message"] or ""
+    message = daemon.store.logs.get(row["log_id"])["message"] or ""
     return _message(f"Acknowledged: {message[:100]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from ..sources.schedule import next_fire_times
+from ..rules.schedule import next_fire_times
 from .evaluate import evaluate
 
 
@@ -21,11 +21,11 @@ def read_event(text: str) -> object:
         raise ValueError("not JSON: nested too deeply") from None
 
 
-def dry_run(rule, event: object, now: datetime, *, config, ruleset, resolved: bool = False) -> tuple[list[str], bool]:
-    """(the report's lines, True when the rule could send without errors). ``now`` is aware."""
-    rotations = tuple(getattr(config, "rotations", {}) or ())
-    d = evaluate(rule, event, now, contacts=config.contact_numbers(), groups=config.groups, ruleset=ruleset,
-                 rotations=rotations, resolved=resolved, preview=True)
+def dry_run(rule, event: object, now: datetime, *, names, ruleset, resolved: bool = False) -> tuple[list[str], bool]:
+    """(the report's lines, True when the rule could send without errors). ``now`` is aware.
+    ``names``: contacts, groups and rotations (alertd/directory.py's Directory)."""
+    d = evaluate(rule, event, now, contacts=names.contacts, groups=names.groups, ruleset=ruleset,
+                 rotations=names.rotations, resolved=resolved, preview=True)
     lines = [
         f"rule:        {rule.id} ({ruleset.files.get(rule.id)})",
         f"when:        {'holds' if d.when_held else 'does not hold'}" + (f"  ({rule.when})" if rule.when else ""),

@@ -7,6 +7,7 @@ through the same callback handler that Twilio's signed requests reach.
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 
 import structlog
@@ -14,6 +15,7 @@ import structlog
 from . import Outgoing
 
 log = structlog.get_logger("alertd.simulator")
+SENT_KEPT = 1000
 
 
 class SimulatorProvider:
@@ -21,9 +23,15 @@ class SimulatorProvider:
 
     def __init__(self, *, press: bool = True, delay: float = 0.2):
         self.press, self.delay = press, delay
-        self.callbacks = None  # set by the daemon: alertd.callbacks.CallbackHandler
-        self.sent: list[Outgoing] = []
+        self.callbacks = None  # the daemon's CallbackHandler (alertd/dispatch/callbacks.py), given at its construction
+        # the latest sends, for a look in tests and the REPL: bounded, `make run` may run for weeks
+        self._sent: collections.deque[Outgoing] = collections.deque(maxlen=SENT_KEPT)
         self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def sent(self) -> list[Outgoing]:
+        """The latest SENT_KEPT sends, oldest first."""
+        return list(self._sent)
 
     async def start(self) -> None:
         pass
@@ -34,7 +42,7 @@ class SimulatorProvider:
 
     async def send(self, out: Outgoing) -> str:
         sid = ("SM" if out.channel == "sms" else "CA") + secrets.token_hex(16)
-        self.sent.append(out)
+        self._sent.append(out)
         log.info("simulated " + out.channel, log_id=out.log_id, to=out.to, sid=sid, message=out.message)
         if self.callbacks is not None:
             task = asyncio.create_task(self._play(out, sid))
@@ -54,6 +62,6 @@ class SimulatorProvider:
             cb.call_status(out.log_id, sid, status)
             await asyncio.sleep(self.delay)
         if out.gather and self.press:
-            cb.digits(out.log_id, sid, "1", out.to)
+            cb.digits(out.log_id, "1", out.to)
             await asyncio.sleep(self.delay)
         cb.call_status(out.log_id, sid, "completed")

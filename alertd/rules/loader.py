@@ -19,6 +19,7 @@ from typing import Any, Collection, Mapping
 from pydantic import ValidationError
 
 from alertd import yamlfile
+from alertd.envsubst import substitute
 from alertd.rules.checks import Names, check_rule, check_template_fields, dig
 from alertd.rules.errors import describe, did_you_mean
 from alertd.rules.models import Rule, Template
@@ -99,9 +100,6 @@ def _yaml_hint(path: Path, line: int) -> str:
     return ""
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
 def _substitute_poll(raw: dict, environ: Mapping[str, str]) -> tuple[dict, list[tuple[Loc, str]]]:
     """${VAR} and ${VAR:-default} in a poll's url, headers and body, as in config.yaml.
 
@@ -112,25 +110,8 @@ def _substitute_poll(raw: dict, environ: Mapping[str, str]) -> tuple[dict, list[
     if not isinstance(poll, dict):
         return raw, []
     unset: list[tuple[Loc, str]] = []
-
-    def sub(value: Any, loc: Loc) -> Any:
-        if isinstance(value, str):
-            def repl(m: re.Match) -> str:
-                name, default = m.group(1), m.group(2)
-                if name in environ:
-                    return environ[name]
-                if default is None:
-                    unset.append((loc, name))
-                return default or ""
-            return _VAR.sub(repl, value)
-        if isinstance(value, dict):
-            return {k: sub(v, loc + (k,)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [sub(v, loc + (j,)) for j, v in enumerate(value)]
-        return value
-
     base: Loc = ("source", "poll")
-    poll = {k: sub(v, base + (k,)) if k in ("url", "headers", "body") else v for k, v in poll.items()}
+    poll = {k: substitute(v, base + (k,), unset, environ) if k in ("url", "headers", "body") else v for k, v in poll.items()}
     return {**raw, "source": {**raw["source"], "poll": poll}}, unset
 
 
@@ -303,3 +284,12 @@ def load_rules(
         timezone,
     )
     return LoadResult(ruleset, errors, failed, [f.display for f in files])
+
+
+def load_configured(config, names, folder: str | Path | None = None) -> LoadResult:
+    """The rule files of ``config.rules`` (or ``folder``), checked against the
+    config's names (``names``: alertd/directory.py's Directory), with paths shown
+    relative to the config's folder."""
+    return load_rules(config.rules if folder is None else folder, contacts=names.contacts, groups=names.groups,
+                      rotations=names.rotations, timezone=config.timezone,
+                      display_root=config.path.parent if config.path else None)

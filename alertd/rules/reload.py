@@ -16,7 +16,8 @@ import structlog
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .loader import LoadResult, load_rules
+from ..directory import Directory
+from .loader import LoadResult, load_configured
 from .ruleset import RuleSet
 
 log = structlog.get_logger("alertd.rules")
@@ -39,9 +40,7 @@ class RuleManager:
         folder = Path(cfg.rules)
         if not folder.exists():
             return LoadResult(RuleSet(timezone=cfg.timezone), [], [], [])
-        return load_rules(folder, contacts=cfg.contact_numbers(), groups=cfg.groups,
-                          rotations=tuple(getattr(cfg, "rotations", {}) or ()), timezone=cfg.timezone,
-                          display_root=cfg.path.parent if cfg.path else None)
+        return load_configured(cfg, Directory(cfg), folder)
 
     def load_initial(self) -> None:
         result = self._load()

@@ -7,43 +7,15 @@ drops a tick that starts late on a busy box.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
-from ..rules.cron import parse_cron
-from ..rules.models import Rule
 from ..rules.ruleset import RuleSet
+from ..rules.schedule import trigger_for
 
 MISFIRE_GRACE = 30  # seconds
-
-
-def trigger_for(rule: Rule, timezone: str) -> BaseTrigger | None:
-    spec = rule.source.poll or rule.source.schedule
-    if spec is None:
-        return None
-    if spec.cron is not None:
-        return parse_cron(spec.cron, timezone)
-    # jitter 0: a poll every 10 s means every 10 s; spread comes from start times
-    return IntervalTrigger(seconds=max(spec.every.total_seconds(), 1), timezone=timezone)
-
-
-def next_fire_times(rule: Rule, timezone: str, after: datetime, count: int = 3) -> list[datetime]:
-    """When the rule would run next (for test-rule and the rules API)."""
-    trigger = trigger_for(rule, timezone)
-    out: list[datetime] = []
-    prev = None
-    now = after
-    while trigger is not None and len(out) < count:
-        nxt = trigger.get_next_fire_time(prev, now)
-        if nxt is None:
-            break
-        out.append(nxt)
-        prev, now = nxt, nxt + timedelta(microseconds=1)
-    return out
 
 
 class Scheduler:

@@ -5,11 +5,11 @@ import structlog
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from .. import oncall, silences
+from .. import oncall
+from ..dispatch import silences
 from ..engine import preview
 from ..api import scopes
 from ..api.auth import generate_key
-from ..store.ui import rules_last_fired
 
 log = structlog.get_logger("alertd.ui")
 
@@ -17,7 +17,7 @@ log = structlog.get_logger("alertd.ui")
 def add_routes(base: str, *, page, post, html) -> None:
     """Registers the pages with ``page``/``post`` (alertd/ui/views.py: login and CSRF checked there)."""
     def keys_page(request, session, status=200, **extra):
-        return html("keys.html", request, session, status=status, keys=request.app.state.daemon.store.list_keys(),
+        return html("keys.html", request, session, status=status, keys=request.app.state.daemon.store.keys.list(),
                     **extra)
 
     @page("/keys")
@@ -35,7 +35,7 @@ def add_routes(base: str, *, page, post, html) -> None:
             return keys_page(request, session, status=400, error=str(exc))
         d = request.app.state.daemon
         key, prefix, digest = generate_key()
-        key_id = d.store.create_key(name, prefix, digest, d.clock.timestamp(), scopes=granted)
+        key_id = d.store.keys.create(name, prefix, digest, d.clock.timestamp(), scopes=granted)
         log.info("api key created", key_id=key_id, scopes=granted, by=session["name"])
         # shown once, in this response only: never stored, never in a URL
         return keys_page(request, session, new_key=key, new_name=name)
@@ -43,7 +43,7 @@ def add_routes(base: str, *, page, post, html) -> None:
     @post("/keys/{key_id:int}/revoke")
     async def revoke_key(request: Request, session, form: dict, key_id: int) -> Response:
         d = request.app.state.daemon
-        if d.store.revoke_key(key_id, d.clock.timestamp()):
+        if d.store.keys.revoke(key_id, d.clock.timestamp()):
             log.info("api key revoked", key_id=key_id, by=session["name"])
         return RedirectResponse(base + "/keys", status_code=303)
 
@@ -94,8 +94,8 @@ def add_routes(base: str, *, page, post, html) -> None:
 
     def rules_page(request, session, status=200, **extra):
         d = request.app.state.daemon
-        ruleset, state = d.runner.ruleset, d.store.rule_summaries()
-        fired = rules_last_fired(d.store)
+        ruleset, state = d.runner.ruleset, d.store.rule_state.summaries()
+        fired = d.store.dashboard.rules_last_fired()
         rows = []
         for rule_id, rule in ruleset.rules.items():
             src = rule.source
@@ -124,6 +124,6 @@ def add_routes(base: str, *, page, post, html) -> None:
             event = preview.read_event(text)
         except ValueError as exc:
             return rules_page(request, session, status=400, form=form, dry_error=f"event: {exc}")
-        lines, ok = preview.dry_run(rule, event, d.clock.now(), config=d.config, ruleset=d.runner.ruleset,
+        lines, ok = preview.dry_run(rule, event, d.clock.now(), names=d.directory, ruleset=d.runner.ruleset,
                                     resolved=bool(form.get("resolved")))
         return rules_page(request, session, form=form, dry_lines=lines, dry_ok=ok)

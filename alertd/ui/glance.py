@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from ..store import ui as q
 
 # (key, words, symbol, short words for narrow table heads) in stacking order, bottom first
 OUTCOMES = (("acknowledged", "acknowledged", "✓", "acked"), ("sent", "sent, not acknowledged", "→", "sent"),
@@ -136,8 +135,8 @@ def glance(store, now: datetime, tz: tzinfo) -> dict:
     hours = _buckets(hour_starts(now, tz), now, hourly=True)
     days = _buckets(day_starts(now, tz), now, hourly=False)
     for b in hours + days:
-        b.counts = q.outcome_counts(store, b.start.timestamp(), b.end.timestamp())
-    delays = q.ack_delays(store, days[0].start.timestamp(), now.timestamp())
+        b.counts = store.dashboard.outcome_counts(b.start.timestamp(), b.end.timestamp())
+    delays = store.dashboard.ack_delays(days[0].start.timestamp(), now.timestamp())
     day_ago = (now - timedelta(days=1)).timestamp()
     summary = {}
     for name, values in (("24 h", [d for t, d in delays if t >= day_ago]), ("7 days", [d for _, d in delays])):

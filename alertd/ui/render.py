@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..clock import from_timestamp
-from . import HERE
+
+HERE = Path(__file__).parent  # the package's folder: templates/ and static/
 
 # Twilio's codes in words: an error code alone tells the on-call engineer nothing at 3 a.m.
 PROVIDER_ERRORS = {

@@ -14,12 +14,12 @@ import structlog
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from ..api.body import parse
 from ..api.errors import ApiError
 from ..api.logs import row_id
 from ..api.models import NotifyRequest, TemplateCreate
-from ..api.notify import build_rows, parse, resolve_params
+from ..api.notify import send
 from ..store import StoreError
-from ..store import ui as q
 
 log = structlog.get_logger("alertd.ui")
 TEST_SOURCE = "dashboard-test"
@@ -31,25 +31,18 @@ def template_of(daemon, form: dict) -> TemplateCreate:
     data: dict = {k: str(form[k]).strip() for k in FORM_FIELDS if str(form.get(k, "")).strip()}
     data["gather"] = bool(form.get("gather"))  # an unticked checkbox is not posted at all
     req = parse(TemplateCreate, data)
-    numbers = daemon.config.provider.numbers
-    if req.from_ and numbers and req.from_ not in numbers:
-        raise ApiError(403, f"from: caller ID {req.from_} is not one of this account's numbers.")
+    refused = daemon.caller_id.refusal(req.from_)
+    if refused:
+        raise ApiError(403, refused)
     return req
 
 
-async def send_test(daemon, template_id: str, to: str) -> list[dict]:
-    """One notification from the template to ``to``, as POST /calls/notify sends it.
+async def send_test(daemon, template_id: str, to: str) -> list:
+    """One notification from the template to ``to``, through POST /calls/notify's own flow.
     Raises ApiError (a bad number, an unknown template, no provider)."""
     req = parse(NotifyRequest, {"to": to, "template_id": template_id, "source": TEST_SOURCE})
-    if not daemon.provider.configured:
-        raise ApiError(503, "The provider is not configured (provider.account_sid / provider.auth_token).")
-    template = daemon.store.get_template(template_id)
-    if template is None:
-        raise ApiError(404, f"template_id: no template {template_id}")
-    merged = resolve_params(daemon, req, template)
-    rows = build_rows(daemon, req.to, merged, template_id)
     try:
-        return await daemon.submit({"source": merged.get("source"), "api_key_id": None}, rows)
+        return await send(daemon, req, api_key_id=None)
     except StoreError as exc:  # the database cannot be written: nothing was sent, say so on the page
         raise ApiError(503, str(exc)) from None
 
@@ -59,8 +52,8 @@ def add_routes(base: str, *, page, post, html) -> None:
     def list_page(request, session, status=200, **extra):
         d = request.app.state.daemon
         test = row_id(request.query_params.get("test", ""))
-        sent = d.store.get_log(test) if test is not None else None
-        return html("templates.html", request, session, status=status, templates=d.store.list_templates(),
+        sent = d.store.logs.get(test) if test is not None else None
+        return html("templates.html", request, session, status=status, templates=d.store.templates.list(),
                     numbers=d.config.provider.numbers, sent=sent, **extra)
 
     def edit_page(request, session, template, status=200, **extra):
@@ -83,32 +76,32 @@ def add_routes(base: str, *, page, post, html) -> None:
         except ApiError as exc:
             return list_page(request, session, status=exc.code, error=exc.error, form=form)
         template_id = "tpl_" + secrets.token_hex(6)  # the API's form of id
-        d.store.create_template(template_id, req.name, req.fields(), d.clock.timestamp())
+        d.store.templates.create(template_id, req.name, req.fields(), d.clock.timestamp())
         log.info("template created", template_id=template_id, by=session["name"])
         return RedirectResponse(f"{base}/templates#{template_id}", status_code=303)
 
     @page("/templates/{template_id}")
     async def edit(request: Request, session, template_id: str) -> Response:
-        template = request.app.state.daemon.store.get_template(template_id)
+        template = request.app.state.daemon.store.templates.get(template_id)
         return edit_page(request, session, template) if template else not_found(request, session, template_id)
 
     @post("/templates/{template_id}")
     async def update(request: Request, session, form: dict, template_id: str) -> Response:
         d = request.app.state.daemon
-        template = d.store.get_template(template_id)
+        template = d.store.templates.get(template_id)
         if template is None:
             return not_found(request, session, template_id)
         try:
             req = template_of(d, form)
         except ApiError as exc:
             return edit_page(request, session, template, status=exc.code, error=exc.error, form=form)
-        q.update_template(d.store, template_id, req.name, req.fields())
+        d.store.templates.update(template_id, req.name, req.fields())
         log.info("template changed", template_id=template_id, by=session["name"])
         return RedirectResponse(f"{base}/templates#{template_id}", status_code=303)
 
     @post("/templates/{template_id}/delete")
     async def delete(request: Request, session, form: dict, template_id: str) -> Response:
-        if request.app.state.daemon.store.delete_template(template_id):
+        if request.app.state.daemon.store.templates.delete(template_id):
             log.info("template deleted", template_id=template_id, by=session["name"])
         return RedirectResponse(f"{base}/templates", status_code=303)
 
@@ -120,7 +113,7 @@ def add_routes(base: str, *, page, post, html) -> None:
         except ApiError as exc:
             return list_page(request, session, status=exc.code, error=exc.error, test_for=template_id,
                              test_to=str(form.get("to", "")))
-        log.info("template test sent", template_id=template_id, log_ids=[r["log_id"] for r in rows],
+        log.info("template test sent", template_id=template_id, log_ids=[r.log_id for r in rows],
                  by=session["name"])
         # Post/Redirect/Get: reloading the page shows the test again, it does not send another
-        return RedirectResponse(f"{base}/templates?test={rows[0]['log_id']}", status_code=303)
+        return RedirectResponse(f"{base}/templates?test={rows[0].log_id}", status_code=303)

@@ -16,9 +16,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from ..store import ui as q
-from ..store.status import history as status_history
-from . import auth, render
+from . import admin, auth, glance, render, templates_view
 
 log = structlog.get_logger("alertd.ui")
 PAGE_ROWS, MAX_ROWS = 200, 1000
@@ -38,7 +36,7 @@ def _local_time(text: str, tz) -> float | None:
 
 def make_router(base: str) -> APIRouter:
     router = APIRouter(prefix=base, include_in_schema=False)
-    throttle = auth.LoginThrottle()
+    throttle = router.throttle = auth.LoginThrottle()
 
     def ctx(request: Request, session, **extra) -> dict:
         d = request.app.state.daemon
@@ -63,7 +61,7 @@ def make_router(base: str) -> APIRouter:
         if not token:
             return None
         d = request.app.state.daemon
-        return q.find_session(d.store, auth.hash_session(token), d.clock.timestamp())
+        return d.store.users.find_session(auth.hash_session(token), d.clock.timestamp())
 
     def to_login() -> RedirectResponse:
         return RedirectResponse(base + "/login", status_code=303)
@@ -136,7 +134,7 @@ def make_router(base: str) -> APIRouter:
         # behind a reverse proxy on this host, uvicorn takes the address from X-Forwarded-For
         client = request.client.host if request.client else "unknown"
         async with throttle.lock(client):
-            user = q.get_user(d.store, name) if name else None
+            user = d.store.users.get(name) if name else None
             # scrypt takes ~50 ms and 16 MiB: off the event loop, which also serves the API
             async with throttle.hashing:
                 ok = await asyncio.to_thread(auth.verify, password, user["password_hash"] if user else None)
@@ -146,7 +144,7 @@ def make_router(base: str) -> APIRouter:
                 return RedirectResponse(base + "/login?failed=1", status_code=303)
             throttle.succeeded(client)
         token, now = auth.new_token(), d.clock.timestamp()
-        q.add_session(d.store, auth.hash_session(token), user["user_id"], auth.new_token(), now,
+        d.store.users.add_session(auth.hash_session(token), user["user_id"], auth.new_token(), now,
                       now + auth.SESSION_SECONDS)
         log.info("dashboard login", user=name)
         resp = RedirectResponse(base + "/", status_code=303)
@@ -161,7 +159,7 @@ def make_router(base: str) -> APIRouter:
         if session is not None and await form_of(request, session) is None:
             return forbidden(request, session)
         if session is not None:
-            q.end_session(request.app.state.daemon.store, session["session_hash"])
+            request.app.state.daemon.store.users.end_session(session["session_hash"])
         resp = to_login()
         resp.delete_cookie(auth.SESSION_COOKIE, path=base)
         return resp
@@ -182,7 +180,7 @@ def make_router(base: str) -> APIRouter:
                 "acknowledged": {"yes": True, "no": False}.get(ack), "limit": limit, "ack_text": ack}
 
     def query(d, f: dict, **kw):
-        return q.filtered_logs(d.store, limit=kw.pop("limit", f["limit"]), acknowledged=f["acknowledged"],
+        return d.store.dashboard.filtered_logs(limit=kw.pop("limit", f["limit"]), acknowledged=f["acknowledged"],
                                source=f["source"], rule_id=f["rule_id"], to_number=f["to_number"],
                                status=f["status"], since=f["since"], until=f["until"], **kw)
 
@@ -231,11 +229,11 @@ def make_router(base: str) -> APIRouter:
 
     @page("/triggers/{trigger_id:int}")
     async def trigger_page(request: Request, session, trigger_id: int) -> Response:
-        trigger, rows, followups = q.trigger_story(request.app.state.daemon.store, trigger_id)
+        trigger, rows, followups = request.app.state.daemon.store.dashboard.trigger_story(trigger_id)
         if trigger is None:
             return html("message.html", request, session, status=404, title="Not found",
                         text=f"No trigger {trigger_id}.")
-        callbacks = status_history(request.app.state.daemon.store, [r["log_id"] for r in rows])
+        callbacks = request.app.state.daemon.store.status.history([r["log_id"] for r in rows])
         return html("trigger.html", request, session, trigger=trigger, rows=rows, followups=followups,
                     callbacks=callbacks)
 
@@ -246,7 +244,6 @@ def make_router(base: str) -> APIRouter:
         back = str(form.get("next") or "")
         return RedirectResponse(back if back.startswith(base + "/") else base + "/", status_code=303)
 
-    from . import admin, glance, templates_view
     for module in (admin, glance, templates_view):
         module.add_routes(base, page=page, post=post, html=html)
     return router

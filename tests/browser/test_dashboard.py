@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from alertd.store import ui as q
 from alertd.ui import auth
+from alertd.dispatch.notification import Notification
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,7 +50,7 @@ def site(make_daemon, tmp_path, browser):
         "    notify:\n      to: [manager]\n      message: Server down\n      action_type: sms\n")
     d = make_daemon({"provider": {"simulate_press": True}})
     d.daemon.provider.delay = 1.5  # slow enough to see the row before the press of 1
-    q.add_user(d.daemon.store, "ops", auth.hash_password(PASSWORD), time.time())
+    d.daemon.store.users.add("ops", auth.hash_password(PASSWORD), time.time())
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # a context: room for a second tab
     page = context.new_page()
     page.goto(d.url("/ui/"))
@@ -87,12 +87,12 @@ def test_a_notification_appears_live_and_turns_acknowledged_when_1_is_pressed(si
     assert "+15551234567" in page.locator(f"#log-{log_id} .ack").inner_text()
     # a refused number and a text, for a screenshot that shows more than one kind of row
     now = time.time()
-    failed = d.daemon.store.create_trigger({"created_at": now, "source": "timeclock"}, [
-        {"to": "+15550001111", "type": "call", "message": "Alert: No staff have clocked in.", "params": {},
-         "status": "failed", "error": {"code": 21211, "message": "The 'To' number is not valid."}}], now)
+    failed = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": now, "source": "timeclock"}, [
+        Notification(to="+15550001111", type="call", message="Alert: No staff have clocked in.", params={},
+                     status="failed", error={"code": 21211, "message": "The 'To' number is not valid."})], now)
     d.notify({"to": "+15551234569", "message": "Order 1042 shipped", "action_type": "sms", "source": "shop"})
-    page.locator(f"#log-{failed[0]['log_id']}").wait_for(timeout=2500)
-    assert "invalid 'To' number" in page.locator(f"#log-{failed[0]['log_id']}").inner_text()
+    page.locator(f"#log-{failed[0].log_id}").wait_for(timeout=2500)
+    assert "invalid 'To' number" in page.locator(f"#log-{failed[0].log_id}").inner_text()
     page.wait_for_timeout(600)
     shoot(page, "trigger-log")
     if os.environ.get("ALERTD_UPDATE_SCREENSHOT"):  # the README's picture, refreshed on purpose only
@@ -114,7 +114,7 @@ def test_acknowledge_button_acknowledges_the_trigger(site):
     with page.expect_navigation():
         page.keyboard.press("Enter")  # keyboard-usable
     assert "dashboard:ops" in page.locator(f"#log-{log_id} .ack").inner_text()
-    assert d.daemon.store.get_log(log_id)["acknowledged_by"] == "dashboard:ops"
+    assert d.daemon.store.logs.get(log_id)["acknowledged_by"] == "dashboard:ops"
 
 
 def test_create_a_key_see_it_once_and_revoke_it(site):
@@ -166,9 +166,9 @@ def test_a_broken_rule_file_shows_its_error(site):
 def test_trigger_log_with_1000_rows_weight_and_load_time(site):
     d, page = site
     now = time.time()
-    rows = [{"to": f"+1555{i:07d}", "type": "call", "message": f"Alert number {i}: no staff clocked in",
-             "params": {}, "status": "failed", "error": {"code": 21211, "message": "invalid"}} for i in range(1000)]
-    d.daemon.store.create_trigger({"created_at": now, "source": "bench"}, rows, now)
+    rows = [Notification(to=f"+1555{i:07d}", type="call", message=f"Alert number {i}: no staff clocked in",
+                         params={}, status="failed", error={"code": 21211, "message": "invalid"}) for i in range(1000)]
+    d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": now, "source": "bench"}, rows, now)
     page.goto("about:blank")
     started = time.monotonic()
     page.goto(d.url("/ui/?limit=1000"), wait_until="load")
@@ -226,10 +226,10 @@ def test_at_a_glance_draws_the_charts_and_fits_a_phone(site):
     for k, (status, ack) in enumerate([("initiated", 40), ("initiated", 200), ("failed", None), ("silenced", None),
                                        ("initiated", None), ("initiated", 75)] * 3):
         at = now - k * 5400  # spread over the last day
-        (row,) = d.daemon.store.create_trigger({"created_at": at, "source": "sensor"}, [
-            {"to": "+15551230001", "type": "call", "message": "x", "params": {}, "status": status}], at)
+        (row,) = d.on_loop(d.daemon.store.logs.create_trigger, {"created_at": at, "source": "sensor"}, [
+            Notification(to="+15551230001", type="call", message="x", params={}, status=status)], at)
         if ack:
-            d.daemon.store.acknowledge(row["log_id"], at + ack, by="+15551230001")
+            d.on_loop(d.daemon.store.logs.acknowledge, row.log_id, at + ack, by="+15551230001")
     page.click("nav >> text=At a glance")
     page.wait_for_url("**/ui/glance")
     assert page.locator("#chart-hours rect.seg").count() >= 10 and page.locator("#chart-days rect.seg").count() >= 3

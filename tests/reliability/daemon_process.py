@@ -53,7 +53,7 @@ class DaemonProcess:
         self.log_path = folder / "alertd.log"
         self.key, prefix, digest = generate_key()
         store = Store(self.database)
-        store.create_key("reliability", prefix, digest, time.time())
+        store.keys.create("reliability", prefix, digest, time.time())
         store.close()
         self.headers = {"Authorization": f"Bearer {self.key}"}
         self.proc: subprocess.Popen | None = None

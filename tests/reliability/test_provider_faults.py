@@ -70,7 +70,8 @@ def test_every_notification_is_delivered_through_30_percent_faults(make_daemon, 
 
     d.wait_until(lambda: pending() == 0, timeout=60, what="the outbox to drain")
     drained = time.monotonic() - started
-    time.sleep(1.2)  # a timed-out request the fake is still holding creates its call now
+    # a timed-out request the fake is still holding creates its call when it lets go
+    d.wait_until(lambda: fake.in_flight == 0, timeout=30, what="the requests the fake still holds")
     with closing(sqlite3.connect(d.config.database, timeout=10)) as conn:
         conn.row_factory = sqlite3.Row
         rows = {r["log_id"]: dict(r) for r in conn.execute("SELECT log_id, to_number, type, status, error FROM logs")}

@@ -1,0 +1,22 @@
+"""The errors every backend of the store raises, whatever its driver's own are.
+
+Callers catch these and never a driver's exception: a backend translates at
+its edge (alertd/store/sqlite/connection.py for SQLite).
+"""
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The database failed a read or a write. Raised as such for a defect (a
+    constraint broken, a closed connection); the driver's error is its
+    ``__cause__``."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be written or read right now (disk full, locked past
+    the timeout, read-only, an I/O error): nothing of the operation was stored.
+    Trying again later may succeed; the API answers 503."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer alertd."""
