@@ -134,8 +134,7 @@ class TwilioProvider:
         # the REST client and its HTTP layer (requests, urllib3: ~10 MB) load only when
         # this provider is the one configured; the TwiML and signature helpers above are light
         from twilio.rest import Client
-
-        from .twilio_http import HttpClient, retry_after
+        from .twilio_http import HttpClient, retry_after  # as above: it imports twilio.http
         self._retry_after = retry_after
         http = HttpClient(self.timeout, self.max_concurrency)
         self.client = Client(self.account_sid or "AC-unset", self.auth_token or "unset", http_client=http)

@@ -49,10 +49,11 @@ class Daemon:
     """Everything one running alertd holds, built whole here: nothing is wired
     in later. Parts are parameters so tests can hand in a FakeClock or another provider."""
 
-    freeze_gc = False  # serve(): gc.freeze() once started
-
-    def __init__(self, config: Config, *, clock=None, provider=None, store: Store | None = None):
+    def __init__(self, config: Config, *, clock=None, provider=None, store: Store | None = None,
+                 freeze_gc: bool = False):
+        """``freeze_gc``: gc.freeze() once started (serve() only, see start())."""
         self.config = config
+        self.freeze_gc = freeze_gc
         self.clock = clock = clock or SystemClock()
         self.metrics = metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store = store or open_store(config.database)
@@ -142,8 +143,7 @@ class Daemon:
 
 def serve(config: Config) -> int:
     """Run in the foreground until SIGTERM/SIGINT; returns the exit code."""
-    daemon = Daemon(config)
-    daemon.freeze_gc = True
+    daemon = Daemon(config, freeze_gc=True)
     server = NotifyingServer(daemon, uvicorn.Config(
         daemon.app, host=config.server.host, port=config.server.port, access_log=False, log_config=None,
         lifespan="on", server_header=False, timeout_graceful_shutdown=15,
