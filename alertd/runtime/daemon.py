@@ -146,7 +146,9 @@ def serve(config: Config) -> int:
     daemon = Daemon(config, freeze_gc=True)
     server = NotifyingServer(daemon, uvicorn.Config(
         daemon.app, host=config.server.host, port=config.server.port, access_log=False, log_config=None,
-        lifespan="on", server_header=False, timeout_graceful_shutdown=15,
+        # ws="none": alertd serves no WebSocket; uvicorn would otherwise load a WebSocket
+        # implementation (0.6 MiB) for upgrade requests nothing answers
+        lifespan="on", server_header=False, timeout_graceful_shutdown=15, ws="none",
         http=head_timeout.protocol(config.server.request_head_timeout.total_seconds())))
     server.run()
     daemon.store.close()
