@@ -34,19 +34,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from twilio.request_validator import RequestValidator
 
-hypothesis = pytest.importorskip("hypothesis")
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from twilio.request_validator import RequestValidator  # noqa: E402
-
-from alertd import cli  # noqa: E402
-from alertd.rules.loader import load_rules  # noqa: E402
-from conftest import AUTH_TOKEN, write_config  # noqa: E402
-from daemon_process import DaemonProcess, unlimited  # noqa: E402
+from alertd import cli
+from alertd.rules.loader import load_rules
+from conftest import AUTH_TOKEN, write_config
+from daemon_process import DaemonProcess, unlimited
 
 EXAMPLES = 25  # per API operation and generation mode
 BODY_EXAMPLES = 100  # for the operations that take a JSON body, where most of the surface is
