@@ -67,6 +67,30 @@ def stop(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
         proc.wait(5)
 
 
+def use_uvloop() -> None:
+    """The load generator's own cost, kept as low as the servers'."""
+    try:
+        import asyncio
+        import uvloop
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+
+
+def tear_down(tmp: Path, fake, *procs, keep: bool = False) -> None:
+    """Stop what a bench started (None where it never started) and remove its folder (``keep``: print it)."""
+    import shutil
+    for proc in procs:
+        if proc is not None:
+            stop(proc)
+    if fake is not None:
+        fake.close()
+    if keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads) so far."""
     with open(f"/proc/{pid}/stat") as f:
@@ -77,11 +101,12 @@ def cpu_seconds(pid: int) -> float:
 class FakeProvider:
     """bench/fake_provider.py in its own process."""
 
-    def __init__(self) -> None:
-        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py")], stdin=subprocess.PIPE,
+    def __init__(self, kind: str = "twilio") -> None:
+        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py"), "--kind", kind], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, text=True, bufsize=1)
-        info = self._read(timeout=20)
-        self.base_url, self.account_sid, self.auth_token = info["base_url"], info["account_sid"], info["auth_token"]
+        self.info = info = self._read(timeout=20)  # the credentials alertd needs for this kind
+        self.base_url, self.account_sid, self.auth_token = info["base_url"], info.get("account_sid"), info.get(
+            "auth_token")
         self.pid = self.proc.pid
 
     def _read(self, timeout: float) -> dict:
@@ -167,7 +192,9 @@ def write_config(tmp: Path, provider: dict, **extra) -> tuple[Path, int]:
     server = {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", **extra.pop("server", {})}
     config.write_text(yaml.safe_dump({
         "server": server, "database": str(tmp / "alertd.db"), "rules": str(tmp / "rules"),
-        "provider": provider, "log": {"level": "info", "format": "json"}, **extra}))
+        # a list is a providers: list (failover); a mapping the one provider
+        "providers" if isinstance(provider, list) else "provider": provider,
+        "log": {"level": "info", "format": "json"}, **extra}))
     return config, port
 
 

@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,8 +38,8 @@ from pathlib import Path
 
 import aiohttp
 
-from harness import (ROOT, FakeProvider, cpu_seconds, create_key, free_port, machine, percentile, probed, read_probe,
-                     report, spawn, stop, wait_http, write_config)
+from harness import (PYTHON, ROOT, FakeProvider, cpu_seconds, create_key, free_port, machine, percentile, probed,
+                     read_probe, report, spawn, tear_down, use_uvloop, wait_http, write_config)
 from harness import start_alertd as start_alertd_process
 
 NOTIFY = "/api/v1/calls/notify"
@@ -290,25 +289,13 @@ def main() -> int:
         fake = FakeProvider()
         alertd = start_alertd(tmp, fake, args.alertd_log_level)
         yard = start_yardstick(tmp, fake)
-        try:  # the load generator's own cost, kept as low as the servers'
-            import uvloop
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-        except ImportError:
-            pass
+        use_uvloop()
         tp, lat, ylat, fan = asyncio.run(run(alertd, yard, fake, args))
         for server in (alertd, yard):
             if server.proc.poll() is not None:
                 raise RuntimeError(f"{server.name} exited with {server.proc.returncode} during the run")
     finally:
-        for server in (alertd, yard):
-            if server is not None:
-                stop(server.proc)
-        if fake is not None:
-            fake.close()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        tear_down(tmp, fake, *(server.proc for server in (alertd, yard) if server is not None), keep=args.keep)
 
     table = rows(tp, lat, ylat, fan, args)
     command = "python bench/notify.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])

@@ -11,6 +11,8 @@ otherwise share the 2 cores and skew each other):
     rules   bench/rules.py    loading 10,000 rules, one webhook event, 500 poll rules
     storm   bench/storm.py    1,000 triggers to 50 numbers under per-number limits
     ops     bench/ops.py      start-up to ready, idle memory, memory after 100,000 log rows
+    heartbeats bench/heartbeats.py  ping req/s beside the notify yardstick, deadline ticks with 10,000 checks
+    failover bench/failover.py notify -> backup provider with the first refusing; req/s per provider
 
 A benchmark that is missing is skipped with a note; one that fails to run is
 marked FAILED in the table and makes this command exit 1 (a figure that
@@ -40,6 +42,9 @@ BENCHES = [
     ("rules", "rules.py", "rules engine", ["--runs", "3", "--rounds", "3", "--skip-polls"]),
     ("storm", "storm.py", "storm control", ["--triggers", "500", "--numbers", "25", "--per", "10"]),
     ("ops", "ops.py", "start-up and memory", ["--runs", "3", "--settle", "1", "--repeats", "3"]),
+    ("heartbeats", "heartbeats.py", "heartbeats", ["--checks", "2000", "--lapse", "20", "--rounds", "3",
+                                                   "--seconds", "2", "--warmup", "1"]),
+    ("failover", "failover.py", "providers and failover", ["--n", "30", "--rounds", "1", "--seconds", "2"]),
 ]
 TIMEOUT = 420  # seconds for one benchmark before it is stopped and marked FAILED
 

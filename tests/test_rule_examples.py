@@ -36,6 +36,7 @@ ONCALL = [PRIMARY, SECONDARY]
 EXAMPLE_RULES = {
     "no-staff-clocked-in", "door-after-hours", "prometheus-critical", "website-down", "order-shipped-sms",
     "shift-reminder", "payment-failed", "system-down", "appointment-reminder-es",
+    "hourly-log-rotation", "nightly-backup", "prometheus-watchdog",  # tests/test_heartbeat_examples.py
 }
 
 

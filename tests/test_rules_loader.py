@@ -240,7 +240,7 @@ BROKEN = [
                 notify: {to: oncall, message: down}
             """},
         ["rules/up.yaml:5: rule 'uptime': 2 sources (poll and schedule) in source: "
-         "a rule has exactly one of webhook, poll, schedule"],
+         "a rule has exactly one of webhook, poll, schedule, heartbeat"],
         id="two-sources",
     ),
     pytest.param(

@@ -7,7 +7,8 @@ import structlog
 from fastapi import FastAPI, Request
 
 from ..ui import install as install_ui
-from . import errors, health, hooks, logs, notify, silences, twilio_hooks
+from . import (errors, health, heartbeats, hooks, inbound, logs, notify, oncall_feed, ping, provider_hooks,
+               silences, twilio_hooks)
 from .limits import BodyLimit
 
 log = structlog.get_logger("alertd.http")
@@ -50,7 +51,7 @@ class RequestLog:
                     response = errors.response_for(request, exc)
                 await response(scope, receive, send_wrapper)
         finally:
-            log.info("request", method=scope["method"], path=scope["path"], status=status["code"],
+            log.info("request", method=scope["method"], path=ping.shown_path(scope["path"]), status=status["code"],
                      duration_ms=round((time.perf_counter() - started) * 1000, 2))
             structlog.contextvars.clear_contextvars()
 
@@ -65,9 +66,14 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     app.include_router(notify.router)
     app.include_router(logs.router)
     app.include_router(twilio_hooks.router)
+    app.include_router(inbound.router)  # /twilio/voice: live call routing
+    app.include_router(oncall_feed.router)  # /api/v1/oncall/{rotation}.ics
+    app.include_router(provider_hooks.router)
     app.include_router(hooks.router)
     app.include_router(silences.router)
     app.include_router(health.router)  # /healthz, /metrics
+    app.include_router(heartbeats.router)
+    ping.install(app)  # /ping/...: Healthchecks' ping API
     install_ui(app, daemon.config)  # the dashboard, under ui.path
 
     app.add_middleware(RequestLog, owner=app, fast={("POST", "/api/v1/calls/notify"): notify.notify})

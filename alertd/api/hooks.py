@@ -47,7 +47,7 @@ async def rules(request: Request) -> JSONResponse:
         src = rule.source
         source = ({"webhook": src.webhook, "format": src.webhook_format} if src.webhook is not None else
                   {"poll": src.poll.shown()} if src.poll is not None else
-                  {"schedule": src.schedule.model_dump(mode="json")})
+                  {src.kind: getattr(src, src.kind).model_dump(mode="json")})
         out.append({
             "id": rule_id, "description": rule.description, "file": runner.ruleset.files.get(rule_id),
             "source": source, "firing": bool(s.get("firing")),

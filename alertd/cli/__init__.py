@@ -1,4 +1,4 @@
-"""alertd run | check | keys | log | test-rule | oncall | silence | backup | users (see main.py)."""
+"""alertd run | check | keys | log | test-rule | oncall | silence | backup | users | providers (see main.py)."""
 from __future__ import annotations
 
 from .main import main, parser

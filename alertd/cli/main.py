@@ -1,7 +1,7 @@
 """The command line: one parser; each command lives in its own module with its ``add_parsers``.
 
     run (run.py)  check, test-rule (rules.py)  keys (keys.py)  log, backup (history.py)
-    oncall, silence (ops.py)  users (users.py)
+    oncall, silence (ops.py)  users (users.py)  heartbeats (heartbeats.py)  providers (providers.py)
 
 Exit codes: 0 ok, 1 problems found, 2 usage.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import history, keys, ops, rules, run, users
+from . import heartbeats, history, keys, ops, providers, rules, run, users
 
-COMMANDS = (run, rules, keys, history, ops, users)  # in the order --help lists them
+COMMANDS = (run, rules, keys, history, ops, users, heartbeats, providers)  # in the order --help lists them
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,6 @@
-"""Twilio: with twilio_http.py, the only modules that import the twilio library.
+"""Twilio: calls and SMS out, through the twilio library (with twilio_http.py, its HTTP layer on
+aiohttp, loaded when this provider starts; inbound_twiml.py, beside it, builds the TwiML of inbound
+calls with the same library; nothing else imports it).
 
 Calls carry their TwiML inline (one request fewer before the phone rings);
 a message too long for the 4,000-character Twiml parameter is fetched from
@@ -19,43 +21,16 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from . import Outgoing, ProviderError
+from .speech import prompts, voice_for
 
 if TYPE_CHECKING:
     from twilio.rest import Client
 
-# Twilio no longer lists the old 'alice', 'man' and 'woman' voices; we send
-# Amazon Polly voices it still serves, by language (female, male).
-POLLY = {
-    "en-US": ("Polly.Joanna", "Polly.Matthew"), "en-GB": ("Polly.Amy", "Polly.Brian"),
-    "en-AU": ("Polly.Nicole", "Polly.Russell"), "en-IN": ("Polly.Aditi", "Polly.Aditi"),
-    "es-MX": ("Polly.Mia", "Polly.Mia"), "es-US": ("Polly.Penelope", "Polly.Miguel"),
-    "es-ES": ("Polly.Conchita", "Polly.Enrique"), "fr-FR": ("Polly.Celine", "Polly.Mathieu"),
-    "fr-CA": ("Polly.Chantal", "Polly.Chantal"), "de-DE": ("Polly.Marlene", "Polly.Hans"),
-    "it-IT": ("Polly.Carla", "Polly.Giorgio"), "pt-BR": ("Polly.Vitoria", "Polly.Ricardo"),
-    "nl-NL": ("Polly.Lotte", "Polly.Ruben"), "ja-JP": ("Polly.Mizuki", "Polly.Takumi"),
-}
-PROMPTS = {
-    "en": ("Press 1 to acknowledge.", "Acknowledged. Thank you. Goodbye.", "No key was pressed. Goodbye."),
-    "es": ("Presione 1 para confirmar.", "Confirmado. Gracias. Adiós.", "No se presionó ninguna tecla. Adiós."),
-    "fr": ("Appuyez sur 1 pour confirmer.", "Confirmé. Merci. Au revoir.", "Aucune touche. Au revoir."),
-    "de": ("Drücken Sie 1 zur Bestätigung.", "Bestätigt. Danke. Auf Wiederhören.", "Keine Eingabe. Auf Wiederhören."),
-}
 TWIML_INLINE_MAX = 4000
 # transient: the request may succeed later (rate limit, Twilio trouble, our credentials being fixed)
 _TRANSIENT_CODES = {20429, 20003, 20500, 20503}
 
 logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs request headers at INFO
-
-
-def voice_for(voice: str, language: str | None) -> str:
-    if "." in voice:  # Polly.X / Google.X passed straight through
-        return voice
-    female, male = POLLY.get(language or "en-US", POLLY["en-US"])
-    return male if voice == "man" else female
-
-
-def prompts(language: str | None) -> tuple[str, str, str]:
-    return PROMPTS.get((language or "en").split("-")[0].lower(), PROMPTS["en"])
 
 
 def _say(target, text: str, out: Outgoing, loop: int = 1) -> None:
@@ -173,6 +148,7 @@ class TwilioProvider:
             # the library prefixes Twilio's own message with "Unable to create record: "
             message = (exc.msg or "").partition("Unable to create record: ")[2] or exc.msg
             raise ProviderError(message or f"HTTP {exc.status}", exc.code or exc.status,
-                                permanent=not transient, retry_after=self._retry_after.get()) from None
+                                permanent=not transient, retry_after=self._retry_after.get(), status=exc.status) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None) from None
+            raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None,
+                                timeout=isinstance(exc, asyncio.TimeoutError)) from None

@@ -22,6 +22,7 @@ from alertd import yamlfile
 from alertd.envsubst import substitute
 from alertd.rules.checks import Names, check_rule, check_template_fields, dig
 from alertd.rules.errors import describe, did_you_mean
+from alertd.rules.heartbeat import check_unique as check_heartbeats_unique
 from alertd.rules.models import Rule, Template
 from alertd.rules.ruleset import RuleSet
 from alertd.rules.types import RULE_ID, TEMPLATE_NAME, TPL_ID
@@ -242,6 +243,8 @@ def load_rules(
                 else:
                     first_seen[rid] = (f, index)
             check_rule(f, index, raw, label, names)
+
+    check_heartbeats_unique(files)
 
     def template_refs(f: _File):
         for index, raw, label in f.raw_rules:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from alertd.rules.heartbeat import Heartbeat, rule_problem
 from alertd.rules.types import (
     RULE_ID,
     ActionType,
@@ -181,16 +182,18 @@ class Schedule(Strict):
         return self
 
 
-SOURCE_KINDS = ("webhook", "poll", "schedule")
+SOURCE_KINDS = ("webhook", "poll", "schedule", "heartbeat")
 
 
 class Source(Strict):
-    """Exactly one of ``webhook: NAME`` (with ``format``), ``poll: {...}``, ``schedule: {...}``."""
+    """Exactly one of ``webhook: NAME`` (with ``format``), ``poll: {...}``, ``schedule: {...}``,
+    ``heartbeat: {...}`` (alertd/rules/heartbeat.py)."""
 
     webhook: str | None = None
     format: Literal["generic", "alertmanager", "grafana"] | None = None
     poll: Poll | None = None
     schedule: Schedule | None = None
+    heartbeat: Heartbeat | None = None
 
     @field_validator("webhook")
     @classmethod
@@ -207,10 +210,10 @@ class Source(Strict):
             raise problem(
                 f"{len(present)} sources ({' and '.join(present)})",
                 key=present[1],
-                hint="a rule has exactly one of webhook, poll, schedule",
+                hint="a rule has exactly one of webhook, poll, schedule, heartbeat",
             )
         if not present:
-            raise problem("no webhook, poll or schedule", hint="a rule needs exactly one source")
+            raise problem("no webhook, poll, schedule or heartbeat", hint="a rule needs exactly one source")
         if self.format is not None and self.webhook is None:
             raise problem("format without webhook", key="format", hint="format only applies to webhook sources")
         return self
@@ -278,7 +281,9 @@ class Rule(Strict):
 
     @model_validator(mode="after")
     def _stateful_only(self) -> Rule:
-        if not self.source.stateful:
+        if self.source.heartbeat is not None:
+            rule_problem(self)  # up and down are its states; notify_resolved says "it is back"
+        elif not self.source.stateful:
             for key in ("repeat_every", "notify_resolved"):
                 if getattr(self, key):
                     raise problem(

@@ -21,14 +21,18 @@ from ..directory import Directory
 from ..dispatch.attempt import Attempts
 from ..dispatch.callbacks import CallbackHandler
 from ..dispatch.deadman import DeadMan
+from ..dispatch.failover import build as build_router
 from ..dispatch.followups import Followups
+from ..dispatch.heartbeats import HeartbeatNotices
 from ..dispatch.intake import Intake
 from ..dispatch.rules import RuleRunner
+from ..dispatch.shift_notices import ShiftNotices
 from ..dispatch.worker import Dispatcher, Wakeup
+from ..inbound.calls import InboundCalls
 from ..providers.simulator import SimulatorProvider
-from ..providers.twilio import TwilioProvider
 from ..rules.reload import RuleManager
 from ..sources import Sources
+from ..sources.heartbeat import Heartbeats
 from ..sources.schedule import Scheduler
 from ..store import Store, open_store
 from . import retention
@@ -36,13 +40,6 @@ from .metrics import Metrics
 from .service import NotifyingServer, loops_problem
 
 log = structlog.get_logger("alertd")
-
-
-PROVIDERS = {
-    "twilio": lambda p: TwilioProvider(p.account_sid, p.auth_token, p.api_base_url,
-                                       timeout=p.timeout.total_seconds(), max_concurrency=p.max_concurrency),
-    "simulator": lambda p: SimulatorProvider(press=p.simulate_press),
-}
 
 
 class Daemon:
@@ -57,27 +54,39 @@ class Daemon:
         self.clock = clock = clock or SystemClock()
         self.metrics = metrics = Metrics()  # this daemon's own registry: GET /metrics
         self.store = store = store or open_store(config.database)
-        self.provider = provider or PROVIDERS[config.provider.kind](config.provider)
+        # the providers: a Router over providers: (routing, failover, circuits); or the one handed in (tests)
+        self.router = build_router(config, clock, metrics) if provider is None else None
+        self.sender = provider or self.router  # what every send goes through
+        # the one adapter when there is one (tests steer the simulator through it), else the router
+        single = self.router is not None and len(self.router.members) == 1
+        self.provider = self.router.members[0].provider if single else self.sender
         self.caller_id = CallerId(config.provider)
         self.directory = Directory(config, store)
         wake = Wakeup()
-        self.attempts = Attempts(self.provider, config, clock, metrics=metrics)
+        self.attempts = Attempts(self.sender, config, clock, metrics=metrics)
         self.intake = Intake(store, self.attempts, config, clock, metrics, wake)
         self.submit = self.intake.submit  # the one way into the outbox
         self.followups = Followups(store, clock, submit=self.submit, directory=self.directory,
                                    caller_id=self.caller_id, wake=wake, metrics=metrics)
         self.callbacks = CallbackHandler(store, clock, self.followups, metrics=metrics)
-        if isinstance(self.provider, SimulatorProvider):
-            self.provider.callbacks = self.callbacks
+        for adapter in [m.provider for m in self.router.members] if self.router else [self.provider]:
+            if isinstance(adapter, SimulatorProvider):
+                adapter.callbacks = self.callbacks
         self.auth = Authenticator(store, clock, RateLimiter.from_config(config.server.rate_limit))
         self.rules = RuleManager(config, on_swap=self._on_swap)
         self.runner = RuleRunner(config, store, clock, submit=self.submit, directory=self.directory,
                                  caller_id=self.caller_id, wake=wake, loaded=lambda: self.rules.loaded_at is not None)
         self.sources = Sources(self.runner, store, clock, metrics)
+        # pings, deadlines and their flips; the flips' notifications go through the runner's path
+        self.heartbeats = Heartbeats(store, clock, HeartbeatNotices(store, clock, self.runner, submit=self.submit))
         self.deadman = (DeadMan(config, store, clock, self.attempts, directory=self.directory,
                                 caller_id=self.caller_id, metrics=metrics) if config.deadman is not None else None)
-        # the worker's timers, in the order each turn runs them
-        timers = [self.followups, *([self.deadman] if self.deadman else []), self.runner.groups]
+        self.inbound = InboundCalls(config, store, clock, submit=self.submit,
+                                    caller_id=self.caller_id)  # live call routing (alertd/inbound)
+        self.shift_notices = ShiftNotices(config, store, clock, submit=self.submit, caller_id=self.caller_id)
+        # the worker's timers, in the order each turn runs them: voicemails and shift notices last
+        timers = [self.followups, *([self.deadman] if self.deadman else []), self.runner.groups,
+                  self.inbound, self.shift_notices]
         self.dispatcher = Dispatcher(store, self.attempts, config, clock, wake, timers)
         self.scheduler = Scheduler(self.sources.run_rule)
         self._worker: asyncio.Task | None = None
@@ -91,19 +100,21 @@ class Daemon:
 
     def _on_swap(self, ruleset) -> None:
         self.runner.ruleset = ruleset
+        self.heartbeats.sync(ruleset)
         if self._started:  # before that, start() syncs the scheduler once it runs
             self.scheduler.sync(ruleset)
 
     async def start(self) -> None:
         """Everything that must be up before the API listens (systemd's READY)."""
         self.loop = asyncio.get_running_loop()
-        await self.provider.start()
+        await self.sender.start()
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self.sources.http = aiohttp.ClientSession()
         self.rules.load_initial()
         self.scheduler.start()
         self._started = True
         self.scheduler.sync(self.runner.ruleset)
+        self.heartbeats.start()
         retention.schedule(self)
         self.rules.watch(self.loop)
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
@@ -115,11 +126,12 @@ class Daemon:
         # process only: tests start many daemons in one interpreter and must get their garbage back
         if self.freeze_gc:
             gc.freeze()
-        log.info("alertd started", provider=self.config.provider.kind, database=str(self.config.database),
-                 listen=self.config.server.listen)
+        log.info("alertd started", providers=[f"{p.name} ({p.kind})" for p in self.config.providers],
+                 database=str(self.config.database), listen=self.config.server.listen)
 
     async def stop(self) -> None:
         self.rules.stop()
+        await self.heartbeats.stop()
         if self._started:
             self.scheduler.shutdown()
         if self.sources.http is not None:
@@ -129,7 +141,7 @@ class Daemon:
             # what is still pending stays in the outbox for the next start
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._worker, 10)
-        await self.provider.close()
+        await self.sender.close()
         log.info("alertd stopped")
 
     @contextlib.asynccontextmanager

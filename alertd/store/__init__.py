@@ -14,10 +14,12 @@ The attributes (one module each in the backend):
     followups                   retries of unanswered calls, escalation steps
     events, rule_state, groups  the rules engine's events, states and rule groups
     silences, overrides         silences; on-call overrides
+    reach                       inbound calls, calendar feed tokens, shift notices sent
     storm                       per-number limits: counted sends and summaries
     status                      every status callback received
     retention                   pruning old history in small batches
     users, dashboard            dashboard logins and sessions; its queries
+    heartbeats, ping_keys       heartbeat checks, their pings and flips; keys for /ping/KEY/SLUG
     batch                       group commit: ``await store.batch.run(write, *args)``
                                 runs ``write(tx, *args)`` in a transaction shared
                                 with the concurrent writes of the same moment;

@@ -99,7 +99,8 @@ def add_routes(base: str, *, page, post, html) -> None:
         rows = []
         for rule_id, rule in ruleset.rules.items():
             src = rule.source
-            kind = next((k for k in ("webhook", "poll", "schedule") if getattr(src, k, None) is not None), "api")
+            kind = next((k for k in ("webhook", "poll", "schedule", "heartbeat") if getattr(src, k, None) is not None),
+                        "api")
             st = state.get(rule_id, {})
             last = max(filter(None, (st.get("last_sent_at"), fired.get(rule_id))), default=None)
             rows.append({"id": rule_id, "file": ruleset.files.get(rule_id), "source": kind,

@@ -16,7 +16,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from . import admin, auth, glance, render, templates_view
+from . import admin, auth, glance, heartbeats_view, render, templates_view
 
 log = structlog.get_logger("alertd.ui")
 PAGE_ROWS, MAX_ROWS = 200, 1000
@@ -244,6 +244,6 @@ def make_router(base: str) -> APIRouter:
         back = str(form.get("next") or "")
         return RedirectResponse(back if back.startswith(base + "/") else base + "/", status_code=303)
 
-    for module in (admin, glance, templates_view):
+    for module in (admin, glance, heartbeats_view, templates_view):
         module.add_routes(base, page=page, post=post, html=html)
     return router

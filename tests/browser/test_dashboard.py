@@ -48,6 +48,9 @@ def site(make_daemon, tmp_path, browser):
     (tmp_path / "rules" / "server.yaml").write_text(
         "rules:\n  - id: server-down\n    source:\n      webhook: server\n"
         "    notify:\n      to: [manager]\n      message: Server down\n      action_type: sms\n")
+    (tmp_path / "rules" / "z-backup.yaml").write_text(  # after server.yaml: a dry run starts on the first rule
+        "rules:\n  - id: nightly-backup-of-the-main-database\n    source:\n      heartbeat: {every: 1h, slug: nightly}\n"
+        "    notify:\n      to: [manager]\n      message: Backup late\n")
     d = make_daemon({"provider": {"simulate_press": True}})
     d.daemon.provider.delay = 1.5  # slow enough to see the row before the press of 1
     d.daemon.store.users.add("ops", auth.hash_password(PASSWORD), time.time())
@@ -252,7 +255,8 @@ def test_every_page_fits_390_px_and_every_field_has_a_label(site):
     unlabeled = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
         .filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.outerHTML)"""
     for path in ("/ui/", "/ui/triggers/1", "/ui/glance", "/ui/templates", f"/ui/templates/{template_id}",
-                 "/ui/keys", "/ui/silences", "/ui/rules?rule=server-down"):
+                 "/ui/keys", "/ui/silences", "/ui/rules?rule=server-down", "/ui/heartbeats",
+                 "/ui/heartbeats/nightly-backup-of-the-main-database"):
         page.goto(d.url(path))
         for details in page.locator("details").all():
             details.evaluate("e => e.open = true")  # the tables behind the charts too

@@ -15,10 +15,12 @@ from .dashboard import Dashboard
 from .events import Events
 from .followups import Followups
 from .groups import RuleGroups
+from .heartbeats import Heartbeats, PingKeys
 from .keys import Keys
 from .logs import Logs
 from .oncall import Overrides
 from .outbox import Outbox
+from .reach import Reach
 from .retention import Retention
 from .rule_state import RuleStates
 from .silences import Silences
@@ -47,11 +49,14 @@ class SQLiteStore:
         self.groups = RuleGroups(self.db)
         self.silences = Silences(self.db)
         self.overrides = Overrides(self.db)
+        self.reach = Reach(self.db)
         self.storm = Storm(self.db)
         self.status = StatusCallbacks(self.db)
         self.retention = Retention(self.db)
         self.users = Users(self.db)
         self.dashboard = Dashboard(self.db)
+        self.heartbeats = Heartbeats(self.db)
+        self.ping_keys = PingKeys(self.db)
 
     def tx(self):
         """A transaction on the connection (tests; alertd's own code goes through the table groups)."""

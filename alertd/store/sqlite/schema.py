@@ -214,4 +214,113 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'admin';  -- space-separated
     """,
+    # 10: heartbeats: each check's state and next deadline, its recent pings, its flips, and ping keys
+    # (IF NOT EXISTS: a database set back to an older version to test an upgrade may still hold them)
+    """
+    CREATE TABLE IF NOT EXISTS heartbeats (
+        rule_id TEXT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,       -- the rule's, or made at first sight and kept (the job's URL)
+        slug TEXT,
+        present INTEGER NOT NULL DEFAULT 1,   -- 0: its rule is gone (kept, so the uuid survives a return)
+        status TEXT NOT NULL DEFAULT 'new',   -- new | up | down | paused
+        anchor_at REAL,                  -- the period counts from here (last success, or a resume)
+        runs TEXT NOT NULL DEFAULT '[]', -- JSON [[rid, started_at], ...]: runs in progress
+        reason TEXT,                     -- why it is down
+        down_at REAL,                    -- the next deadline (NULL: none), cleared in the flip's transaction
+        last_ping_at REAL,
+        last_ping_kind TEXT,
+        n_pings INTEGER NOT NULL DEFAULT 0,
+        n_success INTEGER NOT NULL DEFAULT 0,
+        n_fail INTEGER NOT NULL DEFAULT 0,
+        n_start INTEGER NOT NULL DEFAULT 0,
+        n_log INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        changed_at REAL                  -- the last flip
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS heartbeats_slug ON heartbeats (slug) WHERE slug IS NOT NULL AND present = 1;
+    CREATE INDEX IF NOT EXISTS heartbeats_due ON heartbeats (down_at) WHERE down_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS heartbeat_pings (
+        id INTEGER PRIMARY KEY,
+        rule_id TEXT NOT NULL,
+        n INTEGER NOT NULL,              -- the check's ping number (only the newest are kept)
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,              -- success | fail | start | log
+        exit_status INTEGER,
+        rid TEXT,
+        duration REAL,                   -- seconds since its start, for an end that closed a run
+        method TEXT,
+        remote TEXT,
+        body TEXT                        -- the first 100 KB
+    );
+    CREATE INDEX IF NOT EXISTS heartbeat_pings_rule ON heartbeat_pings (rule_id, n);
+    CREATE TABLE IF NOT EXISTS heartbeat_flips (
+        id INTEGER PRIMARY KEY,
+        rule_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        reason TEXT,
+        owed INTEGER NOT NULL DEFAULT 0, -- 1: a notification is due for it and not handed to dispatch yet
+        event TEXT                       -- JSON: what the notification renders
+    );
+    CREATE INDEX IF NOT EXISTS heartbeat_flips_rule ON heartbeat_flips (rule_id, at);
+    CREATE INDEX IF NOT EXISTS heartbeat_flips_owed ON heartbeat_flips (owed) WHERE owed = 1;
+    CREATE TABLE IF NOT EXISTS ping_keys (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,   -- SHA-256 (the key is shown once)
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
+    # 11: reaching whoever is on call: inbound calls, calendar feed tokens, shift notices sent
+    # (IF NOT EXISTS: a database set back to an older version, as tests of earlier upgrades do, upgrades again)
+    """
+    CREATE TABLE IF NOT EXISTS inbound_calls (
+        id INTEGER PRIMARY KEY,
+        call_sid TEXT NOT NULL UNIQUE,   -- the provider's id of the inbound call: a retried webhook is one call
+        number TEXT NOT NULL,            -- ours, the one that was called
+        caller TEXT NOT NULL,
+        log_id INTEGER NOT NULL,         -- its row in the trigger log
+        steps TEXT NOT NULL,             -- JSON [[label, [numbers]], ...]: who is rung, in order, as resolved at the start
+        step INTEGER NOT NULL DEFAULT 0, -- the step being rung
+        status TEXT NOT NULL,            -- ringing | answered | voicemail | missed
+        answered_by TEXT,                -- the label of the step that answered
+        duration INTEGER,                -- seconds connected
+        recording_url TEXT,
+        recording_duration INTEGER,
+        transcription TEXT,
+        voicemail_state TEXT,            -- NULL | awaiting (a transcription) | notified
+        voicemail_due_at REAL,           -- awaiting: notify with the link alone from then
+        voicemail_trigger_id INTEGER,
+        listen_hash TEXT,                -- SHA-256 of the token in the voicemail's listening link
+        created_at REAL NOT NULL,
+        ended_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS inbound_calls_voicemail ON inbound_calls (voicemail_state, voicemail_due_at);
+    CREATE TABLE IF NOT EXISTS oncall_feeds (
+        feed_id INTEGER PRIMARY KEY,
+        rotation TEXT NOT NULL,
+        prefix TEXT NOT NULL,            -- the token's first characters, to tell feeds apart in a listing
+        token_hash TEXT NOT NULL UNIQUE, -- SHA-256 of the token (the token itself is shown once)
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE IF NOT EXISTS shift_notices (
+        rotation TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        shift_start REAL NOT NULL,
+        trigger_id INTEGER,              -- the notice sent
+        created_at REAL NOT NULL,
+        PRIMARY KEY (rotation, contact, shift_start)
+    ) WITHOUT ROWID;
+    """,
+    # 12: which provider (its name in providers:) carried each channel's last attempt (failover)
+    """
+    ALTER TABLE logs ADD COLUMN call_provider TEXT;
+    ALTER TABLE logs ADD COLUMN sms_provider TEXT;
+    -- the provider's own word when it is not alertd's (Vonage 'unanswered' is stored as 'no-answer')
+    ALTER TABLE status_callbacks ADD COLUMN provider_status TEXT;
+    """,
 ]
