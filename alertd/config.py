@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from . import credentials, dburl, phones, yamlfile
+from . import credentials, dburl, phones, provider_config, yamlfile
 from .envsubst import substitute
 from .durations import parse_duration
+from .oncall_config import InboundNumber, ShiftNotice, reach_problems
 
 DEFAULT_PATH = "/etc/alertd/config.yaml"
 
@@ -208,7 +209,7 @@ class UIConfig(Strict):
     @classmethod
     def _path(cls, v: str) -> str:
         v = "/" + v.strip("/")
-        if v == "/" or v.startswith(("/api", "/twilio", "/hooks")):
+        if v == "/" or v.startswith(("/api", "/twilio", "/hooks", "/providers")):
             raise ValueError("must be a path of its own, like /ui")
         return v
 
@@ -230,6 +231,7 @@ class Rotation(Strict):
     members: list[str] = Field(min_length=1)
     shift: timedelta
     start: datetime  # naive = the config timezone; an explicit offset is kept
+    notify_shift: ShiftNotice | None = None  # text each person before their shift (alertd/dispatch/shift_notices.py)
     _norm_shift = field_validator("shift", mode="before")(_duration)
 
     @field_validator("shift")
@@ -281,6 +283,9 @@ class Config(Strict):
     rules: Path = Path("/etc/alertd/rules")
     timezone: str = "UTC"
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    # several providers and failover (alertd/provider_config.py); empty: `provider:` as a list of one
+    providers: list[provider_config.ProviderEntry] = Field(default_factory=list)
+    routing: provider_config.RoutingConfig = Field(default_factory=provider_config.RoutingConfig)
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
@@ -290,7 +295,9 @@ class Config(Strict):
     rotations: dict[str, Rotation] = Field(default_factory=dict)
     retention: timedelta = timedelta(days=90)  # log rows, outbox items and events older than this are pruned
     deadman: DeadmanConfig | None = None  # off unless configured
+    inbound: dict[str, InboundNumber] = Field(default_factory=dict)  # live call routing (alertd/inbound)
     path: Path | None = Field(None, exclude=True)  # where it was loaded from
+    _provider_problems: list = PrivateAttr(default_factory=list)
 
     @field_validator("contacts", mode="before")
     @classmethod
@@ -347,6 +354,14 @@ class Config(Strict):
         return v
 
     @model_validator(mode="after")
+    def _providers(self) -> "Config":
+        if self.providers and "provider" in self.model_fields_set:
+            raise ValueError("set provider (one) or providers (a list), not both")
+        # reported with the other cross-references, each at its own line (name_problems)
+        self._provider_problems = provider_config.reconcile(self)
+        return self
+
+    @model_validator(mode="after")
     def _names(self, info: ValidationInfo) -> "Config":
         # load() reports these itself, each at its own line; this catches Config built directly
         if not (info.context or {}).get("names_checked_by_loader"):
@@ -361,7 +376,7 @@ class Config(Strict):
         Contact, group and rotation names share one namespace, because a name
         in a rule's ``to`` may be any of the three.
         """
-        problems: list[tuple[tuple, str]] = []
+        problems: list[tuple[tuple, str]] = list(self._provider_problems)
         for name, rot in self.rotations.items():
             for kind, names in (("contact", self.contacts), ("group", self.groups)):
                 if name in names:
@@ -376,15 +391,20 @@ class Config(Strict):
             except ValueError:
                 problems.append((("deadman", "to"), f"unknown contact '{self.deadman.to}'"
                                  " (a contact's name or a number like +15551230001)"))
-        return problems
+        return problems + reach_problems(self)
 
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
+def _loc(err: dict) -> tuple:
+    return provider_config.strip_tag(
+        tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+
+
 def _describe(err: dict) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = _loc(err)
     key = yamlfile.format_loc(loc)
     if err["type"] == "extra_forbidden":
         return f"unknown key '{loc[-1]}'" + (f" in {yamlfile.format_loc(loc[:-1])}" if loc[:-1] else "")
@@ -414,7 +434,7 @@ def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") 
         config = Config.model_validate(data, context={"names_checked_by_loader": True, "secrets": secrets,
                                                       "base": path.resolve().parent})
     except ValidationError as exc:
-        raise ConfigError([f"{doc.where(e['loc'])}: {_describe(e)}" for e in exc.errors()]) from None
+        raise ConfigError([f"{doc.where(_loc(e))}: {_describe(e)}" for e in exc.errors()]) from None
     names = config.name_problems()
     if names:
         raise ConfigError([f"{doc.where(loc)}: {yamlfile.format_loc(loc)}: {msg}" for loc, msg in names])
@@ -428,9 +448,16 @@ def load(path: str | Path | None = None, *, secrets: credentials.Mode = "read") 
     if secrets == "check":
         warnings += [f"{doc.where(('provider', f))}: provider.{f}: not checked: '{getattr(config.provider, f)}'"
                      " is read from $CREDENTIALS_DIRECTORY when alertd runs under systemd" for f in unread]
+    if secrets == "check" and "providers" in config.model_fields_set:
+        warnings += [f"{doc.where(('providers', i, f))}: providers.{i}.{f}: not checked: it is read from"
+                     " $CREDENTIALS_DIRECTORY when alertd runs under systemd"
+                     for i, e in enumerate(config.providers) for f in e.unread_files(secrets)]
     p = config.provider
-    if p.kind == "twilio" and not ((p.account_sid or p.account_sid_file) and (p.auth_token or p.auth_token_file)):
+    if "providers" in config.model_fields_set:
+        pass  # each entry's credentials were checked by its own model
+    elif p.kind == "twilio" and not ((p.account_sid or p.account_sid_file) and (p.auth_token or p.auth_token_file)):
         warnings.append(f"{path}: provider: Twilio credentials are not configured; notify answers 503")
-    if config.provider.kind == "twilio" and not config.server.public_url:
-        warnings.append(f"{path}: server.public_url is not set; Twilio cannot reach the status and press-1 callbacks")
+    if any(e.kind != "simulator" for e in config.providers) and not config.server.public_url:
+        warnings.append(f"{path}: server.public_url is not set; providers cannot reach the status and press-1"
+                        " callbacks")
     return config, warnings

@@ -77,15 +77,18 @@ def use_uvloop() -> None:
         pass
 
 
-def tear_down(tmp: Path, fake, *procs) -> None:
-    """Stop what a bench started (None where it never started) and remove its folder."""
+def tear_down(tmp: Path, fake, *procs, keep: bool = False) -> None:
+    """Stop what a bench started (None where it never started) and remove its folder (``keep``: print it)."""
     import shutil
     for proc in procs:
         if proc is not None:
             stop(proc)
     if fake is not None:
         fake.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    if keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -98,11 +101,12 @@ def cpu_seconds(pid: int) -> float:
 class FakeProvider:
     """bench/fake_provider.py in its own process."""
 
-    def __init__(self) -> None:
-        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py")], stdin=subprocess.PIPE,
+    def __init__(self, kind: str = "twilio") -> None:
+        self.proc = spawn([PYTHON, str(ROOT / "bench" / "fake_provider.py"), "--kind", kind], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, text=True, bufsize=1)
-        info = self._read(timeout=20)
-        self.base_url, self.account_sid, self.auth_token = info["base_url"], info["account_sid"], info["auth_token"]
+        self.info = info = self._read(timeout=20)  # the credentials alertd needs for this kind
+        self.base_url, self.account_sid, self.auth_token = info["base_url"], info.get("account_sid"), info.get(
+            "auth_token")
         self.pid = self.proc.pid
 
     def _read(self, timeout: float) -> dict:
@@ -188,7 +192,9 @@ def write_config(tmp: Path, provider: dict, **extra) -> tuple[Path, int]:
     server = {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", **extra.pop("server", {})}
     config.write_text(yaml.safe_dump({
         "server": server, "database": str(tmp / "alertd.db"), "rules": str(tmp / "rules"),
-        "provider": provider, "log": {"level": "info", "format": "json"}, **extra}))
+        # a list is a providers: list (failover); a mapping the one provider
+        "providers" if isinstance(provider, list) else "provider": provider,
+        "log": {"level": "info", "format": "json"}, **extra}))
     return config, port
 
 
@@ -201,9 +207,31 @@ def create_key(config: Path, name: str = "bench") -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def start_alertd(tmp: Path, config: Path, port: int) -> subprocess.Popen:
-    """``alertd run`` with its output in tmp/alertd.log, once /healthz answers."""
+def probed(argv: list[str], probe: Path | None) -> list[str]:
+    """``argv`` (after the interpreter) run under bench/lagprobe.py writing to ``probe``, if given."""
+    return [PYTHON, *([str(ROOT / "bench" / "lagprobe.py"), str(probe)] if probe else []), *argv]
+
+
+def read_probe(probe: Path, start: float, end: float) -> dict:
+    """The loop lags (s) and GC pauses ((generation, s)) that lagprobe.py logged between start and end."""
+    lags, pauses = [], []
+    with open(probe) as f:
+        for line in f:
+            kind, *fields = line.split()
+            if len(fields) < 2 or not start <= float(fields[0]) <= end:
+                continue
+            if kind == "L":
+                lags.append(float(fields[1]))
+            elif kind == "G" and len(fields) == 3:
+                pauses.append((int(fields[1]), float(fields[2])))
+    return {"lags": lags, "gc": pauses}
+
+
+def start_alertd(tmp: Path, config: Path, port: int, probe: Path | None = None) -> subprocess.Popen:
+    """``alertd run`` with its output in tmp/alertd.log, once /healthz answers; under
+    bench/lagprobe.py writing to ``probe`` when given."""
     with open(tmp / "alertd.log", "w") as log:
-        proc = spawn([PYTHON, "-m", "alertd", "run", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        proc = spawn(probed(["-m", "alertd", "run", "-c", str(config)], probe), stdout=log,
+                     stderr=subprocess.STDOUT)
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return proc

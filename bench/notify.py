@@ -38,8 +38,8 @@ from pathlib import Path
 
 import aiohttp
 
-from harness import (PYTHON, ROOT, FakeProvider, cpu_seconds, create_key, free_port, machine, percentile, report, spawn,
-                     tear_down, use_uvloop, wait_http, write_config)
+from harness import (PYTHON, ROOT, FakeProvider, cpu_seconds, create_key, free_port, machine, percentile, probed,
+                     read_probe, report, spawn, tear_down, use_uvloop, wait_http, write_config)
 from harness import start_alertd as start_alertd_process
 
 NOTIFY = "/api/v1/calls/notify"
@@ -49,8 +49,9 @@ ONE = json.dumps({"to": "+15551230001", "message": "Server down: db1 is not answ
 
 # --- the systems under test ----------------------------------------------------
 class Server:
-    def __init__(self, name: str, proc: subprocess.Popen, port: int, key: str | None = None):
-        self.name, self.proc, self.port = name, proc, port
+    def __init__(self, name: str, proc: subprocess.Popen, port: int, key: str | None = None,
+                 probe: Path | None = None):
+        self.name, self.proc, self.port, self.probe = name, proc, port, probe
         self.url = f"http://127.0.0.1:{port}{NOTIFY}"
         self.headers = {"Content-Type": "application/json"}
         if key:
@@ -65,19 +66,21 @@ def start_alertd(tmp: Path, fake: FakeProvider, log_level: str, database: str | 
         server={"rate_limit": {"requests": 10**9, "per": "1m"}}, log={"level": log_level, "format": "json"},
         **({"database": database} if database else {}))
     key = create_key(config)
-    return Server("alertd", start_alertd_process(tmp, config, port), port, key)
+    probe = tmp / "alertd.lag"
+    return Server("alertd", start_alertd_process(tmp, config, port, probe), port, key, probe)
 
 
 def start_yardstick(tmp: Path, fake: FakeProvider, database: str | None = None) -> Server:
     port = free_port()
     log = open(tmp / "yardstick.log", "w")
-    proc = spawn([PYTHON, str(ROOT / "bench" / "yardstick.py"), "--port", str(port),
-                  "--provider", fake.base_url, "--account-sid", fake.account_sid,
-                  "--auth-token", fake.auth_token, "--database", database or str(tmp / "yardstick.db")],
+    probe = tmp / "yardstick.lag"
+    proc = spawn(probed([str(ROOT / "bench" / "yardstick.py"), "--port", str(port),
+                         "--provider", fake.base_url, "--account-sid", fake.account_sid,
+                         "--auth-token", fake.auth_token, "--database", database or str(tmp / "yardstick.db")], probe),
                  stdout=log, stderr=subprocess.STDOUT)
     log.close()
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-    return Server("yardstick", proc, port)
+    return Server("yardstick", proc, port, probe=probe)
 
 
 # --- 1. throughput -------------------------------------------------------------------
@@ -153,6 +156,7 @@ async def open_loop(session, server: Server, fake: FakeProvider, rate: float, se
 
     tasks = []
     t0 = time.monotonic() + 0.05
+    window_start = time.monotonic()
     for i in range(n):
         due = t0 + i / rate
         delay = due - time.monotonic()
@@ -161,14 +165,39 @@ async def open_loop(session, server: Server, fake: FakeProvider, rate: float, se
         late.append(time.monotonic() - due)
         tasks.append(asyncio.create_task(one(f"+1555{prefix + i:07d}")))
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    window_end = time.monotonic()
+    await asyncio.sleep(1.0)  # the probe flushes its file every half second
+    probe = read_probe(server.probe, window_start, window_end)
     arrivals = fake.command("arrivals")["arrivals"]
     lat = [min(arrivals[to]) - t for to, t in sent.items() if to in arrivals]
     if failures or len(lat) != n:
         raise RuntimeError(f"{server.name}: {len(failures)} failed notify requests ({failures[:5]}),"
                            f" {n - len(lat)} never reached the provider")
+    lags = probe["lags"] or [0.0]
     return {"n": n, "p50": percentile(lat, 50) * 1000, "p99": percentile(lat, 99) * 1000,
-            "max": max(lat) * 1000, "rtt_p50": percentile(answered, 50) * 1000,
+            "p999": percentile(lat, 99.9) * 1000, "max": max(lat) * 1000,
+            "lag": {p: percentile(lags, p) * 1000 for p in (50, 99, 99.9)} | {"max": max(lags) * 1000,
+                                                                              "n": len(probe["lags"])},
+            "gc": gc_summary(probe["gc"]), "rtt_p50": percentile(answered, 50) * 1000,
             "rtt_p99": percentile(answered, 99) * 1000, "late_max": max(late) * 1000}
+
+
+def gc_summary(pauses: list[tuple[int, float]]) -> dict:
+    """Per generation: how many collections and the longest (ms)."""
+    out = {}
+    for gen in (0, 1, 2):
+        durations = [d for g, d in pauses if g == gen]
+        out[gen] = (len(durations), max(durations, default=0.0) * 1000)
+    return out
+
+
+def lag_text(lat: dict) -> str:
+    lag = lat["lag"]
+    return f"{lag[50]:.2f} / {lag[99]:.2f} / {lag[99.9]:.2f} / {lag['max']:.1f} ms"
+
+
+def gc_text(lat: dict) -> str:
+    return ", ".join(f"gen{g} {n} (max {ms:.1f} ms)" for g, (n, ms) in lat["gc"].items())
 
 
 # --- 3. ten recipients, slow provider ---------------------------------------------------
@@ -204,14 +233,18 @@ def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args) -> list[tuple[str, st
          f"{tp['ratio']:.2f}", "PASS" if tp["ratio"] >= 0.5 else "FAIL"),
         ("   server CPU per request: alertd / yardstick", "",
          f"{tp['cpu_ms']['alertd']:.2f} / {tp['cpu_ms']['yardstick']:.2f} ms"
-         f" (= {tp['cpu_ms']['yardstick'] / tp['cpu_ms']['alertd']:.2f}x)", ""),
+         f" (= {tp['cpu_ms']['alertd'] / tp['cpu_ms']['yardstick']:.2f}x)", ""),
         (f"2. notify -> provider request at {args.rate:.0f}/s: p50", "", f"{lat['p50']:.1f} ms", ""),
         # on PostgreSQL every write is a network round trip: the goal is the yardstick's, doubled
         ("   p99", f"< {2 * ylat['p99']:.0f} ms (2x yardstick)" if args.postgres else "< 10 ms", f"{lat['p99']:.1f} ms",
          "PASS" if lat["p99"] < (2 * ylat["p99"] if args.postgres else 10) else "FAIL"),
-        ("   (max; notify round trip p50 / p99)", "",
-         f"{lat['max']:.1f}; {lat['rtt_p50']:.1f} / {lat['rtt_p99']:.1f} ms", ""),
-        ("   yardstick, same rate: p50 / p99", "", f"{ylat['p50']:.1f} / {ylat['p99']:.1f} ms", ""),
+        ("   p99.9; max; notify round trip p50 / p99", "",
+         f"{lat['p999']:.1f}; {lat['max']:.1f}; {lat['rtt_p50']:.1f} / {lat['rtt_p99']:.1f} ms", ""),
+        ("   yardstick, same rate: p50 / p99 / p99.9 / max", "",
+         f"{ylat['p50']:.1f} / {ylat['p99']:.1f} / {ylat['p999']:.1f} / {ylat['max']:.1f} ms", ""),
+        ("   alertd p99 / yardstick p99", "", f"{lat['p99'] / ylat['p99']:.2f}x", ""),
+        ("   event-loop lag, alertd: p50 / p99 / p99.9 / max", "", lag_text(lat), ""),
+        ("   event-loop lag, yardstick: p50 / p99 / p99.9 / max", "", lag_text(ylat), ""),
         (f"3. 10 recipients, provider {args.provider_latency * 1000:.0f} ms: wall (median of {args.repeats})",
          "< 0.5 s", f"{fan['median']:.3f} s (max {fan['max']:.3f})", "PASS" if fan["median"] < 0.5 else "FAIL"),
     ]
@@ -227,7 +260,7 @@ async def run(alertd: Server, yard: Server, fake: FakeProvider, args) -> tuple:
         print(f"2. latency at {args.rate:.0f} req/s for {args.latency_seconds:.0f} s (alertd, then yardstick)",
               flush=True)
         lat = await open_loop(session, alertd, fake, args.rate, args.latency_seconds, 2000000)
-        ylat = await open_loop(session, yard, fake, args.rate, args.latency_seconds / 2, 4000000)
+        ylat = await open_loop(session, yard, fake, args.rate, args.latency_seconds, 4000000)
         print(f"3. 10 recipients with a {args.provider_latency * 1000:.0f} ms provider, {args.repeats} times",
               flush=True)
         fan = await fan_out(session, alertd, fake, args.repeats, args.provider_latency)
@@ -245,6 +278,8 @@ def main() -> int:
     p.add_argument("--provider-latency", type=float, default=0.3)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--alertd-log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temporary folder (logs, databases, the loop-lag probes' files) and print its path")
     p.add_argument("--output", default=None, help="default bench/results-notify.md (-pg.md with --postgres)")
     p.add_argument("--postgres", action="store_true",
                    help="alertd and the yardstick on a throwaway PostgreSQL (durable commits, tests/pg.py)")
@@ -272,7 +307,7 @@ def main() -> int:
             if server.proc.poll() is not None:
                 raise RuntimeError(f"{server.name} exited with {server.proc.returncode} during the run")
     finally:
-        tear_down(tmp, fake, *(server.proc for server in (alertd, yard) if server is not None))
+        tear_down(tmp, fake, *(server.proc for server in (alertd, yard) if server is not None), keep=args.keep)
         if pg is not None:
             pg.stop()
 
@@ -289,6 +324,10 @@ def main() -> int:
         f" per-round ratios {', '.join(f'{r:.2f}' for r in tp['ratios'])}; {tp['requests']} requests in all.",
         f"Latency: {lat['n']} requests sent open loop (latest send {lat['late_max']:.1f} ms behind schedule),"
         f" each with its own To number; fake arrival minus client send, both time.monotonic().",
+        f"Event-loop lag: bench/lagprobe.py asks each server's loop to run a callback every"
+        f" 5 ms from a thread and logs the wait ({lat['lag']['n']} samples for alertd, {ylat['lag']['n']} for the"
+        f" yardstick, during the latency run). Garbage collections meanwhile: alertd {gc_text(lat)};"
+        f" yardstick {gc_text(ylat)}.",
         f"10 recipients: walls {', '.join(f'{w:.3f}' for w in fan['walls'])} s.",
     ]
     spread = max(tp["ratios"]) / min(tp["ratios"])

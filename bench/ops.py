@@ -57,6 +57,13 @@ def write_config(tmp: Path) -> tuple[Path, int]:
     return write_any_config(tmp, {"kind": "simulator", "numbers": ["+15557654321"]})
 
 
+def write_twilio_config(tmp: Path) -> tuple[Path, int]:
+    """The twilio provider, pointed at a closed port: an idle daemon never calls it."""
+    tmp.mkdir(exist_ok=True)
+    return write_any_config(tmp, {"kind": "twilio", "account_sid": "AC" + "0" * 32, "auth_token": "x",
+                                  "api_base_url": "http://127.0.0.1:9", "numbers": ["+15557654321"]})
+
+
 def start_timed(argv: list[str], url: str, log: Path) -> tuple[subprocess.Popen, float]:
     """Start a server; returns it and the seconds from spawn to the first 200 from ``url``."""
     with open(log, "a") as out:
@@ -173,6 +180,9 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="alertd-bench-ops-"))
     proc = None
     try:
+        # pip compiles a package's modules when it installs it; a source checkout run with
+        # PYTHONDONTWRITEBYTECODE would compile all of alertd at every start-up instead
+        subprocess.run([PYTHON, "-m", "compileall", "-q", str(ROOT / "alertd")], check=True, timeout=300)
         config, port = write_config(tmp)
         key = create_key(config)  # also creates the database: every start below is a restart
         alertd = [PYTHON, "-m", "alertd", "run", "-c", str(config)]
@@ -188,6 +198,10 @@ def main() -> int:
         y = startups(yardstick, f"http://127.0.0.1:{ystick_port}/healthz", tmp / "yardstick.log", args.runs,
                      args.settle)
         imports = a["between"]
+        tconfig, tport = write_twilio_config(tmp / "twilio")
+        print(f"     alertd with the twilio provider, {args.runs} runs", flush=True)
+        t = startups([PYTHON, "-m", "alertd", "run", "-c", str(tconfig)], f"http://127.0.0.1:{tport}/healthz",
+                     tmp / "twilio.log", args.runs, args.settle)
         print(f"3. {args.rows:,} log rows through the Store", flush=True)
         fill_seconds = fill(tmp / "alertd.db", args.rows)
         db_bytes = sum(f.stat().st_size for f in tmp.glob("alertd.db*"))
@@ -212,6 +226,7 @@ def main() -> int:
          f"{imports:.2f} s", ""),
         (f"idle memory (VmRSS {args.settle:g} s after ready), median of {args.runs}: alertd", "",
          f"{a['rss'] / MIB:.1f} MiB", ""),
+        ("   alertd with the twilio provider", "", f"{t['rss'] / MIB:.1f} MiB", ""),
         ("   yardstick", "", f"{y['rss'] / MIB:.1f} MiB", ""),
         (f"memory after {args.rows:,} log rows and the log queries below: alertd", "",
          f"{full_rss / MIB:.1f} MiB ({(full_rss - a['rss']) / MIB:+.1f} MiB over idle)", ""),
@@ -227,7 +242,10 @@ def main() -> int:
         " the first 200 from /healthz, polled every 5 ms; alertd's includes opening the database, loading"
         " the (empty) rules folder and starting the dispatcher and the scheduler.",
         f"Idle VmRSS: alertd {', '.join(f'{x / MIB:.1f}' for x in a['rsses'])} MiB; yardstick"
-        f" {', '.join(f'{x / MIB:.1f}' for x in y['rsses'])} MiB.",
+        f" {', '.join(f'{x / MIB:.1f}' for x in y['rsses'])} MiB; alertd with twilio"
+        f" {', '.join(f'{x / MIB:.1f}' for x in t['rsses'])} MiB (ready in {t['ready']:.2f} s).",
+        "alertd's modules are compiled to bytecode first (`python -m compileall alertd`), as `pip install`"
+        " does, so a start-up does not compile them from source.",
         f"The {args.rows:,} rows: 10 recipients per trigger, calls, SMS and both in turn (both: two outbox"
         " items), 200 numbers, 10 sources, created over the last 30 days; /healthz answered"
         f" {'200' if healthy else 'NOT 200'} at the end. The since-yesterday query returns about 1/30 of them.",

@@ -12,6 +12,7 @@ otherwise share the 2 cores and skew each other):
     storm   bench/storm.py    1,000 triggers to 50 numbers under per-number limits
     ops     bench/ops.py      start-up to ready, idle memory, memory after 100,000 log rows
     heartbeats bench/heartbeats.py  ping req/s beside the notify yardstick, deadline ticks with 10,000 checks
+    failover bench/failover.py notify -> backup provider with the first refusing; req/s per provider
 
 A benchmark that is missing is skipped with a note; one that fails to run is
 marked FAILED in the table and makes this command exit 1 (a figure that
@@ -43,6 +44,7 @@ BENCHES = [
     ("ops", "ops.py", "start-up and memory", ["--runs", "3", "--settle", "1", "--repeats", "3"]),
     ("heartbeats", "heartbeats.py", "heartbeats", ["--checks", "2000", "--lapse", "20", "--rounds", "3",
                                                    "--seconds", "2", "--warmup", "1"]),
+    ("failover", "failover.py", "providers and failover", ["--n", "30", "--rounds", "1", "--seconds", "2"]),
 ]
 TIMEOUT = 420  # seconds for one benchmark before it is stopped and marked FAILED
 

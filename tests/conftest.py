@@ -57,6 +57,8 @@ def write_config(folder: Path, port: int, overrides: dict | None = None) -> Path
             data[key] = {**data[key], **value}
         else:
             data[key] = value
+    if "providers" in (overrides or {}):
+        del data["provider"]  # a providers: list replaces the default simulator
     (folder / "rules").mkdir(exist_ok=True)
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -23,6 +23,8 @@ from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
+from fake_provider import LoopbackServer
+
 API = "/2010-04-01/Accounts/{sid}"
 KINDS = {"Calls.json": ("call", "CA", "Calls"), "Messages.json": ("sms", "SM", "Messages")}
 MESSAGES = {
@@ -54,7 +56,10 @@ def twilio_error(status: int, code: int, message: str | None = None, to: str = "
             "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
+    PREFIX = ""  # SignalWire's LaML API lives under /api/laml (fake_signalwire.py)
+    SIGNATURE_HEADER = "X-Twilio-Signature"
+
     def __init__(self, account_sid: str = "AC" + "0" * 32, auth_token: str = "test-token"):
         self.account_sid, self.auth_token = account_sid, auth_token
         self._auth = "Basic " + base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
@@ -70,10 +75,9 @@ class FakeTwilio:
         self._permanent: dict[str, int] = {}
         self._resources: dict[str, FakeRequest] = {}
         self._counts = collections.Counter()  # created resources per kind
+        self.recordings: dict[str, bytes] = {}  # RE... -> the MP3 served, with the account's credentials only
         self._inflight = 0  # only touched on the server loop
         self._local = threading.local()
-        self._loop = self._thread = self._runner = None
-        self.port = None
 
     # ---- controls -------------------------------------------------------
     @property
@@ -123,47 +127,12 @@ class FakeTwilio:
                 raise AssertionError(f"expected {n} created {kind or 'resources'}, got {count()}")
         return self._created_list(kind)
 
-    # ---- lifecycle ------------------------------------------------------
-    def start(self) -> "FakeTwilio":
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-twilio", daemon=True)
-        self._thread.start()
-        if not ready.wait(10) or self.port is None:
-            raise RuntimeError("fake twilio failed to start")
-        return self
+    # ---- lifecycle (LoopbackServer) --------------------------------------
+    name = "twilio"
 
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_post("/2010-04-01/Accounts/{sid}/{res:(Calls|Messages)\\.json}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
-        loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
-        loop.run_until_complete(site.start())
-        self.port = self._runner.addresses[0][1]
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-    def stop(self) -> None:
-        if self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._thread = None
-
-    def __enter__(self) -> "FakeTwilio":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post(self.PREFIX + "/2010-04-01/Accounts/{sid}/{res:(Calls|Messages)\\.json}", self._handle)
+        app.router.add_get(self.PREFIX + "/2010-04-01/Accounts/{sid}/Recordings/{name}", self._recording)
 
     # ---- REST handler ---------------------------------------------------
     def _next_outcome(self, to: str) -> tuple:
@@ -218,6 +187,21 @@ class FakeTwilio:
             return web.json_response(self._resource(rec, plural), status=201)
         finally:
             self._inflight -= 1
+
+    def recording_url(self, recording_sid: str, audio: bytes) -> str:
+        """Store a recording; returns the RecordingUrl Twilio would send (no extension)."""
+        self.recordings[recording_sid] = audio
+        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        # as Twilio with "Enforce HTTP Auth on Media URLs": the account's credentials or 401
+        if request.headers.get("Authorization") != self._auth:
+            return web.json_response(twilio_error(401, 20003), status=401)
+        sid, _, ext = request.match_info["name"].partition(".")
+        audio = self.recordings.get(sid) if request.match_info["sid"] == self.account_sid else None
+        if audio is None:
+            return web.json_response(twilio_error(404, 20404), status=404)
+        return web.Response(body=audio, content_type="audio/mpeg" if ext == "mp3" else "audio/x-wav")
 
     @property
     def in_flight(self) -> int:
@@ -277,10 +261,10 @@ class FakeTwilio:
         params = {k: v for k, v in params.items() if v is not None}
         if method.upper() == "GET":
             url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params, doseq=True)
-            headers = {"X-Twilio-Signature": signature or self.sign(url, {})}
+            headers = {self.SIGNATURE_HEADER: signature or self.sign(url, {})}
             r = self._http.get(url, headers=headers, timeout=10)
         else:
-            headers = {"X-Twilio-Signature": signature or self.sign(url, params)}
+            headers = {self.SIGNATURE_HEADER: signature or self.sign(url, params)}
             r = self._http.post(url, data=params, headers=headers, timeout=10)
         return r.status_code, r.text
 

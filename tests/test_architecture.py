@@ -20,6 +20,7 @@ FORBIDDEN = {
     "rules": {"store", "sources", "dispatch", "providers", "api", "ui", "runtime", "cli"},
     "sources": {"store", "dispatch", "providers", "api", "ui", "runtime", "cli"},
     "dispatch": {"api", "ui", "runtime", "cli"},
+    "inbound": {"api", "ui", "runtime", "cli"},
     "api": {"cli", "runtime"},
     "ui": {"cli", "runtime"},
     "runtime": {"cli"},

@@ -42,7 +42,10 @@ def test_healthz_is_ok_and_reports_rules_outbox_and_provider(daemon):
     assert status == 200
     assert body == {"ok": True, "rules": {"loaded": 0, "errors": []},
                     "outbox": {"pending": 0, "due": 0, "oldest_due_age_seconds": None},
-                    "provider": {"failing_since": None, "failures": 0}}
+                    "provider": {"failing_since": None, "failures": 0},
+                    "providers": [{"name": "simulator", "kind": "simulator", "circuit": "closed",
+                                   "failing_since": None, "consecutive_failures": 0, "requests": 0,
+                                   "failures": 0, "latency_ms": None, "last_error": None}]}
 
 
 def test_healthz_fails_when_the_database_does_not_answer(daemon):

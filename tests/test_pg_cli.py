@@ -42,6 +42,12 @@ def filled_sqlite(path) -> None:
                   (rows[0].log_id, rows[0].log_id))
     sync(store.followups.add_retry_once(1, rows[0].log_id, NOW + 60, NOW))
     sync(store.ping_keys.create("cron-box", "pk_abc", "hash-ping", NOW))
+    sync(store.reach.add_feed("primary", "of_abcd", "hash-feed", NOW))
+    with store.tx() as c:  # an inbound call and a shift notice
+        c.execute("INSERT INTO inbound_calls (call_sid, number, caller, log_id, steps, status, created_at)"
+                  " VALUES ('CA-in', '+15557654321', '+15559998888', ?, '[]', 'missed', ?)", (rows[0].log_id, NOW))
+        c.execute("INSERT INTO shift_notices (rotation, contact, shift_start, trigger_id, created_at)"
+                  " VALUES ('primary', 'alice', ?, 1, ?)", (NOW, NOW))
     with store.tx() as c:  # a heartbeat check with a ping and a flip
         c.execute("INSERT INTO heartbeats (rule_id, uuid, slug, status, down_at, created_at) VALUES"
                   " ('backup', 'u-1', 'backup', 'up', ?, ?)", (NOW + 3600, NOW))

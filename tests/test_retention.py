@@ -57,7 +57,8 @@ def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store
     totals = prune(store, batch=3)
 
     assert totals == {"logs": 7, "outbox": 7, "callbacks": 0, "triggers": 7, "followups": 0, "kept": 0,
-                      "events": 5, "groups": 0, "batches": 3 + 2 + 1}  # 3+3+1 log rows, 3+2 events, no groups
+                      "events": 5, "groups": 0, "reach": 0, "batches": 3 + 2 + 1 + 1}
+    # 3+3+1 log rows, 3+2 events, no groups, no inbound calls or shift notices
     assert [r["log_id"] for r in sync(store.logs.list(limit=100))] == [r.log_id for r in reversed(recent)]
     assert all(sync(store.logs.get(r.log_id)) is None and sync(store.logs.trigger(r.trigger_id)) is None for r in old)
     assert count(store, "outbox") == 3 and count(store, "triggers") == 3
@@ -148,14 +149,15 @@ def test_pruning_yields_to_the_event_loop_between_batches(store):
 
     totals, turns = asyncio.run(run())
     assert totals["logs"] == 40 and totals["events"] == 40
-    assert totals["batches"] == 9 + 9 + 1  # 8 full batches and an empty one, for logs and events; no groups
+    # 8 full batches and an empty one, for logs and events; no groups, inbound calls or shift notices
+    assert totals["batches"] == 9 + 9 + 1 + 1
     assert turns >= totals["batches"]  # the other task ran between every two batches
 
 
-def test_nothing_to_prune_is_three_cheap_statements(store):
+def test_nothing_to_prune_is_one_cheap_statement_per_kind(store):
     notify(store, RECENT)
     assert prune(store) == {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0,
-                            "events": 0, "groups": 0, "batches": 3}
+                            "events": 0, "groups": 0, "reach": 0, "batches": 4}
 
 
 def test_rule_groups_sent_before_the_cutoff_go_and_open_ones_stay(store):

@@ -51,6 +51,8 @@ async def check(daemon) -> dict:
     report["outbox"] = outbox
     report["provider"] = {"failing_since": iso(from_timestamp(failing_since)),
                           "failures": health.failures}
+    if daemon.router is not None:  # each provider's circuit and counts (alertd/dispatch/failover.py)
+        report["providers"] = daemon.router.health()
     return report
 
 

@@ -38,6 +38,10 @@ def log_row(row) -> dict:
         "attempt": row["attempt"],
         "step": row["step"],
         "answered_by": row["answered_by"],
+        # which provider carried the call and the SMS (providers:, failover); provider: the call's, else the SMS's
+        "provider": (row["call_provider"] or row["sms_provider"]) if "call_provider" in keys else None,
+        "call_provider": row["call_provider"] if "call_provider" in keys else None,
+        "sms_provider": row["sms_provider"] if "sms_provider" in keys else None,
         "silence_id": row["silence_id"] if "silence_id" in keys else None,
         "summary_log_id": row["summary_log_id"] if "summary_log_id" in keys else None,
     }

@@ -38,6 +38,7 @@ ROUTES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/hooks/{name}"): (HOOK,),
     ("GET", "/metrics"): (READ,),  # only when server.metrics.require_key is set; else as NO_KEY
     ("GET", "/api/v1/heartbeats"): (READ,),
+    ("POST", "/api/v1/simulator/inbound"): (NOTIFY,),  # a simulated call's voicemail is texted
 }
 
 # routes that never read an API key, and what stands in for one
@@ -48,6 +49,16 @@ NO_KEY: dict[tuple[str, str], str] = {
     ("POST", "/twilio/sms"): "Twilio's signature",
     ("GET", "/twilio/twiml"): "Twilio's signature",
     ("POST", "/twilio/twiml"): "Twilio's signature",
+    ("POST", "/twilio/voice"): "Twilio's signature (the inbound voice webhook, alertd/inbound)",
+    ("POST", "/twilio/voice/dial"): "Twilio's signature",
+    ("POST", "/twilio/voice/answered"): "Twilio's signature",
+    ("POST", "/twilio/voice/recorded"): "Twilio's signature",
+    ("POST", "/twilio/voice/recording"): "Twilio's signature",
+    ("POST", "/twilio/voice/transcription"): "Twilio's signature",
+    ("GET", "/voicemail/{call_id}"): "the voicemail link's own token (alertd/inbound/listen.py)",
+    ("GET", "/api/v1/oncall/{rotation}.ics"): "the feed's own token (alertd oncall feed NAME)",
+    ("GET", "/providers/{name}/{what}"): "the named provider's own signature (alertd/providers/*.py)",
+    ("POST", "/providers/{name}/{what}"): "the named provider's own signature (alertd/providers/*.py)",
     ("GET", "/openapi.json"): "public: the API's description",
     ("GET", "/docs"): "public: the API's description",
     ("GET", "/docs/oauth2-redirect"): "public: the API's description",

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .. import phones
+from ..providers.common import number
 from ..providers.twilio import call_twiml, gather_reply_twiml, signature_valid
 from .errors import ApiError
 from .logs import row_id
@@ -44,8 +45,7 @@ def _log_id(request: Request) -> int:
 
 
 def _error_code(text: str) -> int | None:
-    # ASCII digits only: "²".isdigit() is True and int() refuses it; and an INTEGER column holds 64 bits
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+    return number(text, 9)  # ASCII digits only, and fewer than an INTEGER column's 64 bits
 
 
 def _xml(text: str) -> Response:
@@ -73,7 +73,7 @@ async def gather(request: Request) -> Response:
     row = await daemon.store.logs.get(log_id)
     if row is None:
         return _xml(_EMPTY)
-    out = _call_of(daemon, row)
+    out = call_of(daemon, row)
     return _xml(gather_reply_twiml(out, acknowledged or params.get("Digits", "").strip() == "1"))
 
 
@@ -84,10 +84,10 @@ async def twiml(request: Request) -> Response:
     row = await daemon.store.logs.get(log_id)
     if row is None:
         raise ApiError(404, f"Log row not found: {log_id}")
-    return _xml(call_twiml(_call_of(daemon, row)))
+    return _xml(call_twiml(call_of(daemon, row)))
 
 
-def _call_of(daemon, row):
+def call_of(daemon, row):
     """The call of a stored log row, as the provider was asked to place it."""
     return daemon.attempts.outgoing(row["to_number"], row["message"], json.loads(row["params"]), row["log_id"], "call")
 
@@ -109,20 +109,23 @@ async def inbound_sms(request: Request) -> Response:
     24 hours; anything else is answered with a short help text.
     """
     params = await verified_params(request)
-    daemon = request.app.state.daemon
-    sender, body = params.get("From", ""), params.get("Body", "")
+    return _message(await sms_reply(request.app.state.daemon, params.get("From", ""), params.get("Body", "")))
+
+
+async def sms_reply(daemon, sender: str, body: str) -> str:
+    """What an SMS reply does, through any provider; the text to answer with."""
     word = "".join(body.split()).upper()
     log.info("inbound sms", sender=sender, body=body[:160])
     if word not in ACK_WORDS:
-        return _message("alertd: reply 1, ACK or OK to acknowledge your latest alert.")
+        return "alertd: reply 1, ACK or OK to acknowledge your latest alert."
     try:
         number = phones.normalize(sender)
     except ValueError:
-        return _message("alertd: this number cannot acknowledge alerts.")
+        return "alertd: this number cannot acknowledge alerts."
     now = daemon.clock.timestamp()
     row = await daemon.store.logs.latest_open_trigger_for(number, now - ACK_WINDOW)
     if row is None:
-        return _message("alertd: no open alert to acknowledge for this number.")
+        return "alertd: no open alert to acknowledge for this number."
     await daemon.callbacks.acknowledge(row["log_id"], number, "sms")
     message = (await daemon.store.logs.get(row["log_id"]))["message"] or ""
-    return _message(f"Acknowledged: {message[:100]}")
+    return f"Acknowledged: {message[:100]}"

@@ -1,4 +1,5 @@
-"""alertd run | check | keys | log | test-rule | oncall | silence | backup | users | cluster | db copy (see main.py)."""
+"""alertd run | check | keys | log | test-rule | oncall | silence | backup | users | heartbeats | providers
+| cluster | db copy (see main.py)."""
 from __future__ import annotations
 
 from .main import main, parser

@@ -17,11 +17,13 @@ async def cmd_log(args) -> int:
         for r in rows:
             print(json.dumps(r))
         return 0
-    print(f"{'LOG':>6}  {'CREATED':<24} {'TO':<16} {'TYPE':<5} {'STATUS':<10} {'CALL':<11} {'SMS':<11} ACK  SOURCE")
+    print(f"{'LOG':>6}  {'CREATED':<24} {'TO':<16} {'TYPE':<5} {'STATUS':<10} {'CALL':<11} {'SMS':<11} ACK  SOURCE"
+          "  PROVIDER")
     for r in rows:
         ack = "yes" if r["acknowledged"] else "-"
         print(f"{r['log_id']:>6}  {r['created_at']:<24} {r['to']:<16} {r['type']:<5} {r['status']:<10} "
-              f"{r['call_status'] or '-':<11} {r['sms_status'] or '-':<11} {ack:<4} {r['source'] or '-'}")
+              f"{r['call_status'] or '-':<11} {r['sms_status'] or '-':<11} {ack:<4} {r['source'] or '-'}"
+              f"  {r['provider'] or '-'}")
         if r["error"]:
             print(f"{'':>8}error {r['error'].get('code')}: {r['error'].get('message')}")
     return 0

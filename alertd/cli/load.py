@@ -10,8 +10,8 @@ from ..store import Store, open_store
 def load_config(args) -> config_mod.Config:
     """The config of ``-c`` (or $ALERTD_CONFIG); its problems printed and exit 1 when it is broken."""
     try:
-        # only the daemon reads the secret files: keys, log, silence... never reach the provider
-        secrets = "read" if getattr(args, "cmd", None) == "run" else "skip"
+        # only the daemon and `providers test` read the secret files: keys, log, silence... never reach a provider
+        secrets = "read" if getattr(args, "cmd", None) in ("run", "providers") else "skip"
         cfg, warnings = config_mod.load(args.config, secrets=secrets)
     except config_mod.ConfigError as exc:
         for line in exc.problems:

@@ -1,7 +1,8 @@
 """The command line: one parser; each command lives in its own module with its ``add_parsers``.
 
     run (run.py)  check, test-rule (rules.py)  keys (keys.py)  log, backup (history.py)
-    oncall, silence (ops.py)  users (users.py)  heartbeats (heartbeats.py)  cluster, db copy (cluster.py)
+    oncall, silence (ops.py)  users (users.py)  heartbeats (heartbeats.py)  providers (providers.py)
+    cluster, db copy (cluster.py)
 
 Exit codes: 0 ok, 1 problems found, 2 usage.
 """
@@ -11,9 +12,10 @@ import argparse
 import asyncio
 import inspect
 
-from . import cluster, heartbeats, history, keys, ops, rules, run, users
+from . import cluster, heartbeats, history, keys, ops, providers, rules, run, users
 
-COMMANDS = (run, rules, keys, history, ops, users, heartbeats, cluster)  # in the order --help lists them
+# in the order --help lists them
+COMMANDS = (run, rules, keys, history, ops, users, heartbeats, providers, cluster)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from .. import oncall
 from ..clock import SystemClock, from_timestamp
 from ..dispatch import silences
 from ..durations import format_duration, parse_duration
+from . import feeds
 from .load import load_config, store_of
 
 HANDOFFS = 3
@@ -39,6 +40,8 @@ async def cmd_oncall(args) -> int:
     cfg = load_config(args)
     if args.name == "override":
         return await _override(args, cfg, await store_of(cfg))
+    if args.name == "feed":
+        return await feeds.cmd_feed(args, cfg, await store_of(cfg))
     if args.target is not None:
         print(f"unexpected argument '{args.target}' (usage: alertd oncall [NAME])", file=sys.stderr)
         return 2
@@ -53,6 +56,8 @@ async def cmd_oncall(args) -> int:
         print("no rotations configured (add rotations: to the config)", file=sys.stderr)
         return 0
     store, now, tz = await store_of(cfg), _now(args, cfg), cfg.tz
+    if args.weeks is not None:
+        return await feeds.print_weeks(cfg, store, [args.name] if args.name else list(cfg.rotations), now, args.weeks)
     for name in [args.name] if args.name else list(cfg.rotations):
         rot = cfg.rotations[name]
         overrides = await oncall.load_overrides(store, name, now, cfg.contacts)
@@ -123,14 +128,16 @@ async def cmd_silence(args) -> int:
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     oc = sub.add_parser(
         "oncall", parents=[common], help="who is on call now, and the next handoffs",
-        usage="alertd oncall [NAME] [--next N] [--at TIME]\n"
-              "       alertd oncall override NAME --to CONTACT --for DURATION")
-    oc.add_argument("name", nargs="?", help="a rotation (default: all), or 'override'")
+        usage="alertd oncall [NAME] [--next N | --weeks N] [--at TIME]\n"
+              "       alertd oncall override NAME --to CONTACT --for DURATION\n"
+              "       alertd oncall feed NAME | feed --list | feed --revoke ID")
+    oc.add_argument("name", nargs="?", help="a rotation (default: all), 'override' or 'feed'")
     oc.add_argument("target", nargs="?", help=argparse.SUPPRESS)
     oc.add_argument("--next", type=int, default=HANDOFFS, metavar="N", help=f"handoffs to show (default {HANDOFFS})")
     oc.add_argument("--at", help="show the rotation at this time instead of now (ISO 8601)")
     oc.add_argument("--to", help="override: the contact who takes over")
     oc.add_argument("--for", dest="for_", metavar="DURATION", help="override: how long, like 8h")
+    feeds.add_arguments(oc)
     oc.set_defaults(func=cmd_oncall)
 
     si = sub.add_parser("silence", parents=[common], help="hold back notifications for a while")

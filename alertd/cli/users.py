@@ -5,7 +5,6 @@ import getpass
 import sys
 
 from ..clock import SystemClock
-from ..ui.auth import hash_password
 from .load import load_config, store_of
 
 
@@ -21,6 +20,9 @@ async def cmd_users(args) -> int:
     if len(password) < 8:
         print("the password must have at least 8 characters; nothing changed", file=sys.stderr)
         return 1
+    # here, not at the top: alertd.ui's package imports the whole dashboard and FastAPI,
+    # which every command (`alertd run` too, before it sets up) paid for at start
+    from ..ui.auth import hash_password
     created = await (await store_of(cfg)).users.add(args.name, hash_password(password), SystemClock().timestamp())
     print(f"user '{args.name}' {'added' if created else 'password changed (its sessions ended)'}")
     return 0

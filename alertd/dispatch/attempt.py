@@ -5,7 +5,10 @@ worker's alike: at most ``provider.max_concurrency`` at once, a transient
 failure retried after exponential backoff with jitter, up to
 ``dispatch.max_attempts``. ``ProviderHealth`` is what the answers say about
 the provider itself: since when requests have been failing, how many, the
-last error. The dead man's switch, /metrics and /healthz read it.
+last error. The dead man's switch, /metrics and /healthz read it. With
+several providers, ``Attempts.health`` is that of them all (a send fails
+only when every provider it tried failed), and each provider has one of its
+own, which its circuit reads (failover.py).
 """
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ class ProviderHealth:
     A permanent refusal of one number (invalid, unsubscribed) is news about
     that number, not about the provider: it neither starts nor ends a spell."""
 
-    def __init__(self, clock):
-        self.clock = clock
+    def __init__(self, clock, name: str | None = None):
+        self.clock, self.name = clock, name  # name: one provider's of providers:, None for them all
         self.failing_since: float | None = None  # clock time of the first failure since the last success
         self.failures = 0
         self.last_error: dict | None = None
@@ -48,7 +51,7 @@ class ProviderHealth:
     def succeeded(self) -> None:
         if self.failing_since is None:
             return
-        log.warning("provider requests succeed again", failures=self.failures,
+        log.warning("provider requests succeed again", provider=self.name, failures=self.failures,
                     failing_for_s=round(self.clock.timestamp() - self.failing_since, 1))
         self.failing_since, self.failures, self.last_error = None, 0, None
 
@@ -96,7 +99,9 @@ class Attempts:
             sending = time.perf_counter()
             try:
                 sid = await self.provider.send(out)
-                result.update(outcome="sent", sid=sid, sent_at=self.clock.timestamp())
+                # a Sent names the provider that carried it (failover.py); another Provider's sid does not
+                result.update(outcome="sent", sid=sid, sent_at=self.clock.timestamp(),
+                              provider=getattr(sid, "provider", None))
                 self.health.succeeded()
             except Exception as exc:
                 if not isinstance(exc, ProviderError):
@@ -105,6 +110,7 @@ class Attempts:
                     log.exception("provider raised an unexpected exception", log_id=out.log_id)
                     exc = ProviderError(repr(exc), None)
                 result["error"] = exc.as_dict()
+                result["provider"] = exc.provider
                 if not exc.permanent:  # a refused number says nothing about the provider
                     self.health.failed(result["error"])
                 attempts = attempts_before + 1

@@ -25,9 +25,10 @@ class CallbackHandler:
         self.metrics = metrics or Metrics()
         self.followups = followups  # Followups (followups.py): retries of unanswered calls
 
-    async def _status(self, log_id: int, channel: str, sid: str | None, status: str,
-                      error_code: int | None = None) -> str:
-        """'new', 'repeat' (a final status this row already had: ignored) or 'unknown' (no such row)."""
+    async def _status(self, log_id: int, channel: str, sid: str | None, status: str, error_code: int | None = None,
+                      provider_status: str | None = None) -> str:
+        """'new', 'repeat' (a final status this row already had: ignored) or 'unknown' (no such row).
+        ``status`` in alertd's (Twilio's) words; ``provider_status`` the provider's own, when different."""
         row = await self.store.logs.get(log_id)
         if row is None:
             log.warning("callback for unknown log row", log_id=log_id, channel=channel)
@@ -42,23 +43,24 @@ class CallbackHandler:
         late = current in final and status not in final
         # a late callback is still kept in the history (it is what the provider sent), not as the row's status
         await self.store.status.record(log_id, channel, status, self.clock.timestamp(), sid=sid,
-                                       error_code=error_code, update=not late)
+                                       error_code=error_code, update=not late, provider_status=provider_status)
         log.info("late status, kept in the history only" if late else "status", log_id=log_id, channel=channel,
                  status=status, error_code=error_code)
         return "new"
 
     async def call_status(self, log_id: int, sid: str | None, status: str, answered_by: str | None = None,
-                          error_code: int | None = None) -> bool:
+                          error_code: int | None = None, provider_status: str | None = None) -> bool:
         """False for an unknown log row."""
-        outcome = await self._status(log_id, "call", sid, status, error_code)
+        outcome = await self._status(log_id, "call", sid, status, error_code, provider_status)
         if outcome == "new" and answered_by:
             await self.store.logs.set_answered_by(log_id, answered_by)
         if outcome == "new" and status in CALL_FINAL and self.followups is not None:
             await self.followups.call_ended(log_id, status, answered_by)
         return outcome != "unknown"
 
-    async def sms_status(self, log_id: int, sid: str | None, status: str, error_code: int | None = None) -> bool:
-        return (await self._status(log_id, "sms", sid, status, error_code)) != "unknown"
+    async def sms_status(self, log_id: int, sid: str | None, status: str, error_code: int | None = None,
+                         provider_status: str | None = None) -> bool:
+        return (await self._status(log_id, "sms", sid, status, error_code, provider_status)) != "unknown"
 
     async def digits(self, log_id: int, digits: str, from_: str | None = None) -> bool:
         """A key press on a gather call; True when it acknowledged."""

@@ -110,16 +110,19 @@ class DeadMan:
         channel, metrics = row.type, self.metrics
         try:
             out = self.attempts.outgoing(row.to, row.message, row.params, row.log_id, channel)
+            # with several providers, through each in turn (failover.Router), as any send
             sid = await self.attempts.provider.send(out)
         except Exception as exc:
             error = exc.as_dict() if isinstance(exc, ProviderError) else {"code": None, "message": repr(exc)}
             log.critical("dead man's switch: send failed", channel=channel, to=self.to, error=error)
             metrics.deadman.labels(channel, "failed").inc()
-            outcome: dict = {"status": "failed", "error": error}
+            outcome: dict = {"status": "failed", "error": error, "channel": channel,
+                             "provider": getattr(exc, "provider", None)}
         else:
             log.critical("dead man's switch: sent", channel=channel, to=self.to, sid=sid, log_id=row.log_id)
             metrics.deadman.labels(channel, "sent").inc()
-            outcome = {"status": "initiated", "error": None, "channel": channel, "sid": sid}
+            outcome = {"status": "initiated", "error": None, "channel": channel, "sid": sid,
+                       "provider": getattr(sid, "provider", None)}
         if row.log_id:
             try:
                 await self.store.logs.set_outcome(row.log_id, **outcome)

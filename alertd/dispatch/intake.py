@@ -14,12 +14,16 @@ stored with the rows it decided on:
     silence   a row an active silence holds back is stored 'silenced' (silences.py)
     storm     a row over limits.per_number is stored 'throttled', folded into a summary (storm.py)
     defer     a row still to send with a later send_at is stored 'scheduled' (the worker's from the start)
+
+A send that must go out once per something (a shift notice, a voicemail)
+passes ``once`` (``Once``): its claim runs first in that same transaction.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -60,39 +64,62 @@ async def _defer(store, tx, config, trigger: dict, rows: list[Notification], now
 POLICIES: tuple[tuple[str, Callable], ...] = (("silence", _silence), ("storm", _storm), ("defer", _defer))
 
 
+async def _nothing(tx, trigger_id: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Once:
+    """A send that must go out once per something (a shift, a voicemail), also across a
+    restart: ``await claim(tx)`` writes the record that says "this was sent" and returns False
+    when it was there already; ``await record(tx, trigger_id)`` completes it. Both run in the
+    transaction that stores the trigger and its outbox items, so a crash leaves both or
+    neither: what the claim guards goes out at most once and, once stored, at least once."""
+    claim: Callable[[Any], Awaitable[bool]]
+    record: Callable[[Any, int], Awaitable[None]] = _nothing
+
+
 class Intake:
     def __init__(self, store: Store, attempts: Attempts, config, clock, metrics, wake, *, policies=POLICIES):
         self.store, self.attempts, self.config, self.clock = store, attempts, config, clock
         self.metrics, self.wake, self.policies = metrics, wake, policies
 
-    async def submit(self, trigger: dict, rows: list[Notification]) -> list[Notification]:
+    async def submit(self, trigger: dict, rows: list[Notification], *, once: Once | None = None) -> list[Notification]:
         """Store a trigger durably, then make the first attempt of every row now
         (rows with a future ``send_at`` wait for the worker). Returns the rows
-        with their ids and status. Raises StoreUnavailable when nothing could be
-        stored: the caller must not answer ok then."""
+        with their ids and status; [] when ``once`` found its send made before.
+        Raises StoreUnavailable when nothing could be stored: the caller must not answer ok then."""
         now = self.clock.timestamp()
         trigger.setdefault("created_at", now)
         try:
-            stored = await self.store.batch.run(self._store, trigger, rows, now)
+            stored = await self.store.batch.run(self._store, trigger, rows, now, once)
         except StoreUnavailable as exc:
             log.error("database write failed", error=str(exc))
             raise StoreUnavailable(UNWRITABLE) from exc
+        if stored is None:
+            return []
         if any(r.summary_log_id for r in stored) or any(r.status == "scheduled" for r in stored):
             self.wake.poke()  # a new summary or deferred row may be due sooner than the worker's next look
         await self.deliver_now([r for r in stored if r.status != "scheduled"])
         self.metrics.stored(stored)  # silenced, throttled, failed at once: the provider never saw them
         return stored
 
-    async def _store(self, tx, trigger: dict, rows: list[Notification], now: float) -> list[Notification]:
-        """The policies and the writes of submit, in one transaction."""
+    async def _store(self, tx, trigger: dict, rows: list[Notification], now: float,
+                     once: Once | None = None) -> list[Notification] | None:
+        """The policies and the writes of submit, in one transaction; None when ``once`` said no."""
+        if once is not None and not await once.claim(tx):
+            return None
         steps = [step for _, policy in self.policies
                  if (step := await policy(self.store, tx, self.config, trigger, rows, now)) is not None]
 
         async def prepare(t) -> None:
             for step in steps:
                 await step(t)
-        return await self.store.logs.insert_trigger(tx, trigger, rows, now + lease_seconds(self.config),
-                                              prepare=prepare if steps else None)
+        stored = await self.store.logs.insert_trigger(tx, trigger, rows, now + lease_seconds(self.config),
+                                                      prepare=prepare if steps else None)
+        if once is not None:
+            await once.record(tx, trigger["trigger_id"])
+        return stored
 
     async def deliver_now(self, rows: list[Notification]) -> list[Notification]:
         """First attempt for freshly stored rows, all channels concurrently.

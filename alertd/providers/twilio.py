@@ -1,4 +1,6 @@
-"""Twilio: the only module that imports the twilio library.
+"""Twilio: calls and SMS out, through the twilio library (with twilio_http.py, its HTTP layer on
+aiohttp, loaded when this provider starts; inbound_twiml.py, beside it, builds the TwiML of inbound
+calls with the same library; nothing else imports it).
 
 Calls carry their TwiML inline (one request fewer before the phone rings);
 a message too long for the 4,000-character Twiml parameter is fetched from
@@ -8,57 +10,27 @@ a callback can arrive before Twilio's answer to the create request is stored.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import contextvars
 import logging
-from urllib.parse import quote_plus
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from . import Outgoing, ProviderError
+from .speech import prompts, voice_for
 
-# Twilio no longer lists the old 'alice', 'man' and 'woman' voices; we send
-# Amazon Polly voices it still serves, by language (female, male).
-POLLY = {
-    "en-US": ("Polly.Joanna", "Polly.Matthew"), "en-GB": ("Polly.Amy", "Polly.Brian"),
-    "en-AU": ("Polly.Nicole", "Polly.Russell"), "en-IN": ("Polly.Aditi", "Polly.Aditi"),
-    "es-MX": ("Polly.Mia", "Polly.Mia"), "es-US": ("Polly.Penelope", "Polly.Miguel"),
-    "es-ES": ("Polly.Conchita", "Polly.Enrique"), "fr-FR": ("Polly.Celine", "Polly.Mathieu"),
-    "fr-CA": ("Polly.Chantal", "Polly.Chantal"), "de-DE": ("Polly.Marlene", "Polly.Hans"),
-    "it-IT": ("Polly.Carla", "Polly.Giorgio"), "pt-BR": ("Polly.Vitoria", "Polly.Ricardo"),
-    "nl-NL": ("Polly.Lotte", "Polly.Ruben"), "ja-JP": ("Polly.Mizuki", "Polly.Takumi"),
-}
-PROMPTS = {
-    "en": ("Press 1 to acknowledge.", "Acknowledged. Thank you. Goodbye.", "No key was pressed. Goodbye."),
-    "es": ("Presione 1 para confirmar.", "Confirmado. Gracias. Adiós.", "No se presionó ninguna tecla. Adiós."),
-    "fr": ("Appuyez sur 1 pour confirmer.", "Confirmé. Merci. Au revoir.", "Aucune touche. Au revoir."),
-    "de": ("Drücken Sie 1 zur Bestätigung.", "Bestätigt. Danke. Auf Wiederhören.", "Keine Eingabe. Auf Wiederhören."),
-}
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
 TWIML_INLINE_MAX = 4000
 # transient: the request may succeed later (rate limit, Twilio trouble, our credentials being fixed)
 _TRANSIENT_CODES = {20429, 20003, 20500, 20503}
 
-_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar("retry_after", default=None)
 logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs request headers at INFO
-
-
-def voice_for(voice: str, language: str | None) -> str:
-    if "." in voice:  # Polly.X / Google.X passed straight through
-        return voice
-    female, male = POLLY.get(language or "en-US", POLLY["en-US"])
-    return male if voice == "man" else female
-
-
-def prompts(language: str | None) -> tuple[str, str, str]:
-    return PROMPTS.get((language or "en").split("-")[0].lower(), PROMPTS["en"])
 
 
 def _say(target, text: str, out: Outgoing, loop: int = 1) -> None:
@@ -124,56 +96,6 @@ def compute_signature(auth_token: str, url: str, params: dict) -> str:
     return RequestValidator(auth_token).compute_signature(url, params)
 
 
-@functools.lru_cache(maxsize=4)
-def _basic_auth(auth: tuple[str, str]) -> str:
-    return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-
-
-# the same values (TwiML, caller ID, callback events) come back request after request
-_quote = functools.lru_cache(maxsize=1024)(quote_plus)
-
-
-def _form(data: dict) -> bytes:
-    """urlencode(data, doseq=True), with each value's quoting cached."""
-    parts = []
-    for key, value in data.items():
-        for v in (value if isinstance(value, (list, tuple)) else (value,)):
-            parts.append(f"{_quote(key)}={_quote(v if isinstance(v, str) else str(v))}")
-    return "&".join(parts).encode()
-
-
-class _HttpClient(AsyncTwilioHttpClient):
-    """Adds what the stock client lacks: a real aiohttp timeout, and the
-    Retry-After header of the last answer, per task (concurrent sends each
-    see their own)."""
-
-    def __init__(self, timeout: float, max_concurrency: int):
-        super().__init__(pool_connections=False, timeout=timeout)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_concurrency * 2, ttl_dns_cache=300))
-        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
-
-    async def request(self, method, url, params=None, data=None, headers=None, auth=None,
-                      timeout=None, allow_redirects=False):
-        headers = dict(headers or {})
-        if auth:  # aiohttp 3.14 deprecates BasicAuth objects; the header is the same thing
-            headers["Authorization"] = _basic_auth(auth)
-        if isinstance(data, dict):
-            # encode the form ourselves: aiohttp's FormData path costs ~10% of a notify's CPU
-            data = _form(data)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        async with self.session.request(method.upper(), url, params=params, data=data, headers=headers,
-                                        timeout=self._client_timeout,
-                                        allow_redirects=allow_redirects) as resp:
-            text = await resp.text()
-            value = resp.headers.get("Retry-After")
-            try:
-                _retry_after.set(float(value) if value is not None else None)
-            except ValueError:
-                _retry_after.set(None)
-            return Response(resp.status, text, resp.headers)
-
-
 class TwilioProvider:
     def __init__(self, account_sid: str, auth_token: str, api_base_url: str, *, timeout: float = 10.0,
                  max_concurrency: int = 10):
@@ -184,7 +106,12 @@ class TwilioProvider:
         self.client: Client | None = None
 
     async def start(self) -> None:
-        http = _HttpClient(self.timeout, self.max_concurrency)
+        # the REST client and its HTTP layer (requests, urllib3: ~10 MB) load only when
+        # this provider is the one configured; the TwiML and signature helpers above are light
+        from twilio.rest import Client
+        from .twilio_http import HttpClient, retry_after  # as above: it imports twilio.http
+        self._retry_after = retry_after
+        http = HttpClient(self.timeout, self.max_concurrency)
         self.client = Client(self.account_sid or "AC-unset", self.auth_token or "unset", http_client=http)
         self.client.api.base_url = self.api_base_url
 
@@ -195,7 +122,7 @@ class TwilioProvider:
     async def send(self, out: Outgoing) -> str:
         """Returns the sid. Raises ProviderError (permanent for 4xx other than rate limits)."""
         assert self.client is not None, "start() first"
-        _retry_after.set(None)
+        self._retry_after.set(None)
         try:
             if out.channel == "sms":
                 kwargs = {"to": out.to, "from_": out.from_, "body": out.message}
@@ -221,6 +148,7 @@ class TwilioProvider:
             # the library prefixes Twilio's own message with "Unable to create record: "
             message = (exc.msg or "").partition("Unable to create record: ")[2] or exc.msg
             raise ProviderError(message or f"HTTP {exc.status}", exc.code or exc.status,
-                                permanent=not transient, retry_after=_retry_after.get()) from None
+                                permanent=not transient, retry_after=self._retry_after.get(), status=exc.status) from None
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None) from None
+            raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None,
+                                timeout=isinstance(exc, asyncio.TimeoutError)) from None

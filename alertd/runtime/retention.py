@@ -1,7 +1,8 @@
 """Retention: once a day, history older than ``retention`` (default 90d) goes.
 
 Log rows with their outbox items and status callbacks, their emptied triggers
-and follow-ups, and received events. The SQL is the store's (Store.retention);
+and follow-ups, received events, inbound calls and shift-notice records. The SQL is
+the store's (Store.retention, Store.reach.prune);
 this module paces it: BATCH rows per transaction, and a turn of the event loop
 between batches, so a first prune of a year of history does not stall the API or the
 dispatcher. Anything still pending is kept (see the store module).
@@ -30,7 +31,7 @@ async def prune(store: Store, now: float, retention: timedelta, *, batch: int = 
     """Delete what is older than ``now - retention``; returns counts per kind."""
     cutoff = now - retention.total_seconds()
     totals = {"logs": 0, "outbox": 0, "callbacks": 0, "triggers": 0, "followups": 0, "kept": 0, "events": 0,
-              "groups": 0, "batches": 0}
+              "groups": 0, "reach": 0, "batches": 0}
     cursor: tuple[float, int] | None = (float("-inf"), 0)
     while cursor is not None:
         counts, cursor = await store.retention.prune_logs(cutoff, cursor, batch)
@@ -38,7 +39,9 @@ async def prune(store: Store, now: float, retention: timedelta, *, batch: int = 
             totals[k] += v
         totals["batches"] += 1
         await asyncio.sleep(PAUSE)
-    for kind, step in (("events", store.retention.prune_events), ("groups", store.retention.prune_groups)):
+    # reach: inbound calls and shift-notice records
+    for kind, step in (("events", store.retention.prune_events), ("groups", store.retention.prune_groups),
+                       ("reach", store.reach.prune)):
         while True:
             deleted = await step(cutoff, batch)
             totals[kind] += deleted

@@ -14,6 +14,7 @@ The attributes (one module each in the backend):
     followups                   retries of unanswered calls, escalation steps
     events, rule_state, groups  the rules engine's events, states and rule groups
     silences, overrides         silences; on-call overrides
+    reach                       inbound calls, calendar feed tokens, shift notices sent
     storm                       per-number limits: counted sends and summaries
     status                      every status callback received
     retention                   pruning old history in small batches

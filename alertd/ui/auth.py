@@ -35,8 +35,11 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
-# checked against when the user does not exist, so an unknown name takes as long as a wrong password
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+# checked against when the user does not exist, so an unknown name takes as long as a wrong password:
+# check_password runs scrypt with these parameters and salt whatever the digest, so random bytes do
+# (no password matches them), and the daemon's start-up does not spend a scrypt (~0.1 s) making one
+_DUMMY_HASH = (f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${secrets.token_bytes(16).hex()}"
+               f"${secrets.token_bytes(32).hex()}")
 
 
 def hash_session(token: str) -> str:

@@ -153,4 +153,4 @@ def add_routes(base: str, *, page, post, html) -> None:
         d = request.app.state.daemon
         now = d.clock.now()
         return html("glance.html", request, session, g=await glance(d.store, now, d.config.tz), now=now.timestamp(),
-                    tz_name=d.config.timezone)
+                    tz_name=d.config.timezone, providers=d.router.health() if d.router is not None else [])

@@ -29,10 +29,11 @@ class Dashboard(Table):
             "SELECT rule_id, MAX(created_at) FROM triggers WHERE rule_id IS NOT NULL GROUP BY rule_id")}
 
     async def outcome_counts(self, start: float, end: float) -> dict[str, int]:
-        """Log rows created in [start, end) per outcome (acknowledged, sent, failed, held)."""
+        """Log rows created in [start, end) per outcome (acknowledged, sent, failed, held).
+        Inbound calls (alertd/inbound) are in the log but are no notification."""
         return {r[0]: r[1] for r in await self.fetch(
             f"SELECT {OUTCOME} AS outcome, COUNT(*) FROM logs WHERE created_at >= ? AND created_at < ?"
-            " GROUP BY outcome", start, end)}
+            " AND type != 'inbound' GROUP BY outcome", start, end)}
 
     async def ack_delays(self, start: float, end: float) -> list[tuple[float, float]]:
         """(created_at, seconds to acknowledge) of the acknowledged triggers created in [start, end)."""

@@ -23,8 +23,9 @@ _ITEMS = ("UPDATE outbox o SET state = v.state, attempts = o.attempts + 1, last_
           " next_attempt_at = CASE WHEN v.state = 'sent' THEN o.next_attempt_at ELSE v.next END,"
           " leased_until = NULL, claimed_by = NULL"
           " FROM unnest(?::bigint[], ?::text[], ?::text[], ?::float8[]) AS v(id, state, error, next) WHERE o.id = v.id")
-# and the row: sids, the last error, when it really went out, its status
+# and the row: sids, the providers that carried them, the last error, when it really went out, its status
 _ROW = ("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+        " call_provider = COALESCE(?, call_provider), sms_provider = COALESCE(?, sms_provider),"
         " error = COALESCE(?, error), send_at = CASE WHEN ?::float8 IS NULL THEN send_at"
         " ELSE GREATEST(COALESCE(send_at, 0), ?::float8) END, status = ? WHERE log_id = ?")
 
@@ -44,9 +45,11 @@ class Outbox(Table):
             by_log.setdefault(r["log_id"], []).append(r)
         for log_id, group in by_log.items():
             sids = {"call": None, "sms": None}
+            via = {"call": None, "sms": None}  # the provider of each channel's attempt
             error = sent_at = None
             items: tuple[list, list, list, list] = ([], [], [], [])  # id, state, last_error, next_attempt_at
             for r in group:
+                via[r["channel"]] = r.get("provider") or via[r["channel"]]
                 if r["outcome"] == "sent":
                     sids[r["channel"]] = r["sid"]
                     sent_at = max(sent_at or 0, r.get("sent_at") or 0) or None
@@ -58,13 +61,14 @@ class Outbox(Table):
                 for column, value in zip(items, item):
                     column.append(value)
             if complete:  # the row's status follows from the outcomes: one statement for items and row
-                await c.execute(f"WITH items AS ({_ITEMS} RETURNING o.id) {_ROW}", *items,
-                                sids["call"], sids["sms"], error, sent_at, sent_at, row_status(items[1]), log_id)
+                await c.execute(f"WITH items AS ({_ITEMS} RETURNING o.id) {_ROW}", *items, sids["call"], sids["sms"],
+                                via["call"], via["sms"], error, sent_at, sent_at, row_status(items[1]), log_id)
                 continue
             states = [s[0] for s in await c.fetch(
                 f"WITH items AS ({_ITEMS} RETURNING o.state) SELECT state FROM items UNION ALL"
                 " SELECT state FROM outbox WHERE log_id = ? AND NOT (id = ANY(?::bigint[]))", *items, log_id, items[0])]
-            await c.execute(_ROW, sids["call"], sids["sms"], error, sent_at, sent_at, row_status(states), log_id)
+            await c.execute(_ROW, sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
+                            row_status(states), log_id)
 
     async def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
         """Lease up to ``limit`` due outbox items to this node; returns them joined with

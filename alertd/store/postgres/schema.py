@@ -295,4 +295,52 @@ MIGRATIONS: list[str] = [
         revoked_at DOUBLE PRECISION
     );
     """,
+    # 11: reaching whoever is on call: inbound calls, calendar feed tokens, shift notices sent
+    f"""
+    CREATE TABLE inbound_calls (
+        id {_ID},
+        call_sid TEXT NOT NULL UNIQUE,
+        number TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        log_id BIGINT NOT NULL,
+        steps TEXT NOT NULL,
+        step BIGINT NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        answered_by TEXT,
+        duration BIGINT,
+        recording_url TEXT,
+        recording_duration BIGINT,
+        transcription TEXT,
+        voicemail_state TEXT,
+        voicemail_due_at DOUBLE PRECISION,
+        voicemail_trigger_id BIGINT,
+        listen_hash TEXT,
+        created_at DOUBLE PRECISION NOT NULL,
+        ended_at DOUBLE PRECISION
+    );
+    CREATE INDEX inbound_calls_voicemail ON inbound_calls (voicemail_state, voicemail_due_at);
+    CREATE TABLE oncall_feeds (
+        feed_id {_ID},
+        rotation TEXT NOT NULL,
+        prefix TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    CREATE TABLE shift_notices (
+        rotation TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        shift_start DOUBLE PRECISION NOT NULL,
+        trigger_id BIGINT,
+        created_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (rotation, contact, shift_start)
+    );
+    """,
+    # 12: which provider (its name in providers:) carried each channel's last attempt (failover)
+    """
+    ALTER TABLE logs ADD COLUMN call_provider TEXT;
+    ALTER TABLE logs ADD COLUMN sms_provider TEXT;
+    -- the provider's own word when it is not alertd's (Vonage 'unanswered' is stored as 'no-answer')
+    ALTER TABLE status_callbacks ADD COLUMN provider_status TEXT;
+    """,
 ]

@@ -12,6 +12,7 @@ from .keys import Keys
 from .logs import Logs
 from .oncall import Overrides
 from .outbox import Outbox
+from .reach import Reach
 from .retention import Retention
 from .rule_state import RuleStates
 from .silences import Silences
@@ -46,6 +47,7 @@ class PostgresStore:
         self.dashboard = Dashboard(db)
         self.heartbeats = Heartbeats(db)
         self.ping_keys = PingKeys(db)
+        self.reach = Reach(db)
 
     @classmethod
     def at(cls, url: str, node_id: str, *, min_size: int = 2, max_size: int = 10,

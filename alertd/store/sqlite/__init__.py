@@ -20,6 +20,7 @@ from .keys import Keys
 from .logs import Logs
 from .oncall import Overrides
 from .outbox import Outbox
+from .reach import Reach
 from .retention import Retention
 from .rule_state import RuleStates
 from .silences import Silences
@@ -48,6 +49,7 @@ class SQLiteStore:
         self.groups = RuleGroups(self.db)
         self.silences = Silences(self.db)
         self.overrides = Overrides(self.db)
+        self.reach = Reach(self.db)
         self.storm = Storm(self.db)
         self.status = StatusCallbacks(self.db)
         self.retention = Retention(self.db)

@@ -99,13 +99,15 @@ class Logs(Table):
         return self.q(sql + " ORDER BY log_id DESC LIMIT ?", (*args, limit)).fetchall()
 
     async def set_outcome(self, log_id: int, *, status: str, error: dict | None = None, channel: str | None = None,
-                    sid: str | None = None) -> None:
-        """The final status (and the sid of ``channel``) of a log row sent outside
-        the outbox: the dead man's switch's (alertd/dispatch/deadman.py)."""
-        column = "sms_sid" if channel == "sms" else "call_sid"
+                          sid: str | None = None, provider: str | None = None) -> None:
+        """The final status (and the sid of ``channel``, and the name of the provider that
+        carried it) of a log row sent outside the outbox: the dead man's switch's
+        (alertd/dispatch/deadman.py)."""
+        ch = "sms" if channel == "sms" else "call"
         with self.tx() as c:
-            c.execute(f"UPDATE logs SET status = ?, error = ?, {column} = COALESCE(?, {column}) WHERE log_id = ?",
-                      (status, json.dumps(error) if error else None, sid, log_id))
+            c.execute(f"UPDATE logs SET status = ?, error = ?, {ch}_sid = COALESCE(?, {ch}_sid),"
+                      f" {ch}_provider = COALESCE(?, {ch}_provider) WHERE log_id = ?",
+                      (status, json.dumps(error) if error else None, sid, provider, log_id))
 
     async def set_answered_by(self, log_id: int, answered_by: str) -> None:
         with self.tx() as c:

@@ -20,9 +20,11 @@ class Outbox(Table):
         Each result: outbox_id, log_id, channel, outcome ('sent' | 'failed' |
         'retry'), sid, sent_at (for sent: the row's send_at becomes when it
         really went out, which per-number limits count), error (dict),
-        next_attempt_at (for retry). ``complete``: the results hold every
-        outbox item of each log row they touch (the API's first attempt), so
-        the row's status follows from them without reading the other items.
+        next_attempt_at (for retry), provider (the name of the provider that
+        carried or last failed the attempt, when known). ``complete``: the
+        results hold every outbox item of each log row they touch (the API's
+        first attempt), so the row's status follows from them without reading
+        the other items.
         """
         with self.tx() as c:
             await self.apply_results(c, results, complete=complete)
@@ -36,8 +38,10 @@ class Outbox(Table):
             by_log.setdefault(r["log_id"], []).append(r)
         for log_id, group in by_log.items():
             sids = {"call": None, "sms": None}
+            via = {"call": None, "sms": None}  # the provider of each channel's attempt
             error = sent_at = None
             for r in group:
+                via[r["channel"]] = r.get("provider") or via[r["channel"]]
                 if r["outcome"] == "sent":
                     c.execute("UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL,"
                               " leased_until = NULL WHERE id = ?", (r["outbox_id"],))
@@ -52,9 +56,11 @@ class Outbox(Table):
             states = ([r["outcome"] for r in group] if complete else
                       [s[0] for s in c.execute("SELECT state FROM outbox WHERE log_id = ?", (log_id,))])
             c.execute("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
+                      " call_provider = COALESCE(?, call_provider), sms_provider = COALESCE(?, sms_provider),"
                       " error = COALESCE(?, error), send_at = CASE WHEN ? IS NULL THEN send_at"
                       " ELSE MAX(COALESCE(send_at, 0), ?) END, status = ? WHERE log_id = ?",
-                      (sids["call"], sids["sms"], error, sent_at, sent_at, row_status(states), log_id))
+                      (sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
+                       row_status(states), log_id))
 
     async def claim_due(self, now: float, lease_until: float, limit: int) -> list[dict]:
         """Lease up to ``limit`` due outbox items; returns them joined with their

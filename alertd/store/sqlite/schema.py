@@ -274,4 +274,53 @@ MIGRATIONS: list[str] = [
         revoked_at REAL
     );
     """,
+    # 11: reaching whoever is on call: inbound calls, calendar feed tokens, shift notices sent
+    # (IF NOT EXISTS: a database set back to an older version, as tests of earlier upgrades do, upgrades again)
+    """
+    CREATE TABLE IF NOT EXISTS inbound_calls (
+        id INTEGER PRIMARY KEY,
+        call_sid TEXT NOT NULL UNIQUE,   -- the provider's id of the inbound call: a retried webhook is one call
+        number TEXT NOT NULL,            -- ours, the one that was called
+        caller TEXT NOT NULL,
+        log_id INTEGER NOT NULL,         -- its row in the trigger log
+        steps TEXT NOT NULL,             -- JSON [[label, [numbers]], ...]: who is rung, in order, as resolved at the start
+        step INTEGER NOT NULL DEFAULT 0, -- the step being rung
+        status TEXT NOT NULL,            -- ringing | answered | voicemail | missed
+        answered_by TEXT,                -- the label of the step that answered
+        duration INTEGER,                -- seconds connected
+        recording_url TEXT,
+        recording_duration INTEGER,
+        transcription TEXT,
+        voicemail_state TEXT,            -- NULL | awaiting (a transcription) | notified
+        voicemail_due_at REAL,           -- awaiting: notify with the link alone from then
+        voicemail_trigger_id INTEGER,
+        listen_hash TEXT,                -- SHA-256 of the token in the voicemail's listening link
+        created_at REAL NOT NULL,
+        ended_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS inbound_calls_voicemail ON inbound_calls (voicemail_state, voicemail_due_at);
+    CREATE TABLE IF NOT EXISTS oncall_feeds (
+        feed_id INTEGER PRIMARY KEY,
+        rotation TEXT NOT NULL,
+        prefix TEXT NOT NULL,            -- the token's first characters, to tell feeds apart in a listing
+        token_hash TEXT NOT NULL UNIQUE, -- SHA-256 of the token (the token itself is shown once)
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE IF NOT EXISTS shift_notices (
+        rotation TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        shift_start REAL NOT NULL,
+        trigger_id INTEGER,              -- the notice sent
+        created_at REAL NOT NULL,
+        PRIMARY KEY (rotation, contact, shift_start)
+    ) WITHOUT ROWID;
+    """,
+    # 12: which provider (its name in providers:) carried each channel's last attempt (failover)
+    """
+    ALTER TABLE logs ADD COLUMN call_provider TEXT;
+    ALTER TABLE logs ADD COLUMN sms_provider TEXT;
+    -- the provider's own word when it is not alertd's (Vonage 'unanswered' is stored as 'no-answer')
+    ALTER TABLE status_callbacks ADD COLUMN provider_status TEXT;
+    """,
 ]

@@ -1,0 +1,108 @@
+"""The inbound voice webhook ({public_url}/twilio/voice) and the steps after it.
+
+Every request is checked against X-Twilio-Signature like the other callbacks
+(api/twilio_hooks.py) before anything is read from it. The call's id and step
+travel in the action URLs, which the signature covers. The flow is in
+alertd/inbound/calls.py; the simulator plays it through POST /api/v1/simulator/inbound.
+"""
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ..inbound import listen, simulate
+from .body import parse, read_body
+from .errors import ApiError
+from .logs import row_id
+from .twilio_hooks import verified_params
+
+log = structlog.get_logger("alertd.inbound")
+router = APIRouter(include_in_schema=False)
+_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def _xml(text: str) -> Response:
+    return Response(text, media_type="application/xml")
+
+
+def _number(request: Request, name: str) -> int:
+    value = row_id(request.query_params.get(name, ""))
+    if value is None:
+        raise ApiError(400, f"{name}: missing from the callback URL")
+    return value
+
+
+@router.post("/twilio/voice")
+async def voice(request: Request) -> Response:
+    """Set as the voice webhook ('A call comes in') of each number under ``inbound:``."""
+    params = await verified_params(request)
+    calls = request.app.state.daemon.inbound
+    return _xml(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", "")))
+
+
+@router.post("/twilio/voice/dial")
+async def dial(request: Request) -> Response:
+    params = await verified_params(request)
+    calls = request.app.state.daemon.inbound
+    return _xml(await calls.dial_result(_number(request, "call"), _number(request, "step"), params))
+
+
+@router.post("/twilio/voice/answered")
+async def answered(request: Request) -> Response:
+    await verified_params(request)
+    await request.app.state.daemon.inbound.answered(_number(request, "call"), _number(request, "step"),
+                                              _number(request, "n"))
+    return _xml(_EMPTY)
+
+
+@router.post("/twilio/voice/recorded")
+async def recorded(request: Request) -> Response:
+    params = await verified_params(request)
+    return _xml(await request.app.state.daemon.inbound.recorded(_number(request, "call"), params))
+
+
+@router.post("/twilio/voice/recording")
+async def recording(request: Request) -> Response:
+    params = await verified_params(request)
+    await request.app.state.daemon.inbound.recording(_number(request, "call"), params)
+    return _xml(_EMPTY)
+
+
+@router.post("/twilio/voice/transcription")
+async def transcription(request: Request) -> Response:
+    params = await verified_params(request)
+    await request.app.state.daemon.inbound.transcription(_number(request, "call"), params)
+    return _xml(_EMPTY)
+
+
+@router.get("/voicemail/{call_id}")
+async def voicemail(request: Request, call_id: str, t: str = "") -> Response:
+    """The voicemail's listening link (inbound/listen.py): the token is the key, like a feed's."""
+    daemon = request.app.state.daemon
+    call, number = None, row_id(call_id)
+    if number is not None and t:
+        call = await daemon.store.reach.listenable(number, listen.token_hash(t))
+    if call is None or not call["recording_url"]:
+        raise ApiError(404, "No such voicemail.")
+    try:
+        kind, chunks = await listen.open_recording(daemon.config, call["recording_url"])
+    except listen.RecordingUnavailable as exc:
+        log.warning("voicemail recording unavailable", call_id=call["id"], error=str(exc))
+        raise ApiError(502, "The provider did not hand over the recording; it is in its console's call logs.")
+    return StreamingResponse(chunks, media_type=kind, headers={"Cache-Control": "private, no-store"})
+
+
+@router.post("/api/v1/simulator/inbound", summary="Simulator only: play an inbound call to one of the inbound numbers")
+async def simulate_inbound(request: Request) -> JSONResponse:
+    daemon = request.app.state.daemon
+    await daemon.auth(request)
+    if daemon.config.provider.kind != "simulator":
+        raise ApiError(409, "provider.kind: inbound calls are simulated only with the simulator provider.")
+    req = parse(simulate.SimulatedCall, await read_body(request, daemon.config.server.max_body_bytes,
+                                                        allow_empty=True) or {})
+    try:
+        played = await simulate.play(daemon.inbound, req)
+    except simulate.SimulationError as exc:
+        raise ApiError(400, str(exc)) from None
+    return JSONResponse({"ok": True, **played})
