@@ -7,6 +7,7 @@ import concurrent.futures
 from datetime import timedelta
 
 from alertd.clock import FakeClock
+from alertd.store.postgres.store import PostgresStore
 from test_heartbeats import T0, UUID, flips_of, ping, texts, tick, write_rules
 
 
@@ -59,3 +60,22 @@ async def _tick(d) -> int:
     flips = await d.daemon.heartbeats.tick()
     await d.daemon.heartbeats.send_owed()
     return flips
+
+
+def test_an_owed_notice_goes_to_one_node_which_may_try_it_again_at_once(pg_url):
+    async def main():
+        a, b = (PostgresStore.at(pg_url, name, min_size=1, max_size=2) for name in ("web1", "web2"))
+        for s in (a, b):
+            await s.open()
+        try:
+            await a.db.pool.execute("INSERT INTO heartbeat_flips (rule_id, at, old, new, owed) VALUES"
+                                    " ('backup', 1, 'up', 'down', 1)")
+            (flip,) = await a.heartbeats.owed_flips()
+            assert await b.heartbeats.owed_flips() == []  # web1 is notifying it
+            assert [f["id"] for f in await a.heartbeats.owed_flips()] == [flip["id"]]  # a refusal: web1 again
+            await a.heartbeats.settle(flip["id"])
+            assert await a.heartbeats.owed_flips() == [] and await b.heartbeats.owed_flips() == []
+        finally:
+            for s in (a, b):
+                await s.disconnect()
+    asyncio.run(main())

@@ -107,17 +107,19 @@ class Heartbeats(Table):
     # --- flips -----------------------------------------------------------------------
     async def owed_flips(self, limit: int = 100) -> list:
         """Owed flips no other node is notifying, each leased to this one for OWED_LEASE seconds
-        (the database's clock), oldest first."""
+        (the database's clock), oldest first. This node's own leased ones are among them: one the
+        database refused is tried again by the same node at once, not after the lease."""
         rows = await self.fetch(
             "WITH due AS (SELECT id FROM heartbeat_flips WHERE owed = 1 AND (claimed_until IS NULL"
-            f" OR claimed_until <= {DB_NOW}) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
-            f" UPDATE heartbeat_flips f SET claimed_until = {DB_NOW} + ? FROM due WHERE f.id = due.id"
-            " RETURNING f.*", limit, OWED_LEASE)
+            f" OR claimed_until <= {DB_NOW} OR claimed_by = ?) ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED)"
+            f" UPDATE heartbeat_flips f SET claimed_until = {DB_NOW} + ?, claimed_by = ? FROM due"
+            " WHERE f.id = due.id RETURNING f.*", self.node_id, limit, OWED_LEASE, self.node_id)
         return sorted(rows, key=lambda r: r["id"])
 
     async def settle(self, flip_id: int) -> None:
         """The flip's notification was handed to dispatch."""
-        await self.execute("UPDATE heartbeat_flips SET owed = 0, claimed_until = NULL WHERE id = ?", flip_id)
+        await self.execute("UPDATE heartbeat_flips SET owed = 0, claimed_until = NULL, claimed_by = NULL WHERE id = ?",
+                           flip_id)
 
     async def flips(self, rule_id: str, since: float) -> tuple[str | None, list]:
         """(the status in force at ``since``, or None when unknown; the flips after it, oldest first)."""

@@ -282,7 +282,8 @@ MIGRATIONS: list[str] = [
         reason TEXT,
         owed INTEGER NOT NULL DEFAULT 0,
         event TEXT,
-        claimed_until DOUBLE PRECISION  -- PostgreSQL only: the node notifying an owed flip holds it until then
+        claimed_until DOUBLE PRECISION, -- PostgreSQL only: the node notifying an owed flip holds it until then,
+        claimed_by TEXT                 -- that node
     );
     CREATE INDEX heartbeat_flips_rule ON heartbeat_flips (rule_id, at);
     CREATE INDEX heartbeat_flips_owed ON heartbeat_flips (owed) WHERE owed = 1;
