@@ -222,8 +222,15 @@ async def fan_out(session, server: Server, fake: FakeProvider, repeats: int, pro
 
 
 # --- report --------------------------------------------------------------------------------
-def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args) -> list[tuple[str, str, str, str]]:
+def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args,
+         lite: dict | None = None) -> list[tuple[str, str, str, str]]:
     """(figure, goal, measured, PASS/FAIL) lines of the table; a goal-less line is context."""
+    beside = [] if lite is None else [
+        ("4. alertd on SQLite, same run: req/s; server CPU per request", "",
+         f"{lite['rate']:.0f} req/s; {lite['cpu_ms']:.2f} ms", ""),
+        (f"   notify -> provider at {args.rate:.0f}/s: p50 / p99", "",
+         f"{lite['lat']['p50']:.1f} / {lite['lat']['p99']:.1f} ms", ""),
+    ]
     return [
         (f"1. req/s, 1 recipient, {args.workers} clients: alertd", "",
          f"{tp['rate']['alertd']:.0f} req/s", ""),
@@ -247,6 +254,7 @@ def rows(tp: dict, lat: dict, ylat: dict, fan: dict, args) -> list[tuple[str, st
         ("   event-loop lag, yardstick: p50 / p99 / p99.9 / max", "", lag_text(ylat), ""),
         (f"3. 10 recipients, provider {args.provider_latency * 1000:.0f} ms: wall (median of {args.repeats})",
          "< 0.5 s", f"{fan['median']:.3f} s (max {fan['max']:.3f})", "PASS" if fan["median"] < 0.5 else "FAIL"),
+        *beside,
     ]
 
 
@@ -264,7 +272,18 @@ async def run(alertd: Server, yard: Server, fake: FakeProvider, args) -> tuple:
         print(f"3. 10 recipients with a {args.provider_latency * 1000:.0f} ms provider, {args.repeats} times",
               flush=True)
         fan = await fan_out(session, alertd, fake, args.repeats, args.provider_latency)
-    return tp, lat, ylat, fan
+        lite = None
+        if args.lite is not None:  # --postgres: what several nodes cost, beside one box
+            print("4. alertd on SQLite, the same figures, for comparison", flush=True)
+            await closed_loop(session, args.lite, args.workers, args.warmup, 10 ** 6)
+            runs = []
+            for _ in range(args.rounds):
+                fake.command("reset")
+                runs.append(await closed_loop(session, args.lite, args.workers, args.seconds, 10 ** 6))
+            lite = {"rate": statistics.median(r["rate"] for r in runs),
+                    "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
+                    "lat": await open_loop(session, args.lite, fake, args.rate, args.latency_seconds, 6000000)}
+    return tp, lat, ylat, fan, lite
 
 
 def main() -> int:
@@ -290,7 +309,7 @@ def main() -> int:
     about = machine()
     load_at_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="alertd-bench-"))
-    fake = alertd = yard = pg = None
+    fake = alertd = yard = pg = args.lite = None
     try:
         fake = FakeProvider()
         alertd_db = yard_db = None
@@ -301,17 +320,21 @@ def main() -> int:
             alertd_db, yard_db = pg.create_database(), pg.create_database()
         alertd = start_alertd(tmp, fake, args.alertd_log_level, alertd_db)
         yard = start_yardstick(tmp, fake, yard_db)
+        if args.postgres:  # and one on SQLite, so the table shows what several nodes cost
+            (tmp / "sqlite").mkdir()
+            args.lite = start_alertd(tmp / "sqlite", fake, args.alertd_log_level)
         use_uvloop()
-        tp, lat, ylat, fan = asyncio.run(run(alertd, yard, fake, args))
+        tp, lat, ylat, fan, lite = asyncio.run(run(alertd, yard, fake, args))
         for server in (alertd, yard):
             if server.proc.poll() is not None:
                 raise RuntimeError(f"{server.name} exited with {server.proc.returncode} during the run")
     finally:
-        tear_down(tmp, fake, *(server.proc for server in (alertd, yard) if server is not None), keep=args.keep)
+        tear_down(tmp, fake, *(server.proc for server in (alertd, yard, args.lite) if server is not None),
+                  keep=args.keep)
         if pg is not None:
             pg.stop()
 
-    table = rows(tp, lat, ylat, fan, args)
+    table = rows(tp, lat, ylat, fan, args, lite)
     command = "python bench/notify.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
     notes = [
         f"alertd runs as `python -m alertd run` with provider twilio pointed at the fake, log level"
