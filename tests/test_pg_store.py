@@ -80,6 +80,15 @@ def test_a_trigger_its_rows_items_and_escalation_steps_are_stored_together_and_s
     run(pg_url, body)
 
 
+def test_a_trigger_without_rows_keeps_its_escalation_steps(pg_url):
+    async def body(store):
+        trigger = {"created_at": T, "source": "api", "spec": {"escalate": [{"after": 300}]}}
+        assert await store.logs.create_trigger(trigger, [], T + 30) == []
+        assert [(f["kind"], f["step"], f["due_at"]) for f in await store.followups.of_trigger(trigger["trigger_id"])] \
+            == [("escalate", 1, T + 300)]
+    run(pg_url, body)
+
+
 def test_acknowledging_keeps_the_first_and_cancels_what_is_still_to_send(pg_url):
     async def body(store):
         trigger = {"created_at": T, "source": "api", "spec": {"escalate": [{"after": 300}]}}

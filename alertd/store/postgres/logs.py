@@ -85,12 +85,15 @@ class Logs(Table):
             for summary_id, channel in row.folds:  # storm folding: the summaries it is in
                 await c.execute("INSERT INTO summary_folds (summary_log_id, log_id, channel) VALUES (?, ?, ?)"
                                 " ON CONFLICT DO NOTHING", summary_id, row.log_id, channel)
-        if trigger_id is None:  # a trigger without rows
-            trigger["trigger_id"] = await c.fetchval(
+        if trigger_id is None:  # a trigger without rows: itself and its steps
+            trigger_id = trigger["trigger_id"] = await c.fetchval(
                 "INSERT INTO triggers (created_at, source, rule_id, event_id, api_key_id, spec, group_id)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING trigger_id",
                 now, trigger.get("source"), trigger.get("rule_id"), trigger.get("event_id"),
                 trigger.get("api_key_id"), json.dumps(spec) if spec else None, trigger.get("group_id"))
+            for k, after in enumerate(steps, start=1):
+                await c.execute("INSERT INTO followups (trigger_id, kind, step, due_at, state, created_at)"
+                                " VALUES (?, 'escalate', ?, ?, 'pending', ?)", trigger_id, k, now + after, now)
         return rows
 
     async def get(self, log_id: int):
