@@ -58,7 +58,7 @@ def telnyx(fake: FakeTelnyx, clock) -> Carrier:
                    lambda m: m.body["to"], lambda m: m.body["text"], lambda: fake.of_kind("sms"))
 
 
-FAKES = {"signalwire": (FakeSignalWire, signalwire)}
+FAKES = {"signalwire": (FakeSignalWire, signalwire), "telnyx": (FakeTelnyx, telnyx)}
 
 
 @pytest.fixture
@@ -176,3 +176,15 @@ def test_a_forged_request_to_the_providers_voice_webhook_is_refused(make_daemon,
     code, _ = carrier.post(action, {"CallSid": sid, "DialCallStatus": "completed", "DialCallDuration": "5"},
                            forge=True)
     assert code == 403 and log_row(d, sid)["status"] == "ringing"
+
+
+def test_a_telnyx_voice_webhook_signed_more_than_five_minutes_ago_is_refused(make_daemon, clock):
+    with FakeTelnyx() as fake:
+        carrier = telnyx(fake, clock)
+        d = make(make_daemon, carrier, clock)
+        params = {"CallSid": "v3:" + uuid.uuid4().hex, "From": CALLER, "To": CALLER_ID}
+        stale = int(clock.timestamp()) - 301
+        assert fake.post_form(d.url("/providers/tx/voice"), params, timestamp=stale)[0] == 403
+        assert d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
+        code, twiml = fake.post_form(d.url("/providers/tx/voice"), params, timestamp=stale + 2)
+        assert code == 200 and dialled(twiml) == [PRIMARY]
