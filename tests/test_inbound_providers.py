@@ -188,3 +188,12 @@ def test_a_telnyx_voice_webhook_signed_more_than_five_minutes_ago_is_refused(mak
         assert d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
         code, twiml = fake.post_form(d.url("/providers/tx/voice"), params, timestamp=stale + 2)
         assert code == 200 and dialled(twiml) == [PRIMARY]
+
+
+def test_a_provider_that_does_not_route_inbound_calls_answers_its_voice_webhook_with_404(make_daemon):
+    d = make_daemon({"providers": [{"name": "pl", "kind": "plivo", "auth_id": "MA" + "0" * 18,
+                                    "auth_token": "tok", "numbers": [CALLER_ID], "timeout": "5s"}]})
+    r = d.api.post(d.url("/providers/pl/voice"), data={"CallUUID": "u1", "From": CALLER, "To": CALLER_ID},
+                   timeout=10)
+    assert r.status_code == 404 and "does not route inbound calls" in r.json()["error"]
+    assert d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
