@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import pytest
+import requests
 
 from alertd.clock import FakeClock
 from conftest import CALLER_ID
@@ -197,3 +198,19 @@ def test_a_provider_that_does_not_route_inbound_calls_answers_its_voice_webhook_
                    timeout=10)
     assert r.status_code == 404 and "does not route inbound calls" in r.json()["error"]
     assert d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
+
+
+def test_a_signalwire_voicemail_is_heard_through_the_link_with_the_projects_credentials(make_daemon, clock):
+    with FakeSignalWire() as fake:
+        carrier = signalwire(fake, clock)
+        d = make(make_daemon, carrier, clock, then=[], voicemail=True)
+        _, twiml, sid = call_in(d, carrier)
+        record = xml(dial_outcome(carrier, twiml, sid, "no-answer")).find("Record")
+        audio = b"ID3 the boiler message"
+        assert carrier.post(record.get("action"), {
+            "CallSid": sid, "RecordingUrl": fake.recording_url("RE" + "3" * 32, audio), "RecordingDuration": "6",
+            "RecordingStatus": "completed"})[0] == 200
+        (sms,) = fake.wait_for(1, "sms")
+        link = sms.form["Body"].split("Listen: ")[1].split("\n")[0]
+        heard = requests.get(link, timeout=10)
+        assert (heard.status_code, heard.content) == (200, audio)
