@@ -1,5 +1,8 @@
 """The inbound voice webhook ({public_url}/twilio/voice) and the steps after it.
 
+``answer_step`` is the one handler of a verified request of the flow; other
+providers' webhooks (/providers/NAME/voice, api/provider_voice.py) use it too.
+
 Every request is checked against X-Twilio-Signature like the other callbacks
 (api/twilio_hooks.py) before anything is read from it. The call's id and step
 travel in the action URLs, which the signature covers. The flow is in
@@ -34,12 +37,10 @@ def _number(request: Request, name: str) -> int:
     return value
 
 
-STEPS = ("dial", "answered", "recorded", "recording", "transcription")
-
-
 async def answer_step(request: Request, base: str, what: str | None, params: dict) -> Response:
     """One verified request of an inbound call's flow, whichever provider's webhook it came to:
-    ``what`` None is the call coming in; else one of STEPS. The next steps' URLs are under ``base``."""
+    ``what`` None is the call coming in; else dial, answered, recorded, recording or transcription
+    (404 otherwise). The next steps' URLs are under ``base``."""
     calls = request.app.state.daemon.inbound
     if what is None:
         return _xml(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", ""),
