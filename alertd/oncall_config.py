@@ -113,9 +113,14 @@ def _name_problem(config, name: str) -> str | None:
     return None
 
 
+# the provider kinds whose numbers can route an inbound call (TwiML and its kin;
+# Vonage's NCCO and Plivo's XML are not served yet)
+INBOUND_KINDS = ("twilio", "signalwire", "telnyx", "simulator")
+
+
 def reach_problems(config) -> list[tuple[tuple, str]]:
-    """(key path, message) for each inbound number that is not the provider's
-    or names something that does not exist."""
+    """(key path, message) for each inbound number that is not the provider's, that
+    only a provider without inbound calls owns, or that names something that does not exist."""
     problems: list[tuple[tuple, str]] = []
     for key, entry in config.inbound.items():
         loc = ("inbound", key)
@@ -127,6 +132,11 @@ def reach_problems(config) -> list[tuple[tuple, str]]:
         if number not in config.provider.numbers:
             owned = ", ".join(config.provider.numbers) or "none configured"
             problems.append((loc, f"{number} is not one of the provider's numbers (provider.numbers: {owned})"))
+        owners = [e for e in config.providers if number in e.numbers]
+        if owners and not any(e.kind in INBOUND_KINDS for e in owners):
+            names = ", ".join(f"{e.name} ({e.kind})" for e in owners)
+            problems.append((loc, f"{number} is a number of {names}, which does not route inbound calls"
+                                  f" (these kinds do: {', '.join(INBOUND_KINDS)})"))
         for kind, names in (("rotation", config.rotations), ("contact", config.contacts), ("group", config.groups)):
             value = getattr(entry, kind)
             if value and value not in names:

@@ -191,7 +191,7 @@ class FakeTwilio(LoopbackServer):
     def recording_url(self, recording_sid: str, audio: bytes) -> str:
         """Store a recording; returns the RecordingUrl Twilio would send (no extension)."""
         self.recordings[recording_sid] = audio
-        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+        return f"{self.base_url}{self.PREFIX}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
 
     async def _recording(self, request: web.Request) -> web.StreamResponse:
         # as Twilio with "Enforce HTTP Auth on Media URLs": the account's credentials or 401

@@ -95,3 +95,17 @@ def test_notify_shift_is_read_with_its_defaults(tmp_path):
 ])
 def test_a_broken_inbound_or_notify_shift_is_an_error_naming_file_line_and_key(tmp_path, text, expected):
     assert problems(tmp_path, text) == expected
+
+
+def test_an_inbound_number_only_a_provider_without_inbound_calls_owns_is_an_error(tmp_path):
+    providers = ('providers:\n  - {name: pl, kind: plivo, auth_id: MA1, auth_token: tok, numbers: ["+15557654321"]}\n'
+                 '  - {name: sw, kind: signalwire, project_id: p, api_token: t, signing_key: k,'
+                 ' api_base_url: "https://x.signalwire.com", numbers: ["+15557650000"]}\n')
+    path = tmp_path / "config.yaml"
+    inbound = 'inbound:\n  "+15557654321": {rotation: ops}\n  "+15557650000": {rotation: ops}\n'
+    path.write_text(HEAD.replace(HEAD[:HEAD.index(ROTATIONS_HEAD)], providers) + inbound)
+    with pytest.raises(config_mod.ConfigError) as exc:
+        config_mod.load(path)
+    assert [p.replace(str(tmp_path) + "/", "") for p in exc.value.problems] == [
+        "config.yaml:16: inbound.+15557654321: +15557654321 is a number of pl (plivo), which does not route"
+        " inbound calls (these kinds do: twilio, signalwire, telnyx, simulator)"]

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 
 from ..ui import install as install_ui
 from . import (errors, health, heartbeats, hooks, inbound, logs, notify, oncall_feed, ping, provider_hooks,
-               silences, twilio_hooks)
+               provider_voice, silences, twilio_hooks)
 from .limits import BodyLimit
 
 log = structlog.get_logger("alertd.http")
@@ -68,6 +68,7 @@ def create_app(daemon, lifespan=None) -> FastAPI:
     app.include_router(twilio_hooks.router)
     app.include_router(inbound.router)  # /twilio/voice: live call routing
     app.include_router(oncall_feed.router)  # /api/v1/oncall/{rotation}.ics
+    app.include_router(provider_voice.router)  # /providers/NAME/voice: before provider_hooks' /NAME/WHAT
     app.include_router(provider_hooks.router)
     app.include_router(hooks.router)
     app.include_router(silences.router)

@@ -1,5 +1,8 @@
 """The inbound voice webhook ({public_url}/twilio/voice) and the steps after it.
 
+``answer_step`` is the one handler of a verified request of the flow; other
+providers' webhooks (/providers/NAME/voice, api/provider_voice.py) use it too.
+
 Every request is checked against X-Twilio-Signature like the other callbacks
 (api/twilio_hooks.py) before anything is read from it. The call's id and step
 travel in the action URLs, which the signature covers. The flow is in
@@ -12,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..inbound import listen, simulate
+from ..inbound.calls import TWILIO
 from .body import parse, read_body
 from .errors import ApiError
 from .logs import row_id
@@ -33,47 +37,39 @@ def _number(request: Request, name: str) -> int:
     return value
 
 
+async def answer_step(request: Request, base: str, what: str | None, params: dict) -> Response:
+    """One verified request of an inbound call's flow, whichever provider's webhook it came to:
+    ``what`` None is the call coming in; else dial, answered, recorded, recording or transcription
+    (404 otherwise). The next steps' URLs are under ``base``."""
+    calls = request.app.state.daemon.inbound
+    if what is None:
+        return _xml(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", ""),
+                                       base))
+    if what == "dial":
+        return _xml(await calls.dial_result(_number(request, "call"), _number(request, "step"), params, base))
+    if what == "answered":
+        await calls.answered(_number(request, "call"), _number(request, "step"), _number(request, "n"))
+        return _xml(_EMPTY)
+    if what == "recorded":
+        return _xml(await calls.recorded(_number(request, "call"), params))
+    if what == "recording":
+        await calls.recording(_number(request, "call"), params)
+    elif what == "transcription":
+        await calls.transcription(_number(request, "call"), params)
+    else:
+        raise ApiError(404, f"No inbound call step '{what}'.")
+    return _xml(_EMPTY)
+
+
 @router.post("/twilio/voice")
 async def voice(request: Request) -> Response:
     """Set as the voice webhook ('A call comes in') of each number under ``inbound:``."""
-    params = await verified_params(request)
-    calls = request.app.state.daemon.inbound
-    return _xml(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", "")))
+    return await answer_step(request, TWILIO, None, await verified_params(request))
 
 
-@router.post("/twilio/voice/dial")
-async def dial(request: Request) -> Response:
-    params = await verified_params(request)
-    calls = request.app.state.daemon.inbound
-    return _xml(await calls.dial_result(_number(request, "call"), _number(request, "step"), params))
-
-
-@router.post("/twilio/voice/answered")
-async def answered(request: Request) -> Response:
-    await verified_params(request)
-    await request.app.state.daemon.inbound.answered(_number(request, "call"), _number(request, "step"),
-                                              _number(request, "n"))
-    return _xml(_EMPTY)
-
-
-@router.post("/twilio/voice/recorded")
-async def recorded(request: Request) -> Response:
-    params = await verified_params(request)
-    return _xml(await request.app.state.daemon.inbound.recorded(_number(request, "call"), params))
-
-
-@router.post("/twilio/voice/recording")
-async def recording(request: Request) -> Response:
-    params = await verified_params(request)
-    await request.app.state.daemon.inbound.recording(_number(request, "call"), params)
-    return _xml(_EMPTY)
-
-
-@router.post("/twilio/voice/transcription")
-async def transcription(request: Request) -> Response:
-    params = await verified_params(request)
-    await request.app.state.daemon.inbound.transcription(_number(request, "call"), params)
-    return _xml(_EMPTY)
+@router.post("/twilio/voice/{what}")
+async def step(request: Request, what: str) -> Response:
+    return await answer_step(request, TWILIO, what, await verified_params(request))
 
 
 @router.get("/voicemail/{call_id}")

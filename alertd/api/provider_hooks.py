@@ -54,8 +54,8 @@ class DaemonHooks:
         return None if row is None else call_of(self.daemon, row)
 
 
-@router.api_route("/{name}/{what}", methods=["GET", "POST"])
-async def callback(name: str, what: str, request: Request) -> Response:
+async def provider_request(request: Request, name: str):
+    """(the providers: entry named ``name``, the request as it sent it); 404 for a name that takes no callbacks."""
     daemon = request.app.state.daemon
     member = daemon.router.by_name.get(name) if daemon.router is not None else None
     if member is None or member.callbacks is None:
@@ -63,8 +63,14 @@ async def callback(name: str, what: str, request: Request) -> Response:
     url = daemon.config.server.base_url + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    inbound = Inbound(request.method, url, {k.lower(): v for k, v in request.headers.items()},
-                      await _body(request), dict(request.query_params))
+    return member, Inbound(request.method, url, {k.lower(): v for k, v in request.headers.items()},
+                           await _body(request), dict(request.query_params))
+
+
+@router.api_route("/{name}/{what}", methods=["GET", "POST"])
+async def callback(name: str, what: str, request: Request) -> Response:
+    daemon = request.app.state.daemon
+    member, inbound = await provider_request(request, name)
     try:
         reply = await member.callbacks.callback(what, inbound, DaemonHooks(daemon), member.prepare)
     except CallbackRefused as exc:

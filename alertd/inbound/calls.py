@@ -32,6 +32,7 @@ from . import listen, routing
 
 log = structlog.get_logger("alertd.inbound")
 SOURCE = "inbound"
+TWILIO = "/twilio/voice"  # the voice webhook of provider: twilio; a providers: entry's is /providers/NAME/voice
 TRANSCRIPTION_WAIT = 120.0  # seconds; Twilio transcribes a two-minute message in well under a minute
 SMS_TEXT_MAX = 480  # of a transcription: with the rest, an SMS of at most four segments
 
@@ -50,15 +51,18 @@ class InboundCalls:
         # asks every turn, the database is asked only after something changed
         self._next_due = _UNKNOWN
 
-    def url(self, path: str, **query) -> str:
-        return f"{self.config.server.base_url}/twilio/voice{path}?{urlencode(query)}"
+    def url(self, base: str, path: str, **query) -> str:
+        """A step's URL under ``base``: the voice webhook's path the call came in on
+        (/twilio/voice, or /providers/NAME/voice), so each step is signed the same way."""
+        return f"{self.config.server.base_url}{base}{path}?{urlencode(query)}"
 
     def _entry(self, call) -> InboundNumber | None:
         return inbound_for(self.config, call["number"])
 
     # --- the call -------------------------------------------------------------
-    async def answer(self, call_sid: str, to: str, caller: str) -> str:
-        """The TwiML that answers a call to ``to``: greeting and the first step."""
+    async def answer(self, call_sid: str, to: str, caller: str, base: str = TWILIO) -> str:
+        """The TwiML that answers a call to ``to``: greeting and the first step, whose
+        URLs are under ``base`` (the path of the voice webhook that was called)."""
         try:
             number = phones.normalize(to)
         except ValueError:
@@ -75,24 +79,24 @@ class InboundCalls:
                                          now.timestamp(), {"source": SOURCE, "created_at": now.timestamp()}, row)
         log.info("inbound call", call_id=call["id"], log_id=call["log_id"], caller=caller, to=number,
                  steps=[s.label for s in steps])
-        return self._at_step(call, entry, call["step"], greeting=entry.greeting)
+        return self._at_step(call, entry, call["step"], base, greeting=entry.greeting)
 
-    def _at_step(self, call, entry: InboundNumber, step: int, greeting: str | None = None) -> str:
+    def _at_step(self, call, entry: InboundNumber, step: int, base: str, greeting: str | None = None) -> str:
         steps = json.loads(call["steps"])
         if step < len(steps):
             numbers = steps[step][1]
-            answered = [self.url("/answered", call=call["id"], step=step, n=i) for i in range(len(numbers))]
-            return twiml.dial(numbers, entry.ring, self.url("/dial", call=call["id"], step=step),
+            answered = [self.url(base, "/answered", call=call["id"], step=step, n=i) for i in range(len(numbers))]
+            return twiml.dial(numbers, entry.ring, self.url(base, "/dial", call=call["id"], step=step),
                               entry.language, greeting, answered if len(numbers) > 1 else None)
         if entry.voicemail is not None:
             vm = entry.voicemail
-            return twiml.voicemail(entry.language, vm.max_length, self.url("/recorded", call=call["id"]),
-                                   self.url("/recording", call=call["id"]),
-                                   self.url("/transcription", call=call["id"]) if vm.transcribe else None,
+            return twiml.voicemail(entry.language, vm.max_length, self.url(base, "/recorded", call=call["id"]),
+                                   self.url(base, "/recording", call=call["id"]),
+                                   self.url(base, "/transcription", call=call["id"]) if vm.transcribe else None,
                                    vm.prompt, greeting)
         return twiml.goodbye(entry.language, greeting=greeting)
 
-    async def dial_result(self, call_id: int, step: int, params: dict) -> str:
+    async def dial_result(self, call_id: int, step: int, params: dict, base: str = TWILIO) -> str:
         """After a step's <Dial>: end the call, ring the next step, or offer voicemail."""
         call = await self.store.reach.get_call(call_id)
         entry = self._entry(call) if call is not None else None
@@ -100,7 +104,7 @@ class InboundCalls:
             return twiml.hangup()
         steps = json.loads(call["steps"])
         if step != call["step"] or step >= len(steps):  # a repeated request for a step already left
-            return self._at_step(call, entry, call["step"])
+            return self._at_step(call, entry, call["step"], base)
         label = steps[step][0]
         dial_status = params.get("DialCallStatus", "")
         now = self.clock.timestamp()
@@ -130,7 +134,7 @@ class InboundCalls:
         else:
             await self.store.reach.update_call(call_id, f"Inbound call from {caller}: nobody answered", step=nxt,
                                     status="missed", ended_at=now)
-        return self._at_step(await self.store.reach.get_call(call_id), entry, nxt)
+        return self._at_step(await self.store.reach.get_call(call_id), entry, nxt, base)
 
     async def answered(self, call_id: int, step: int, index: int) -> None:
         """One number of a step that rings several (a group) picked up: remember which."""

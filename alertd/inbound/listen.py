@@ -5,7 +5,8 @@ since August 2023 cannot turn that off), which the on-call person does not
 have. So the text carries ``{public_url}/voicemail/{call}?t=TOKEN`` instead:
 the token is random, stored as a SHA-256 hash, and in the query string, which
 the request log never records. alertd then fetches the MP3 with the account's
-credentials, only from the provider's own API host, and streams it on.
+credentials, only from the provider's own API host, and streams it on (a
+SignalWire space's recordings likewise, with the project's id and API token).
 """
 from __future__ import annotations
 
@@ -53,17 +54,31 @@ def _silence() -> bytes:
     return out.getvalue()
 
 
+def _login(config: Config, url: str) -> tuple[str, str] | None:
+    """(user, password) of the provider whose API host serves ``url``: a Twilio
+    account's SID and auth token, or a SignalWire project's id and API token."""
+    hosts = [(config.provider.api_base_url, config.provider.account_sid, config.provider.auth_token)]
+    for e in config.providers:
+        if e.kind == "twilio":
+            hosts.append((e.api_base_url, e.account_sid, e.auth_token))
+        elif e.kind == "signalwire":
+            hosts.append((e.api_base_url, e.project_id, e.api_token))
+    for base, user, password in hosts:
+        if base and user and url.startswith(base.rstrip("/") + "/"):
+            return user, password
+    return None
+
+
 async def open_recording(config: Config, url: str) -> tuple[str, AsyncIterator[bytes]]:
     """(content type, the audio in chunks). Raises RecordingUnavailable."""
     if url.startswith(config.server.base_url + SIMULATED):
         async def once():
             yield _silence()
         return "audio/wav", once()
-    provider = config.provider
-    api = provider.api_base_url.rstrip("/") + "/"
-    if not url.startswith(api):  # the credentials go to the provider's API host and nowhere else
-        raise RecordingUnavailable(f"the recording is not at {api}")
-    auth = base64.b64encode(f"{provider.account_sid}:{provider.auth_token}".encode()).decode()
+    login = _login(config, url)
+    if login is None:  # the credentials go to the provider's API host and nowhere else
+        raise RecordingUnavailable("the recording is not at the API host of a Twilio or SignalWire provider")
+    auth = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30))
     try:
         resp = await session.get(url + ".mp3", headers={"Authorization": f"Basic {auth}"})

@@ -67,10 +67,16 @@ async def handle(what: str, inbound: Inbound, hooks: Hooks, prepare: Callable[[O
 class LamlCallbacks:
     """The callbacks of a provider signed the Twilio way with ``key``."""
 
+    inbound_voice = True  # its inbound calls read TwiML (alertd/api/provider_voice.py)
+
     def __init__(self, key: str, header_names: tuple[str, ...] = ("x-twilio-signature",)):
         self.key, self.header_names = key, header_names
 
+    def verify(self, inbound: Inbound) -> None:
+        """CallbackRefused(403) unless one of ``header_names`` signs the request with ``key``."""
+        hmac_sha1_valid(self.key, inbound, self.header_names)
+
     async def callback(self, what: str, inbound: Inbound, hooks: Hooks,
                        prepare: Callable[[Outgoing], Outgoing]) -> Reply:
-        hmac_sha1_valid(self.key, inbound, self.header_names)
+        self.verify(inbound)
         return await handle(what, inbound, hooks, prepare)
