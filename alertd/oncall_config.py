@@ -113,9 +113,9 @@ def _name_problem(config, name: str) -> str | None:
     return None
 
 
-# the provider kinds whose numbers can route an inbound call (TwiML and its kin;
-# Vonage's NCCO and Plivo's XML are not served yet)
-INBOUND_KINDS = ("twilio", "signalwire", "telnyx", "simulator")
+# the provider kinds whose numbers can route an inbound call (TwiML and its kin, Plivo XML,
+# alertd/providers/inbound_voice.py)
+INBOUND_KINDS = ("twilio", "signalwire", "telnyx", "simulator", "plivo")
 
 
 def reach_problems(config) -> list[tuple[tuple, str]]:

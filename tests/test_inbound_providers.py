@@ -191,15 +191,6 @@ def test_a_telnyx_voice_webhook_signed_more_than_five_minutes_ago_is_refused(mak
         assert code == 200 and dialled(twiml) == [PRIMARY]
 
 
-def test_a_provider_that_does_not_route_inbound_calls_answers_its_voice_webhook_with_404(make_daemon):
-    d = make_daemon({"providers": [{"name": "pl", "kind": "plivo", "auth_id": "MA" + "0" * 18,
-                                    "auth_token": "tok", "numbers": [CALLER_ID], "timeout": "5s"}]})
-    r = d.api.post(d.url("/providers/pl/voice"), data={"CallUUID": "u1", "From": CALLER, "To": CALLER_ID},
-                   timeout=10)
-    assert r.status_code == 404 and "does not route inbound calls" in r.json()["error"]
-    assert d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"] == []
-
-
 def test_a_signalwire_voicemail_is_heard_through_the_link_with_the_projects_credentials(make_daemon, clock):
     with FakeSignalWire() as fake:
         carrier = signalwire(fake, clock)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from ..inbound import listen, simulate
 from ..inbound.calls import TWILIO
+from ..providers import inbound_twiml
 from .body import parse, read_body
 from .errors import ApiError
 from .logs import row_id
@@ -23,11 +24,6 @@ from .twilio_hooks import verified_params
 
 log = structlog.get_logger("alertd.inbound")
 router = APIRouter(include_in_schema=False)
-_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-
-
-def _xml(text: str) -> Response:
-    return Response(text, media_type="application/xml")
 
 
 def _number(request: Request, name: str) -> int:
@@ -37,28 +33,39 @@ def _number(request: Request, name: str) -> int:
     return value
 
 
-async def answer_step(request: Request, base: str, what: str | None, params: dict) -> Response:
+async def answer_step(request: Request, base: str, what: str | None, raw: dict,
+                      dialect=inbound_twiml) -> Response:
     """One verified request of an inbound call's flow, whichever provider's webhook it came to:
     ``what`` None is the call coming in; else dial, answered, recorded, recording or transcription
-    (404 otherwise). The next steps' URLs are under ``base``."""
+    (404 otherwise). ``raw`` is read and answered in ``dialect`` (alertd/providers/inbound_voice.py:
+    TwiML by default); the next steps' URLs are under ``base``."""
     calls = request.app.state.daemon.inbound
+
+    def reply(text: str) -> Response:
+        return Response(text, media_type=dialect.media_type)
+
+    params = dialect.params(what, raw)
+    if params is None:  # news of the call that asks nothing of it (a leg ringing, say)
+        return reply(dialect.empty())
     if what is None:
-        return _xml(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", ""),
-                                       base))
+        return reply(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", ""),
+                                        base, dialect))
     if what == "dial":
-        return _xml(await calls.dial_result(_number(request, "call"), _number(request, "step"), params, base))
+        member = row_id(request.query_params.get("n", "")) if "n" in request.query_params else None
+        return reply(await calls.dial_result(_number(request, "call"), _number(request, "step"), params, base,
+                                             dialect, member))
     if what == "answered":
         await calls.answered(_number(request, "call"), _number(request, "step"), _number(request, "n"))
-        return _xml(_EMPTY)
+        return reply(dialect.empty())
     if what == "recorded":
-        return _xml(await calls.recorded(_number(request, "call"), params))
+        return reply(await calls.recorded(_number(request, "call"), params, dialect))
     if what == "recording":
-        await calls.recording(_number(request, "call"), params)
+        await calls.recording(_number(request, "call"), params, dialect)
     elif what == "transcription":
-        await calls.transcription(_number(request, "call"), params)
+        await calls.transcription(_number(request, "call"), params, dialect)
     else:
         raise ApiError(404, f"No inbound call step '{what}'.")
-    return _xml(_EMPTY)
+    return reply(dialect.empty())
 
 
 @router.post("/twilio/voice")

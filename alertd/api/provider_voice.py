@@ -1,11 +1,12 @@
 """Inbound calls through a ``providers:`` entry: /providers/{name}/voice and its steps.
 
 The same flow as /twilio/voice (api/inbound.py, alertd/inbound/calls.py),
-for each provider whose calls read TwiML-compatible XML (SignalWire's LaML,
-Telnyx's TeXML: its callbacks have ``inbound_voice``). Each request is checked
-by the named provider's own scheme (``verify``) before anything in it is read;
-the steps' URLs are under the same /providers/{name}/voice, so they are too.
-A provider without inbound voice is answered 404.
+answered in the dialect of the provider's kind (providers/inbound_voice.py):
+TwiML-compatible XML for SignalWire's LaML and Telnyx's TeXML, Plivo XML,
+Vonage's NCCO (JSON). Each request is checked by the named provider's own
+scheme (``verify``: a signature, Vonage's signed JWT) before anything in it is
+read; the steps' URLs are under the same /providers/{name}/voice, so they are
+too. A provider of a kind without a dialect is answered 404.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..providers.common import CallbackRefused
+from ..providers.inbound_voice import dialect as dialect_of
 from .errors import ApiError
 from .inbound import answer_step
 from .provider_hooks import provider_request
@@ -21,23 +23,34 @@ from .provider_hooks import provider_request
 router = APIRouter(prefix="/providers", include_in_schema=False)
 
 
-async def _verified(request: Request, name: str) -> dict:
+async def _verified(request: Request, name: str):
+    """(the dialect of the provider's kind, the request's fields: a form, or Vonage's JSON)."""
     member, inbound = await provider_request(request, name)
-    if not getattr(member.callbacks, "inbound_voice", False):
+    dialect = dialect_of(member.kind)
+    if dialect is None or not hasattr(member.callbacks, "verify"):
         raise ApiError(404, f"Provider '{name}' does not route inbound calls (docs/oncall-and-silences.md).")
     try:
         member.callbacks.verify(inbound)
+        if inbound.headers.get("content-type", "").startswith("application/json"):
+            raw = inbound.json()
+            if not isinstance(raw, dict):
+                raise CallbackRefused(400, "the body is not a JSON object")
+        else:
+            raw = inbound.form()
     except CallbackRefused as exc:
         raise ApiError(exc.status, exc.message) from None
-    return inbound.form()
+    return dialect, raw
 
 
 @router.post("/{name}/voice")
 async def voice(request: Request, name: str) -> Response:
-    """The voice webhook ('A call comes in') of each of the provider's numbers under ``inbound:``."""
-    return await answer_step(request, f"/providers/{name}/voice", None, await _verified(request, name))
+    """The voice webhook ('A call comes in'; Plivo's and Vonage's answer URL) of each of the
+    provider's numbers under ``inbound:``."""
+    dialect, raw = await _verified(request, name)
+    return await answer_step(request, f"/providers/{name}/voice", None, raw, dialect)
 
 
 @router.post("/{name}/voice/{what}")
 async def step(request: Request, name: str, what: str) -> Response:
-    return await answer_step(request, f"/providers/{name}/voice", what, await _verified(request, name))
+    dialect, raw = await _verified(request, name)
+    return await answer_step(request, f"/providers/{name}/voice", what, raw, dialect)

@@ -28,6 +28,7 @@ from ..dispatch.intake import Once
 from ..dispatch.notification import notification
 from ..oncall_config import InboundNumber, inbound_for
 from ..providers import inbound_twiml as twiml
+from ..providers.speech import phrases
 from . import listen, routing
 
 log = structlog.get_logger("alertd.inbound")
@@ -60,9 +61,10 @@ class InboundCalls:
         return inbound_for(self.config, call["number"])
 
     # --- the call -------------------------------------------------------------
-    async def answer(self, call_sid: str, to: str, caller: str, base: str = TWILIO) -> str:
-        """The TwiML that answers a call to ``to``: greeting and the first step, whose
-        URLs are under ``base`` (the path of the voice webhook that was called)."""
+    async def answer(self, call_sid: str, to: str, caller: str, base: str = TWILIO, dialect=twiml) -> str:
+        """The answer to a call to ``to``: greeting and the first step, whose URLs are under
+        ``base`` (the path of the voice webhook that was called), in ``dialect``
+        (alertd/providers/inbound_voice.py: TwiML, Plivo XML or Vonage's NCCO)."""
         try:
             number = phones.normalize(to)
         except ValueError:
@@ -70,7 +72,7 @@ class InboundCalls:
         entry = inbound_for(self.config, number)
         if entry is None or not call_sid:
             log.warning("inbound call to a number without an inbound entry; rejected", to=to)
-            return twiml.reject()
+            return dialect.reject()
         now = self.clock.now()
         steps = await routing.steps(self.config, self.store, entry.targets, now)
         row = notification(number, "inbound", f"Inbound call from {caller or 'an unknown number'}",
@@ -79,32 +81,43 @@ class InboundCalls:
                                          now.timestamp(), {"source": SOURCE, "created_at": now.timestamp()}, row)
         log.info("inbound call", call_id=call["id"], log_id=call["log_id"], caller=caller, to=number,
                  steps=[s.label for s in steps])
-        return self._at_step(call, entry, call["step"], base, greeting=entry.greeting)
+        return self._at_step(call, entry, call["step"], base, dialect, greeting=entry.greeting)
 
-    def _at_step(self, call, entry: InboundNumber, step: int, base: str, greeting: str | None = None) -> str:
+    def _at_step(self, call, entry: InboundNumber, step: int, base: str, dialect, greeting: str | None = None,
+                 member: int = 0) -> str:
+        """The answer that rings ``step`` (only its ``member``-th number where the dialect
+        rings one at a time), or offers voicemail, or says goodbye, after the last step."""
         steps = json.loads(call["steps"])
         if step < len(steps):
             numbers = steps[step][1]
+            if not dialect.rings_at_once:
+                return dialect.dial([numbers[member]], entry.ring,
+                                    self.url(base, "/dial", call=call["id"], step=step, n=member),
+                                    entry.language, greeting, None, call["number"])
             answered = [self.url(base, "/answered", call=call["id"], step=step, n=i) for i in range(len(numbers))]
-            return twiml.dial(numbers, entry.ring, self.url(base, "/dial", call=call["id"], step=step),
-                              entry.language, greeting, answered if len(numbers) > 1 else None)
+            return dialect.dial(numbers, entry.ring, self.url(base, "/dial", call=call["id"], step=step),
+                                entry.language, greeting, answered if len(numbers) > 1 else None, call["number"])
         if entry.voicemail is not None:
             vm = entry.voicemail
-            return twiml.voicemail(entry.language, vm.max_length, self.url(base, "/recorded", call=call["id"]),
-                                   self.url(base, "/recording", call=call["id"]),
-                                   self.url(base, "/transcription", call=call["id"]) if vm.transcribe else None,
-                                   vm.prompt, greeting)
-        return twiml.goodbye(entry.language, greeting=greeting)
+            transcribe = vm.transcribe and dialect.transcribes
+            return dialect.voicemail(entry.language, vm.max_length, self.url(base, "/recorded", call=call["id"]),
+                                     self.url(base, "/recording", call=call["id"]),
+                                     self.url(base, "/transcription", call=call["id"]) if transcribe else None,
+                                     vm.prompt, greeting)
+        return dialect.goodbye(entry.language, greeting=greeting)
 
-    async def dial_result(self, call_id: int, step: int, params: dict, base: str = TWILIO) -> str:
-        """After a step's <Dial>: end the call, ring the next step, or offer voicemail."""
+    async def dial_result(self, call_id: int, step: int, params: dict, base: str = TWILIO, dialect=twiml,
+                          member: int | None = None) -> str:
+        """After a step's dial: end the call, ring the step's next number (``member``: which one
+        was rung, where the dialect rings them one at a time), the next step, or offer voicemail."""
         call = await self.store.reach.get_call(call_id)
         entry = self._entry(call) if call is not None else None
         if call is None or entry is None or call["status"] != "ringing":
-            return twiml.hangup()
+            return dialect.hangup()
         steps = json.loads(call["steps"])
         if step != call["step"] or step >= len(steps):  # a repeated request for a step already left
-            return self._at_step(call, entry, call["step"], base)
+            return self._at_step(call, entry, call["step"], base, dialect)
+        one_by_one = not dialect.rings_at_once and member is not None and 0 <= member < len(steps[step][1])
         label = steps[step][0]
         dial_status = params.get("DialCallStatus", "")
         now = self.clock.timestamp()
@@ -113,17 +126,21 @@ class InboundCalls:
         # reports it when the caller hung up first
         if dial_status in ("completed", "answered"):
             duration = _seconds(params.get("DialCallDuration"))
-            label, numbers = self._answerer(call, steps[step])
+            label, numbers = self._answerer(call, steps[step], member if one_by_one else None)
             await self.store.reach.update_call(call_id, f"Inbound call from {caller}: answered by {label}"
                                     f" ({', '.join(numbers)}), {duration} s",
                                     status="answered", answered_by=label, duration=duration, ended_at=now)
             log.info("inbound call answered", call_id=call_id, answered_by=label, duration=duration)
-            return twiml.hangup()
+            return dialect.hangup()
         if dial_status == "canceled" or params.get("CallStatus") == "completed":
             await self.store.reach.update_call(call_id, f"Inbound call from {caller}: hung up while {label} was rung",
                                     status="missed", ended_at=now)
             log.info("inbound caller hung up", call_id=call_id, step=step)
-            return twiml.hangup()
+            return dialect.hangup()
+        if one_by_one and member + 1 < len(steps[step][1]):
+            log.info("inbound step's number unanswered", call_id=call_id, step=step, label=label, member=member,
+                     dial_status=dial_status)
+            return self._at_step(call, entry, step, base, dialect, member=member + 1)
         nxt = step + 1
         log.info("inbound step unanswered", call_id=call_id, step=step, label=label, dial_status=dial_status)
         if nxt < len(steps):
@@ -134,7 +151,7 @@ class InboundCalls:
         else:
             await self.store.reach.update_call(call_id, f"Inbound call from {caller}: nobody answered", step=nxt,
                                     status="missed", ended_at=now)
-        return self._at_step(await self.store.reach.get_call(call_id), entry, nxt, base)
+        return self._at_step(await self.store.reach.get_call(call_id), entry, nxt, base, dialect)
 
     async def answered(self, call_id: int, step: int, index: int) -> None:
         """One number of a step that rings several (a group) picked up: remember which."""
@@ -145,9 +162,14 @@ class InboundCalls:
         if 0 <= index < len(numbers):
             await self.store.reach.update_call(call_id, answered_by=json.dumps([label, numbers[index]]))
 
-    def _answerer(self, call, step: list) -> tuple[str, list[str]]:
-        """(who, their numbers) of the step that took the call: the member of a group when known."""
+    def _answerer(self, call, step: list, member: int | None = None) -> tuple[str, list[str]]:
+        """(who, their numbers) of the step that took the call: the member of a group when known
+        (``member``: the one rung alone; else the one an answered callback named)."""
         label, numbers = step
+        if member is not None and len(numbers) > 1:
+            number = numbers[member]
+            name = next((n for n, c in self.config.contacts.items() if c.phone == number), number)
+            return f"{label}: {name}", [number]
         if call["answered_by"]:
             label, number = json.loads(call["answered_by"])
             name = next((n for n, c in self.config.contacts.items() if c.phone == number), number)
@@ -155,9 +177,9 @@ class InboundCalls:
         return label, numbers
 
     # --- the voicemail ----------------------------------------------------------
-    async def recorded(self, call_id: int, params: dict) -> str:
-        """The <Record> action: the caller finished the message (or hung up)."""
-        await self.recording(call_id, params)
+    async def recorded(self, call_id: int, params: dict, dialect=twiml) -> str:
+        """The recording's action: the caller finished the message (or hung up)."""
+        await self.recording(call_id, params, dialect)
         call = await self.store.reach.get_call(call_id)
         entry = self._entry(call) if call is not None else None
         if call is not None and call["status"] == "ringing" and not params.get("RecordingUrl"):
@@ -165,9 +187,9 @@ class InboundCalls:
                                     " nobody answered; no message left", status="missed",
                                     ended_at=self.clock.timestamp())
         language = entry.language if entry else "en-US"
-        return twiml.goodbye(language, twiml.phrases(language)[1])
+        return dialect.goodbye(language, phrases(language)[1])
 
-    async def recording(self, call_id: int, params: dict) -> None:
+    async def recording(self, call_id: int, params: dict, dialect=twiml) -> None:
         """A recording is ready (the Record action or the recording status callback, whichever comes first)."""
         call = await self.store.reach.get_call(call_id)
         entry = self._entry(call) if call is not None else None
@@ -180,21 +202,22 @@ class InboundCalls:
         now = self.clock.timestamp()
         fields = {"status": "voicemail", "recording_url": url, "recording_duration": seconds,
                   "ended_at": call["ended_at"] or now}
-        if entry.voicemail.transcribe and call["voicemail_state"] is None:
+        transcribe = entry.voicemail.transcribe and dialect.transcribes
+        if transcribe and call["voicemail_state"] is None:
             fields.update(voicemail_state="awaiting", voicemail_due_at=now + TRANSCRIPTION_WAIT)
             self._next_due = _UNKNOWN
         await self.store.reach.update_call(call_id, f"Inbound call from {call['caller'] or 'an unknown number'}:"
                                 f" nobody answered; voicemail of {seconds} s {url}", **fields)
         log.info("voicemail recorded", call_id=call_id, seconds=seconds)
-        if not entry.voicemail.transcribe:
+        if not transcribe:  # no transcription to wait for
             await self.notify(call_id)
 
-    async def transcription(self, call_id: int, params: dict) -> None:
+    async def transcription(self, call_id: int, params: dict, dialect=twiml) -> None:
         call = await self.store.reach.get_call(call_id)
         if call is None:
             return
         if params.get("RecordingUrl") and not call["recording_url"]:
-            await self.recording(call_id, {**params, "RecordingStatus": "completed"})
+            await self.recording(call_id, {**params, "RecordingStatus": "completed"}, dialect)
         text = (params.get("TranscriptionText") or "").strip()
         if params.get("TranscriptionStatus") == "completed" and text:
             await self.store.reach.update_call(call_id, transcription=text)

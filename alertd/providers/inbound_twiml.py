@@ -1,9 +1,9 @@
 """The TwiML of an inbound call (alertd/inbound), built with the twilio library's TwiML builder.
 
-Every answer alertd gives to an inbound call is made here, so a provider that
-reads TwiML-compatible XML (SignalWire's LaML, Telnyx's TeXML) can serve the
-same documents from its own webhook. It lives with the providers because only
-they import the twilio library.
+Every answer alertd gives to an inbound call through a provider that reads
+TwiML-compatible XML (Twilio; SignalWire's LaML, Telnyx's TeXML) is made here:
+one dialect of inbound_voice.py, as inbound_plivo.py (Plivo XML) is. It lives
+with the providers because only they import the twilio library.
 """
 from __future__ import annotations
 
@@ -11,23 +11,17 @@ from datetime import timedelta
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from .twilio import voice_for
+from .speech import phrases, voice_for
 
-# what alertd itself says, by language: (voicemail prompt, thanks, nobody answered)
-PHRASES = {
-    "en": ("Nobody is available. Please leave a message after the tone.", "Thank you. Goodbye.",
-           "Nobody could take your call. Please try again later. Goodbye."),
-    "es": ("No hay nadie disponible. Deje un mensaje después del tono.", "Gracias. Adiós.",
-           "Nadie pudo atender su llamada. Inténtelo más tarde. Adiós."),
-    "fr": ("Personne n'est disponible. Laissez un message après le bip.", "Merci. Au revoir.",
-           "Personne n'a pu prendre votre appel. Réessayez plus tard. Au revoir."),
-    "de": ("Niemand ist erreichbar. Bitte hinterlassen Sie nach dem Ton eine Nachricht.",
-           "Danke. Auf Wiederhören.", "Niemand konnte Ihren Anruf annehmen. Auf Wiederhören."),
-}
+# how the flow reads the answers (alertd/providers/inbound_voice.py): a document per request
+media_type = "application/xml"
+rings_at_once = True  # a <Dial> rings all of a step's <Number>s together
+transcribes = True
 
 
-def phrases(language: str) -> tuple[str, str, str]:
-    return PHRASES.get(language.split("-")[0].lower(), PHRASES["en"])
+def params(what: str | None, raw: dict) -> dict:
+    """The request's fields in the flow's words: TwiML's own (CallSid, DialCallStatus, RecordingUrl...)."""
+    return raw
 
 
 def _say(response: VoiceResponse, text: str, language: str) -> None:
@@ -35,9 +29,10 @@ def _say(response: VoiceResponse, text: str, language: str) -> None:
 
 
 def dial(numbers: list[str], ring: timedelta, action: str, language: str, greeting: str | None = None,
-         answered: list[str] | None = None) -> str:
+         answered: list[str] | None = None, caller_id: str | None = None) -> str:
     """Ring ``numbers`` at once for ``ring``; the provider posts the outcome to ``action``,
     and, when given, to ``answered[i]`` when ``numbers[i]`` picks up (so a group's log names who did).
+    ``caller_id`` (the number called) is not used: the person rung sees who is calling.
 
     answerOnBridge: the caller hears ringing, not a connected silence, until someone answers."""
     response = VoiceResponse()
@@ -85,6 +80,11 @@ def hangup() -> str:
     response = VoiceResponse()
     response.hangup()
     return str(response)
+
+
+def empty() -> str:
+    """The answer to a request that asks nothing of the call."""
+    return str(VoiceResponse())
 
 
 def reject() -> str:

@@ -67,8 +67,6 @@ async def handle(what: str, inbound: Inbound, hooks: Hooks, prepare: Callable[[O
 class LamlCallbacks:
     """The callbacks of a provider signed the Twilio way with ``key``."""
 
-    inbound_voice = True  # its inbound calls read TwiML (alertd/api/provider_voice.py)
-
     def __init__(self, key: str, header_names: tuple[str, ...] = ("x-twilio-signature",)):
         self.key, self.header_names = key, header_names
 

@@ -22,6 +22,19 @@ PROMPTS = {
            "Keine Eingabe. Auf Wiederhören."),
 }
 
+# what alertd itself says to someone calling an inbound number, by language:
+# (voicemail prompt, thanks, nobody answered)
+PHRASES = {
+    "en": ("Nobody is available. Please leave a message after the tone.", "Thank you. Goodbye.",
+           "Nobody could take your call. Please try again later. Goodbye."),
+    "es": ("No hay nadie disponible. Deje un mensaje después del tono.", "Gracias. Adiós.",
+           "Nadie pudo atender su llamada. Inténtelo más tarde. Adiós."),
+    "fr": ("Personne n'est disponible. Laissez un message après le bip.", "Merci. Au revoir.",
+           "Personne n'a pu prendre votre appel. Réessayez plus tard. Au revoir."),
+    "de": ("Niemand ist erreichbar. Bitte hinterlassen Sie nach dem Ton eine Nachricht.",
+           "Danke. Auf Wiederhören.", "Niemand konnte Ihren Anruf annehmen. Auf Wiederhören."),
+}
+
 
 def voice_for(voice: str, language: str | None) -> str:
     if "." in voice:  # Polly.X / Google.X passed straight through
@@ -33,6 +46,11 @@ def voice_for(voice: str, language: str | None) -> str:
 def prompts(language: str | None) -> tuple[str, str, str]:
     """(ask to press 1, thanks, nothing pressed) in ``language``, English when unknown."""
     return PROMPTS.get((language or "en").split("-")[0].lower(), PROMPTS["en"])
+
+
+def phrases(language: str | None) -> tuple[str, str, str]:
+    """(voicemail prompt, thanks, nobody answered) of an inbound call, English when unknown."""
+    return PHRASES.get((language or "en").split("-")[0].lower(), PHRASES["en"])
 
 
 # the words callbacks are stored in: Twilio's, which the log, the dashboard and

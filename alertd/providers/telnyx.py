@@ -29,8 +29,6 @@ SMS_STATUS = {"queued": "queued", "sending": "sent", "sent": "sent", "delivered"
 
 
 class TelnyxProvider(RestProvider):
-    inbound_voice = True  # TeXML answers inbound calls with TwiML (alertd/api/provider_voice.py)
-
     def __init__(self, api_key: str, public_key: str, application_id: str, *, account_sid: str = "",
                  messaging_profile_id: str = "", api_base_url: str = "https://api.telnyx.com", timeout: float = 10.0,
                  max_concurrency: int = 10, clock):

@@ -1,0 +1,235 @@
+"""Live call routing through Plivo (Plivo XML): the same flow as through Twilio, under
+/providers/NAME/voice, each request signed the way Plivo signs (signature V3 with the
+auth token), against a running daemon over loopback."""
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from alertd.clock import FakeClock
+from conftest import CALLER_ID
+from fake_plivo import FakePlivo
+
+PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
+CALLER = "+15559998888"
+ROTATIONS = {"ops": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1w",
+                     "start": "2026-01-05T09:00"}}
+GREETING = "You have reached the on-call engineer for Acme. Connecting you now."
+PROMPT = "Nobody is available. Please leave a message after the tone."
+
+
+class Plivo:
+    """Plivo as the flow sees it: form posts signed with V3, Plivo XML answers."""
+    name, kind = "pl", "plivo"
+    UNANSWERED = "no-answer"
+
+    def __init__(self, fake: FakePlivo, clock):
+        self.fake = fake
+        self.entry = {"name": self.name, "kind": self.kind, "auth_id": fake.auth_id, "auth_token": fake.auth_token,
+                      "api_base_url": fake.base_url}
+
+    def post(self, url: str, params: dict, forge: bool = False) -> tuple[int, str]:
+        return self.fake.post(url, params, token="not-the-auth-token" if forge else None)
+
+    def call_in(self, d, forge: bool = False) -> tuple[int, str, str]:
+        sid = str(uuid.uuid4())  # Plivo's CallUUID; numbers without the plus, as Plivo writes them
+        code, text = self.post(d.url(f"/providers/{self.name}/voice"), {
+            "CallUUID": sid, "From": CALLER.lstrip("+"), "To": CALLER_ID.lstrip("+"), "CallStatus": "ringing",
+            "Direction": "inbound", "Event": "StartApp"}, forge=forge)
+        return code, text, sid
+
+    @staticmethod
+    def doc(text: str) -> ET.Element:
+        root = ET.fromstring(text)
+        assert root.tag == "Response", text
+        return root
+
+    def said(self, text: str) -> list[str]:
+        return [e.text for e in self.doc(text) if e.tag == "Speak"]
+
+    def dial(self, text: str) -> ET.Element:
+        dial = self.doc(text).find("Dial")
+        assert dial is not None, text
+        return dial
+
+    def dialled(self, text: str) -> list[str]:
+        return ["+" + n.text for n in self.dial(text).findall("Number")]
+
+    def ring_seconds(self, text: str) -> int:
+        return int(self.dial(text).get("timeout"))
+
+    def action(self, text: str) -> str:
+        return self.dial(text).get("action")
+
+    def outcome(self, text: str, sid: str, status: str, duration: int = 0, forge: bool = False) -> tuple[int, str]:
+        """Plivo's request to the Dial's action when the dial ends."""
+        params = {"CallUUID": sid, "From": CALLER.lstrip("+"), "To": CALLER_ID.lstrip("+"),
+                  "CallStatus": "in-progress", "DialStatus": status, "DialALegUUID": sid,
+                  "DialRingStatus": "true", "DialHangupCause": "NORMAL_CLEARING" if duration else "NO_ANSWER"}
+        if duration:
+            params.update(DialBLegUUID=str(uuid.uuid4()), DialBLegDuration=str(duration))
+        return self.post(self.action(text), params, forge=forge)
+
+    def ended(self, text: str) -> bool:
+        return [e.tag for e in self.doc(text)] == ["Hangup"]
+
+    def record(self, text: str) -> ET.Element:
+        record = self.doc(text).find("Record")
+        assert record is not None, text
+        return record
+
+    def record_url(self, text: str) -> str:
+        return self.record(text).get("action")
+
+    def leave_message(self, text: str, sid: str, seconds: int) -> tuple[int, str]:
+        """The Record's action, then its callbackUrl with the same recording (both are sent)."""
+        rec = {"CallUUID": sid, "RecordUrl": "https://media.plivo.com/v1/Account/MA/Recording/r1.mp3",
+               "RecordingDuration": str(seconds), "RecordingDurationMs": str(seconds * 1000), "RecordingID": "r1"}
+        code, bye = self.post(self.record_url(text), rec)
+        assert self.post(self.record(text).get("callbackUrl"), rec)[0] == 200
+        return code, bye
+
+    def said_goodbye(self, text: str) -> bool:
+        return [e.tag for e in self.doc(text)] == ["Speak", "Hangup"]
+
+    def sms(self, n: int) -> list[tuple[str, str]]:
+        return [(m.body["dst"], m.body["text"]) for m in self.fake.wait_for(n, "sms")]
+
+
+CARRIERS = {"plivo": (FakePlivo, Plivo)}
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(datetime(2026, 1, 7, 17, 0, tzinfo=timezone.utc))  # a Wednesday: oncall_primary's week
+
+
+@pytest.fixture(params=sorted(CARRIERS))
+def carrier(request, clock):
+    fake_class, adapter = CARRIERS[request.param]
+    with fake_class() as fake:
+        yield adapter(fake, clock)
+
+
+def make(make_daemon, carrier, clock, **entry):
+    inbound = {CALLER_ID: {"rotation": "ops", "greeting": GREETING, "ring": "20s",
+                           "then": ["oncall_secondary", "manager"], "language": "en-US", **entry}}
+    provider = {**carrier.entry, "numbers": [CALLER_ID], "timeout": "5s"}
+    return make_daemon({"providers": [provider], "rotations": ROTATIONS, "inbound": inbound}, clock=clock)
+
+
+def log_row(d, sid: str) -> dict:
+    call = d.run(d.daemon.store.reach.call_by_sid(sid))
+    return d.api.get(d.url(f"/api/v1/calls/logs/{call['log_id']}"), timeout=10).json()["log"]
+
+
+def logs(d) -> list:
+    return d.api.get(d.url("/api/v1/calls/logs"), timeout=10).json()["logs"]
+
+
+def test_a_signed_call_is_greeted_rung_through_to_whoever_is_on_call_and_logged_answered(
+        make_daemon, carrier, clock):
+    d = make(make_daemon, carrier, clock)
+    code, doc, sid = carrier.call_in(d)
+    assert code == 200, doc
+    assert carrier.said(doc) == [GREETING]
+    assert carrier.dialled(doc) == [PRIMARY] and carrier.ring_seconds(doc) == 20
+    action = urllib.parse.urlsplit(carrier.action(doc))
+    assert action.path == f"/providers/{carrier.name}/voice/dial" and "step=0" in action.query
+    row = log_row(d, sid)
+    assert (row["source"], row["status"], row["to"]) == ("inbound", "ringing", CALLER_ID)
+
+    code, answer = carrier.outcome(doc, sid, "completed", duration=42)
+    assert code == 200 and carrier.ended(answer), answer
+    row = log_row(d, sid)
+    assert row["status"] == "answered"
+    assert row["message"] == f"Inbound call from {CALLER}: answered by ops: oncall_primary ({PRIMARY}), 42 s"
+    assert carrier.fake.of_kind("sms") == []  # nothing sent: the call was answered
+
+
+def test_nobody_answering_rings_each_fallback_then_the_voicemail_texts_the_rotation_and_escalates(
+        make_daemon, carrier, clock):
+    d = make(make_daemon, carrier, clock, voicemail={"escalate_after": "10m"})
+    _, doc, sid = carrier.call_in(d)
+    code, doc = carrier.outcome(doc, sid, carrier.UNANSWERED)
+    assert code == 200 and carrier.dialled(doc) == [SECONDARY] and carrier.said(doc) == []
+    code, doc = carrier.outcome(doc, sid, "busy")
+    assert code == 200 and carrier.dialled(doc) == [MANAGER]
+    code, doc = carrier.outcome(doc, sid, "timeout")
+    assert code == 200 and carrier.said(doc) == [PROMPT, "Thank you. Goodbye."]
+    assert carrier.record_url(doc).startswith(d.url(f"/providers/{carrier.name}/voice/recorded?"))
+    assert log_row(d, sid)["status"] == "ringing"
+
+    code, bye = carrier.leave_message(doc, sid, 14)
+    assert code == 200 and carrier.said_goodbye(bye), bye
+    row = log_row(d, sid)
+    assert row["status"] == "voicemail" and "voicemail of 14 s" in row["message"]
+
+    ((to, body),) = carrier.sms(1)
+    assert to == PRIMARY
+    assert body.startswith(f"Voicemail for ops: oncall_primary from {CALLER} (14 s)\nListen: {d.url('/voicemail/')}")
+    call = d.run(d.daemon.store.reach.call_by_sid(sid))
+    assert d.run(d.daemon.store.logs.trigger(call["voicemail_trigger_id"]))["source"] == "inbound"
+    # unacknowledged, it escalates like any trigger: the first fallback 10 minutes later
+    clock.advance(timedelta(minutes=10))
+    d.daemon.dispatcher.poke()
+    assert carrier.sms(2)[1] == (SECONDARY, body)
+
+
+def test_a_forged_request_is_refused_before_anything_is_read(make_daemon, carrier, clock):
+    d = make(make_daemon, carrier, clock)
+    code, _, _ = carrier.call_in(d, forge=True)
+    assert code == 403
+    assert logs(d) == []
+    unsigned = d.api.post(d.url(f"/providers/{carrier.name}/voice"), data=b"{not even a form or JSON",
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert unsigned.status_code == 403 and logs(d) == []
+
+    _, doc, sid = carrier.call_in(d)
+    code, _ = carrier.outcome(doc, sid, "completed", duration=5, forge=True)
+    assert code == 403 and log_row(d, sid)["status"] == "ringing"
+
+
+def test_a_plivo_voicemail_is_transcribed_and_the_text_goes_in_the_sms(make_daemon, clock):
+    with FakePlivo() as fake:
+        carrier = Plivo(fake, clock)
+        d = make(make_daemon, carrier, clock, then=[], voicemail={"transcribe": True})
+        _, doc, sid = carrier.call_in(d)
+        _, doc = carrier.outcome(doc, sid, "no-answer")
+        record = carrier.record(doc)
+        assert (record.get("transcriptionType"), record.get("transcriptionMethod")) == ("auto", "POST")
+        assert record.get("maxLength") == "120" and record.get("playBeep") == "true"
+        assert carrier.leave_message(doc, sid, 9)[0] == 200
+        assert fake.of_kind("sms") == []  # waiting for the text
+        assert carrier.post(record.get("transcriptionUrl"), {
+            "transcription": "The boiler in building 4 is leaking.", "duration": "9", "call_uuid": sid,
+            "recording_id": "r1", "transcription_charge": "0.05", "transcription_rate": "0.05"})[0] == 200
+        ((to, body),) = carrier.sms(1)
+        assert to == PRIMARY and '"The boiler in building 4 is leaking."' in body
+
+
+def test_a_plivo_caller_who_hangs_up_while_ringing_is_logged_missed(make_daemon, clock):
+    with FakePlivo() as fake:
+        carrier = Plivo(fake, clock)
+        d = make(make_daemon, carrier, clock, voicemail=True)
+        _, doc, sid = carrier.call_in(d)
+        code, text = carrier.post(carrier.action(doc), {"CallUUID": sid, "DialStatus": "no-answer",
+                                                        "CallStatus": "completed", "DialRingStatus": "true"})
+        assert code == 200 and carrier.ended(text)
+        row = log_row(d, sid)
+        assert row["status"] == "missed" and "hung up while ops: oncall_primary was rung" in row["message"]
+
+
+def test_a_call_to_a_plivo_number_without_an_inbound_entry_is_rejected(make_daemon, clock):
+    with FakePlivo() as fake:
+        carrier = Plivo(fake, clock)
+        d = make_daemon({"providers": [{**carrier.entry, "numbers": [CALLER_ID, "+15550000009"]}],
+                         "inbound": {CALLER_ID: {"rotation": "ops"}}, "rotations": ROTATIONS}, clock=clock)
+        code, text = carrier.post(d.url("/providers/pl/voice"), {"CallUUID": "u1", "From": CALLER.lstrip("+"),
+                                                                  "To": "15550000009"})
+        assert code == 200 and [(e.tag, e.get("reason")) for e in carrier.doc(text)] == [("Hangup", "rejected")]
+        assert logs(d) == []
