@@ -114,8 +114,8 @@ def _name_problem(config, name: str) -> str | None:
 
 
 # the provider kinds whose numbers can route an inbound call (TwiML and its kin, Plivo XML,
-# alertd/providers/inbound_voice.py)
-INBOUND_KINDS = ("twilio", "signalwire", "telnyx", "simulator", "plivo")
+# Vonage's NCCO: alertd/providers/inbound_voice.py)
+INBOUND_KINDS = ("twilio", "signalwire", "telnyx", "simulator", "plivo", "vonage")
 
 
 def reach_problems(config) -> list[tuple[tuple, str]]:

@@ -2,8 +2,9 @@
 
 Every answer alertd gives to an inbound call through a provider that reads
 TwiML-compatible XML (Twilio; SignalWire's LaML, Telnyx's TeXML) is made here:
-one dialect of inbound_voice.py, as inbound_plivo.py (Plivo XML) is. It lives
-with the providers because only they import the twilio library.
+one dialect of inbound_voice.py, as inbound_plivo.py (Plivo XML) and
+inbound_ncco.py (Vonage's NCCO) are. It lives with the providers because only
+they import the twilio library.
 """
 from __future__ import annotations
 

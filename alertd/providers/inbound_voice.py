@@ -19,7 +19,7 @@ from __future__ import annotations
 from types import ModuleType
 
 TWIML_KINDS = ("twilio", "signalwire", "telnyx", "simulator")  # TwiML itself, LaML, TeXML
-KINDS = (*TWIML_KINDS, "plivo")  # every kind whose numbers route inbound calls
+KINDS = (*TWIML_KINDS, "plivo", "vonage")  # every kind whose numbers route inbound calls
 
 
 def dialect(kind: str) -> ModuleType | None:
@@ -31,4 +31,7 @@ def dialect(kind: str) -> ModuleType | None:
     if kind == "plivo":
         from . import inbound_plivo  # each dialect loads only when a call comes in through its kind
         return inbound_plivo
+    if kind == "vonage":
+        from . import inbound_ncco  # each dialect loads only when a call comes in through its kind
+        return inbound_ncco
     return None

@@ -1,6 +1,7 @@
-"""Live call routing through Plivo (Plivo XML): the same flow as through Twilio, under
-/providers/NAME/voice, each request signed the way Plivo signs (signature V3 with the
-auth token), against a running daemon over loopback."""
+"""Live call routing through Plivo (Plivo XML) and Vonage (NCCO): the same flow as through
+Twilio, under /providers/NAME/voice, each request signed the way that provider signs
+(Plivo: signature V3 with the auth token; Vonage: an HS256 JWT with the signature secret
+whose payload_hash is the body's SHA-256), against a running daemon over loopback."""
 from __future__ import annotations
 
 import urllib.parse
@@ -8,11 +9,13 @@ import uuid
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from alertd.clock import FakeClock
 from conftest import CALLER_ID
 from fake_plivo import FakePlivo
+from fake_vonage import FakeVonage
 
 PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
 CALLER = "+15559998888"
@@ -100,7 +103,94 @@ class Plivo:
         return [(m.body["dst"], m.body["text"]) for m in self.fake.wait_for(n, "sms")]
 
 
-CARRIERS = {"plivo": (FakePlivo, Plivo)}
+class Vonage:
+    """Vonage as the flow sees it: JSON posts with a signed JWT, NCCO answers."""
+    name, kind = "vg", "vonage"
+    UNANSWERED = "unanswered"
+
+    def __init__(self, fake: FakeVonage, clock):
+        fake.clock = clock.timestamp  # the JWTs' iat is the daemon's now
+        self.fake = fake
+        self.entry = {"name": self.name, "kind": self.kind, "application_id": fake.application_id,
+                      "private_key": fake.private_key_pem, "signature_secret": fake.signature_secret,
+                      "api_base_url": fake.base_url}
+
+    def post(self, url: str, doc: dict, forge: bool = False) -> tuple[int, str]:
+        return self.fake.post(url, doc, secret="not-the-signature-secret-0123456789abcdefghij" if forge else None)
+
+    def call_in(self, d, forge: bool = False) -> tuple[int, str, str]:
+        sid = str(uuid.uuid4())
+        code, text = self.post(d.url(f"/providers/{self.name}/voice"), {
+            "uuid": sid, "conversation_uuid": "CON-" + str(uuid.uuid4()), "from": CALLER.lstrip("+"),
+            "to": CALLER_ID.lstrip("+")}, forge=forge)
+        return code, text, sid
+
+    @staticmethod
+    def doc(text: str) -> list[dict]:
+        ncco = orjson.loads(text)
+        assert isinstance(ncco, list), text
+        return ncco
+
+    def said(self, text: str) -> list[str]:
+        return [a["text"] for a in self.doc(text) if a["action"] == "talk"]
+
+    def dial(self, text: str) -> dict:
+        (connect,) = [a for a in self.doc(text) if a["action"] == "connect"]
+        return connect
+
+    def dialled(self, text: str) -> list[str]:
+        return ["+" + e["number"] for e in self.dial(text)["endpoint"]]
+
+    def ring_seconds(self, text: str) -> int:
+        return self.dial(text)["timeout"]
+
+    def action(self, text: str) -> str:
+        connect = self.dial(text)
+        assert connect["eventType"] == "synchronous" and connect["eventMethod"] == "POST"
+        return connect["eventUrl"][0]
+
+    def event(self, text: str, sid: str, status: str, forge: bool = False, **extra) -> tuple[int, str]:
+        connect = self.dial(text)
+        return self.post(self.action(text), {
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, sid + connect["endpoint"][0]["number"])),
+            "conversation_uuid": "CON-1", "status": status, "direction": "outbound",
+            "to": connect["endpoint"][0]["number"], "from": connect.get("from", ""), **extra}, forge=forge)
+
+    def outcome(self, text: str, sid: str, status: str, duration: int = 0, forge: bool = False) -> tuple[int, str]:
+        """The connect's eventUrl as the rung leg goes: ringing, then its end state."""
+        assert self.event(text, sid, "ringing")[0] == 200
+        if status == "completed":
+            assert self.event(text, sid, "answered")[0] == 200
+            return self.event(text, sid, "completed", forge=forge, duration=str(duration),
+                              start_time="2026-01-07T17:00:05.000Z", end_time="2026-01-07T17:00:47.000Z")
+        return self.event(text, sid, status, forge=forge)
+
+    def ended(self, text: str) -> bool:
+        return self.doc(text) == []
+
+    def record(self, text: str) -> dict:
+        (record,) = [a for a in self.doc(text) if a["action"] == "record"]
+        return record
+
+    def record_url(self, text: str) -> str:
+        return self.record(text)["eventUrl"][0]
+
+    def leave_message(self, text: str, sid: str, seconds: int) -> tuple[int, str]:
+        start = datetime(2026, 1, 7, 17, 1, tzinfo=timezone.utc)
+        return self.post(self.record_url(text), {
+            "start_time": start.isoformat().replace("+00:00", "Z"),
+            "end_time": (start + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z"),
+            "recording_url": "https://api.nexmo.com/v1/files/aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+            "recording_uuid": str(uuid.uuid4()), "conversation_uuid": "CON-1", "size": 12222})
+
+    def said_goodbye(self, text: str) -> bool:
+        return [a["action"] for a in self.doc(text)] == ["talk"]
+
+    def sms(self, n: int) -> list[tuple[str, str]]:
+        return [("+" + m.body["to"], m.body["text"]) for m in self.fake.wait_for(n, "sms")]
+
+
+CARRIERS = {"plivo": (FakePlivo, Plivo), "vonage": (FakeVonage, Vonage)}
 
 
 @pytest.fixture
@@ -233,3 +323,35 @@ def test_a_call_to_a_plivo_number_without_an_inbound_entry_is_rejected(make_daem
                                                                   "To": "15550000009"})
         assert code == 200 and [(e.tag, e.get("reason")) for e in carrier.doc(text)] == [("Hangup", "rejected")]
         assert logs(d) == []
+
+
+def test_a_vonage_group_step_rings_its_members_one_after_another(make_daemon, clock):
+    """A connect rings one endpoint: a group's numbers are rung in turn, each for ``ring``;
+    the leg's own news (ringing, answered) asks nothing of the call."""
+    with FakeVonage() as fake:
+        carrier = Vonage(fake, clock)
+        d = make(make_daemon, carrier, clock, rotation=None, group="oncall", then=["manager"])
+        _, doc, sid = carrier.call_in(d)
+        assert carrier.dialled(doc) == [PRIMARY] and carrier.dial(doc)["from"] == CALLER_ID.lstrip("+")
+        assert carrier.event(doc, sid, "started") == (200, "")
+        code, doc = carrier.outcome(doc, sid, "timeout")
+        assert code == 200 and carrier.dialled(doc) == [SECONDARY] and "n=1" in carrier.action(doc)
+        code, answer = carrier.outcome(doc, sid, "completed", duration=30)
+        assert code == 200 and carrier.ended(answer)
+        row = log_row(d, sid)
+        assert row["message"] == (f"Inbound call from {CALLER}: answered by group oncall: oncall_secondary ({SECONDARY}),"
+                                  " 30 s")
+
+
+def test_the_vonage_applications_event_url_is_acknowledged_and_a_tampered_body_refused(make_daemon, clock):
+    with FakeVonage() as fake:
+        carrier = Vonage(fake, clock)
+        d = make(make_daemon, carrier, clock)
+        _, doc, sid = carrier.call_in(d)
+        event = {"uuid": sid, "status": "ringing", "direction": "inbound", "from": CALLER.lstrip("+"),
+                 "to": CALLER_ID.lstrip("+")}
+        assert carrier.post(d.url("/providers/vg/voice/event"), event) == (200, "")
+        assert fake.post(carrier.action(doc), {"status": "completed", "duration": "9"}, tamper=True)[0] == 403
+        stale = clock.timestamp() - 301
+        assert fake.post(carrier.action(doc), {"status": "completed", "duration": "9"}, iat=stale)[0] == 403
+        assert log_row(d, sid)["status"] == "ringing"
