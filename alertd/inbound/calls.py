@@ -1,8 +1,10 @@
 """The flow of an inbound call, and its trace in the trigger log.
 
 ``answer`` (the provider's voice webhook) greets the caller and rings the first
-step; ``dial_result`` (each <Dial>'s action) ends the call when someone
-answered, else rings the next step, then offers voicemail when set. Each call
+step; ``dial_result`` (each dial's action) ends the call when someone
+answered, else rings the next step, then offers voicemail when set. Every
+answer is made in the dialect of the provider the call came through
+(providers/inbound_voice.py), the requests' fields read through it. Each call
 is one trigger-log row (source ``inbound``, type ``inbound``) whose status is
 ringing, answered, voicemail or missed, and whose message says who called, who
 answered and for how long.
