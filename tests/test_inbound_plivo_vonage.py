@@ -355,3 +355,15 @@ def test_the_vonage_applications_event_url_is_acknowledged_and_a_tampered_body_r
         stale = clock.timestamp() - 301
         assert fake.post(carrier.action(doc), {"status": "completed", "duration": "9"}, iat=stale)[0] == 403
         assert log_row(d, sid)["status"] == "ringing"
+
+
+def test_a_vonage_caller_who_hangs_up_while_ringing_is_logged_missed(make_daemon, clock):
+    """The rung leg is cancelled when the caller hangs up before anyone answers."""
+    with FakeVonage() as fake:
+        carrier = Vonage(fake, clock)
+        d = make(make_daemon, carrier, clock, voicemail=True)
+        _, doc, sid = carrier.call_in(d)
+        code, text = carrier.outcome(doc, sid, "cancelled")
+        assert code == 200 and carrier.ended(text)
+        row = log_row(d, sid)
+        assert row["status"] == "missed" and "hung up while ops: oncall_primary was rung" in row["message"]
