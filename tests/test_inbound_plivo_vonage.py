@@ -230,6 +230,8 @@ def test_a_signed_call_is_greeted_rung_through_to_whoever_is_on_call_and_logged_
     assert carrier.dialled(doc) == [PRIMARY] and carrier.ring_seconds(doc) == 20
     action = urllib.parse.urlsplit(carrier.action(doc))
     assert action.path == f"/providers/{carrier.name}/voice/dial" and "step=0" in action.query
+    # a call token where the signature does not cover the URL (Vonage), none where it does (Plivo)
+    assert ("t" in dict(urllib.parse.parse_qsl(action.query))) == (carrier.kind == "vonage")
     row = log_row(d, sid)
     assert (row["source"], row["status"], row["to"]) == ("inbound", "ringing", CALLER_ID)
 
@@ -367,3 +369,20 @@ def test_a_vonage_caller_who_hangs_up_while_ringing_is_logged_missed(make_daemon
         assert code == 200 and carrier.ended(text)
         row = log_row(d, sid)
         assert row["status"] == "missed" and "hung up while ops: oncall_primary was rung" in row["message"]
+
+
+def test_a_vonage_step_url_without_its_calls_token_is_refused_though_signed(make_daemon, clock):
+    """Vonage's JWT covers the body, not the URL: the call in a step's URL is vouched for by its token."""
+    with FakeVonage() as fake:
+        carrier = Vonage(fake, clock)
+        d = make(make_daemon, carrier, clock)
+        _, doc, sid = carrier.call_in(d)
+        action = urllib.parse.urlsplit(carrier.action(doc))
+        query = dict(urllib.parse.parse_qsl(action.query))
+        assert len(query.pop("t")) == 32
+        _, other, other_sid = carrier.call_in(d)
+        other_token = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(carrier.action(other)).query))["t"]
+        for t in (None, "0" * 32, other_token):
+            url = action._replace(query=urllib.parse.urlencode({**query, **({"t": t} if t else {})})).geturl()
+            assert carrier.post(url, {"status": "completed", "duration": "9"})[0] == 403
+        assert log_row(d, sid)["status"] == "ringing" and log_row(d, other_sid)["status"] == "ringing"

@@ -34,11 +34,11 @@ def _number(request: Request, name: str) -> int:
 
 
 async def answer_step(request: Request, base: str, what: str | None, raw: dict,
-                      dialect=inbound_twiml) -> Response:
+                      dialect=inbound_twiml, token=None) -> Response:
     """One verified request of an inbound call's flow, whichever provider's webhook it came to:
     ``what`` None is the call coming in; else dial, answered, recorded, recording or transcription
     (404 otherwise). ``raw`` is read and answered in ``dialect`` (alertd/providers/inbound_voice.py:
-    TwiML by default); the next steps' URLs are under ``base``."""
+    TwiML by default); the next steps' URLs are under ``base``, with ``token(call_id)`` when given."""
     calls = request.app.state.daemon.inbound
 
     def reply(text: str) -> Response:
@@ -49,11 +49,11 @@ async def answer_step(request: Request, base: str, what: str | None, raw: dict,
         return reply(dialect.empty())
     if what is None:
         return reply(await calls.answer(params.get("CallSid", ""), params.get("To", ""), params.get("From", ""),
-                                        base, dialect))
+                                        base, dialect, token))
     if what == "dial":
         member = row_id(request.query_params.get("n", "")) if "n" in request.query_params else None
         return reply(await calls.dial_result(_number(request, "call"), _number(request, "step"), params, base,
-                                             dialect, member))
+                                             dialect, member, token))
     if what == "answered":
         await calls.answered(_number(request, "call"), _number(request, "step"), _number(request, "n"))
         return reply(dialect.empty())

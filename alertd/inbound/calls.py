@@ -54,19 +54,25 @@ class InboundCalls:
         # asks every turn, the database is asked only after something changed
         self._next_due = _UNKNOWN
 
-    def url(self, base: str, path: str, **query) -> str:
+    def url(self, base: str, path: str, token=None, **query) -> str:
         """A step's URL under ``base``: the voice webhook's path the call came in on
-        (/twilio/voice, or /providers/NAME/voice), so each step is signed the same way."""
+        (/twilio/voice, or /providers/NAME/voice), so each step is signed the same way.
+        ``token(call_id)``, when given, adds the call's token (``t``) for a provider whose
+        signature does not cover the URL."""
+        if token is not None:
+            query["t"] = token(query["call"])
         return f"{self.config.server.base_url}{base}{path}?{urlencode(query)}"
 
     def _entry(self, call) -> InboundNumber | None:
         return inbound_for(self.config, call["number"])
 
     # --- the call -------------------------------------------------------------
-    async def answer(self, call_sid: str, to: str, caller: str, base: str = TWILIO, dialect=twiml) -> str:
+    async def answer(self, call_sid: str, to: str, caller: str, base: str = TWILIO, dialect=twiml,
+                     token=None) -> str:
         """The answer to a call to ``to``: greeting and the first step, whose URLs are under
-        ``base`` (the path of the voice webhook that was called), in ``dialect``
-        (alertd/providers/inbound_voice.py: TwiML, Plivo XML or Vonage's NCCO)."""
+        ``base`` (the path of the voice webhook that was called; with ``token``'s token of
+        the call), in ``dialect`` (alertd/providers/inbound_voice.py: TwiML, Plivo XML or
+        Vonage's NCCO)."""
         try:
             number = phones.normalize(to)
         except ValueError:
@@ -83,33 +89,34 @@ class InboundCalls:
                                          now.timestamp(), {"source": SOURCE, "created_at": now.timestamp()}, row)
         log.info("inbound call", call_id=call["id"], log_id=call["log_id"], caller=caller, to=number,
                  steps=[s.label for s in steps])
-        return self._at_step(call, entry, call["step"], base, dialect, greeting=entry.greeting)
+        return self._at_step(call, entry, call["step"], base, dialect, greeting=entry.greeting, token=token)
 
     def _at_step(self, call, entry: InboundNumber, step: int, base: str, dialect, greeting: str | None = None,
-                 member: int = 0) -> str:
+                 member: int = 0, token=None) -> str:
         """The answer that rings ``step`` (only its ``member``-th number where the dialect
         rings one at a time), or offers voicemail, or says goodbye, after the last step."""
         steps = json.loads(call["steps"])
+
+        def url(path: str, **query) -> str:
+            return self.url(base, path, token, call=call["id"], **query)
         if step < len(steps):
             numbers = steps[step][1]
             if not dialect.rings_at_once:
                 return dialect.dial([numbers[member]], entry.ring,
-                                    self.url(base, "/dial", call=call["id"], step=step, n=member),
+                                    url("/dial", step=step, n=member),
                                     entry.language, greeting, None, call["number"])
-            answered = [self.url(base, "/answered", call=call["id"], step=step, n=i) for i in range(len(numbers))]
-            return dialect.dial(numbers, entry.ring, self.url(base, "/dial", call=call["id"], step=step),
+            answered = [url("/answered", step=step, n=i) for i in range(len(numbers))]
+            return dialect.dial(numbers, entry.ring, url("/dial", step=step),
                                 entry.language, greeting, answered if len(numbers) > 1 else None, call["number"])
         if entry.voicemail is not None:
             vm = entry.voicemail
             transcribe = vm.transcribe and dialect.transcribes
-            return dialect.voicemail(entry.language, vm.max_length, self.url(base, "/recorded", call=call["id"]),
-                                     self.url(base, "/recording", call=call["id"]),
-                                     self.url(base, "/transcription", call=call["id"]) if transcribe else None,
-                                     vm.prompt, greeting)
+            return dialect.voicemail(entry.language, vm.max_length, url("/recorded"), url("/recording"),
+                                     url("/transcription") if transcribe else None, vm.prompt, greeting)
         return dialect.goodbye(entry.language, greeting=greeting)
 
     async def dial_result(self, call_id: int, step: int, params: dict, base: str = TWILIO, dialect=twiml,
-                          member: int | None = None) -> str:
+                          member: int | None = None, token=None) -> str:
         """After a step's dial: end the call, ring the step's next number (``member``: which one
         was rung, where the dialect rings them one at a time), the next step, or offer voicemail."""
         call = await self.store.reach.get_call(call_id)
@@ -118,7 +125,7 @@ class InboundCalls:
             return dialect.hangup()
         steps = json.loads(call["steps"])
         if step != call["step"] or step >= len(steps):  # a repeated request for a step already left
-            return self._at_step(call, entry, call["step"], base, dialect)
+            return self._at_step(call, entry, call["step"], base, dialect, token=token)
         one_by_one = not dialect.rings_at_once and member is not None and 0 <= member < len(steps[step][1])
         label = steps[step][0]
         dial_status = params.get("DialCallStatus", "")
@@ -142,7 +149,7 @@ class InboundCalls:
         if one_by_one and member + 1 < len(steps[step][1]):
             log.info("inbound step's number unanswered", call_id=call_id, step=step, label=label, member=member,
                      dial_status=dial_status)
-            return self._at_step(call, entry, step, base, dialect, member=member + 1)
+            return self._at_step(call, entry, step, base, dialect, member=member + 1, token=token)
         nxt = step + 1
         log.info("inbound step unanswered", call_id=call_id, step=step, label=label, dial_status=dial_status)
         if nxt < len(steps):
@@ -153,7 +160,7 @@ class InboundCalls:
         else:
             await self.store.reach.update_call(call_id, f"Inbound call from {caller}: nobody answered", step=nxt,
                                     status="missed", ended_at=now)
-        return self._at_step(await self.store.reach.get_call(call_id), entry, nxt, base, dialect)
+        return self._at_step(await self.store.reach.get_call(call_id), entry, nxt, base, dialect, token=token)
 
     async def answered(self, call_id: int, step: int, index: int) -> None:
         """One number of a step that rings several (a group) picked up: remember which."""

@@ -22,6 +22,7 @@ import orjson
 from .speech import phrases
 
 media_type = "application/json"
+signs_url = False  # the JWT covers the body only: step URLs carry a token of the call
 rings_at_once = False  # a connect action rings one endpoint
 transcribes = False
 

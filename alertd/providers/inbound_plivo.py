@@ -15,6 +15,7 @@ from xml.sax.saxutils import escape, quoteattr
 from .speech import phrases
 
 media_type = "application/xml"
+signs_url = True  # the signature covers the URL: the call and step in it
 rings_at_once = True
 transcribes = True  # transcriptionType auto: English only, charged by Plivo
 

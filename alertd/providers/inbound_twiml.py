@@ -16,6 +16,7 @@ from .speech import phrases, voice_for
 
 # how the flow reads the answers (alertd/providers/inbound_voice.py): a document per request
 media_type = "application/xml"
+signs_url = True  # the signature covers the URL: the call and step in it
 rings_at_once = True  # a <Dial> rings all of a step's <Number>s together
 transcribes = True
 

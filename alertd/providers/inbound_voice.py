@@ -4,6 +4,8 @@ each provider's way of answering it: a *dialect*, chosen by the provider's kind.
 A dialect is a module that has:
 
 - ``media_type``: what its answers are (XML, or JSON for Vonage's NCCO);
+- ``signs_url``: whether the provider's signature covers the URL (so the call
+  and step in a step's URL); if not, each step's URL carries a token of the call;
 - ``rings_at_once``: whether one dial rings all of a step's numbers together
   (TwiML, Plivo XML); if not (an NCCO connects to one endpoint), the flow rings
   them one after another, each for the entry's ``ring``;
