@@ -6,6 +6,7 @@ first, so each ``run_once()`` is the only attempt and nothing races it.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from alertd.api.auth import generate_key
 from alertd.clock import FakeClock
 from alertd.store import Store
 from alertd.dispatch.notification import Notification
-from conftest import CALLER_ID, free_socket, twilio_overrides, write_config
+from conftest import CALLER_ID, both_backends, free_socket, twilio_overrides, write_config
 from conftest import sync
 
 NUMBER = "+15551234567"
@@ -233,6 +234,30 @@ def test_the_intent_is_stored_before_the_provider_is_asked(twilio_daemon):
     assert logs[0]["status"] == "queued" and logs[0]["to"] == NUMBER
     t.join(5)
     assert answer["r"].status_code == 200
+
+
+@both_backends
+def test_a_poke_while_the_worker_awaits_the_database_is_not_lost(make_daemon):
+    """stop() and new work poke the worker. A poke that comes while its turn awaits the
+    database (every query does, on PostgreSQL) ends the wait that follows at once, not a
+    second later."""
+    d = make_daemon()
+    outbox = d.daemon.store.outbox
+    original = outbox.next_due_at
+    poked_at = []
+
+    async def next_due_at_with_a_stop_meanwhile():
+        if not poked_at:
+            d.daemon.dispatcher.stop()
+            poked_at.append(time.monotonic())
+        await asyncio.sleep(0)
+        return await original()
+
+    async def stop_meanwhile() -> float:
+        outbox.next_due_at = next_due_at_with_a_stop_meanwhile
+        await asyncio.wait_for(d.daemon._worker, 5)
+        return time.monotonic() - poked_at[0]
+    assert d.run(stop_meanwhile()) < 0.5
 
 
 # --- restarts -------------------------------------------------------------------------
