@@ -103,6 +103,10 @@ class RunningDaemon:
         loop = self.daemon.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
+    def query(self, statement: str, *args) -> list[tuple]:
+        """The rows of one SQL statement on the daemon's database, either backend (fetch_rows)."""
+        return self.run(fetch_rows(self.daemon.store, statement, *args))
+
     def pause_worker(self) -> None:
         """Stop the background worker: the test drives run_once()/run_due() itself."""
         async def stop():
@@ -246,16 +250,18 @@ def run_async(coro):
     return asyncio.run(coro)
 
 
-def query(store, statement: str, *args) -> list[tuple]:
-    """The rows of one SQL statement (``?`` placeholders) on the store's database, either
-    backend: for a test that counts or reads what no store method answers."""
-    if _store_loop is None:
+async def fetch_rows(store, statement: str, *args) -> list[tuple]:
+    """The rows of one SQL statement (``?`` placeholders) through the store's own connection,
+    on either backend: for a test that counts or reads what no store method answers."""
+    if isinstance(store, Store):  # SQLite
         return [tuple(r) for r in store.conn.execute(statement, args).fetchall()]
+    async with store.tx() as tx:
+        return [tuple(r) for r in await tx.fetch(statement, *args)]
 
-    async def fetch():
-        async with store.tx() as tx:
-            return [tuple(r) for r in await tx.fetch(statement, *args)]
-    return sync(fetch())
+
+def query(store, statement: str, *args) -> list[tuple]:
+    """fetch_rows() on a store of the test's own (``backend_store``)."""
+    return sync(fetch_rows(store, statement, *args))
 
 
 @pytest.fixture
