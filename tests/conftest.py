@@ -252,7 +252,8 @@ def run_async(coro):
 
 async def fetch_rows(store, statement: str, *args) -> list[tuple]:
     """The rows of one SQL statement (``?`` placeholders) through the store's own connection,
-    on either backend: for a test that counts or reads what no store method answers."""
+    on either backend, committed: for a test that counts or reads what no store method
+    answers, or sets up a state no store method would write."""
     if isinstance(store, Store):  # SQLite
         return [tuple(r) for r in store.conn.execute(statement, args).fetchall()]
     async with store.tx() as tx:
