@@ -25,7 +25,7 @@ from alertd import config as config_mod  # noqa: E402
 from alertd.api.auth import generate_key  # noqa: E402
 from alertd.runtime.daemon import Daemon  # noqa: E402
 from fake_twilio import FakeTwilio  # noqa: E402
-from pg_fixtures import pg_server, pg_url  # noqa: E402,F401  (PostgreSQL fixtures)
+from pg_fixtures import pg_migrated_url, pg_schema, pg_server, pg_url  # noqa: E402,F401  (PostgreSQL fixtures)
 from alertd.store import Store  # noqa: E402
 from alertd.store.sqlite.batch import run_now  # noqa: E402
 
@@ -150,6 +150,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "postgres: the test's PostgreSQL case (deselect with -m 'not postgres')")
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Where the PostgreSQL cases skipped, say once, at the end, how to run them."""
+    from pg import HOW_TO_RUN
+
+    if any(HOW_TO_RUN in str(r.longrepr) for r in terminalreporter.stats.get("skipped", [])):
+        terminalreporter.write_line(HOW_TO_RUN)
+
+
 class Backend:
     """Which database a test runs on: ``name`` is "sqlite" or "postgres"; ``database`` is what
     the config's ``database:`` gets (None: the default SQLite file in the test's folder)."""
@@ -169,10 +177,11 @@ class Backend:
 def backend(request) -> Backend:
     """Runs the test once per backend (ids [sqlite] and [postgres]). A test opts in by naming
     this fixture, or with ``@both_backends``: then ``make_daemon`` (and ``daemon``,
-    ``twilio_daemon``) and ``backend_store`` use that backend. PostgreSQL is a fresh database
-    on the session's server; without one the [postgres] cases skip, saying how to run them."""
+    ``twilio_daemon``) and ``backend_store`` use that backend. PostgreSQL is a fresh database,
+    already migrated, on the session's server; without one the [postgres] cases skip, saying
+    how to run them."""
     if request.param == "postgres":
-        return Backend("postgres", request.getfixturevalue("pg_url"))
+        return Backend("postgres", request.getfixturevalue("pg_migrated_url"))
     return Backend("sqlite")
 
 
