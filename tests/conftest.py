@@ -25,7 +25,8 @@ from alertd import config as config_mod  # noqa: E402
 from alertd.api.auth import generate_key  # noqa: E402
 from alertd.runtime.daemon import Daemon  # noqa: E402
 from fake_twilio import FakeTwilio  # noqa: E402
-from pg_fixtures import pg_server, pg_url  # noqa: E402,F401  (PostgreSQL fixtures)
+from pg_fixtures import pg_migrated_url, pg_schema, pg_server, pg_url  # noqa: E402,F401  (PostgreSQL fixtures)
+from alertd.store import Store  # noqa: E402
 from alertd.store.sqlite.batch import run_now  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -102,6 +103,10 @@ class RunningDaemon:
         loop = self.daemon.loop
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
+    def query(self, statement: str, *args) -> list[tuple]:
+        """The rows of one SQL statement on the daemon's database, either backend (fetch_rows)."""
+        return self.run(fetch_rows(self.daemon.store, statement, *args))
+
     def pause_worker(self) -> None:
         """Stop the background worker: the test drives run_once()/run_due() itself."""
         async def stop():
@@ -141,12 +146,58 @@ def twilio_overrides(fake: FakeTwilio) -> dict:
                          "api_base_url": fake.base_url, "numbers": [CALLER_ID], "timeout": "2s"}}
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: the test's PostgreSQL case (deselect with -m 'not postgres')")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Where the PostgreSQL cases skipped, say once, at the end, how to run them."""
+    from pg import HOW_TO_RUN
+
+    if any(HOW_TO_RUN in str(r.longrepr) for r in terminalreporter.stats.get("skipped", [])):
+        terminalreporter.write_line(HOW_TO_RUN)
+
+
+class Backend:
+    """Which database a test runs on: ``name`` is "sqlite" or "postgres"; ``database`` is what
+    the config's ``database:`` gets (None: the default SQLite file in the test's folder)."""
+
+    def __init__(self, name: str, database: str | None = None):
+        self.name, self.database = name, database
+
+    @property
+    def postgres(self) -> bool:
+        return self.name == "postgres"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request) -> Backend:
+    """Runs the test once per backend (ids [sqlite] and [postgres]). A test opts in by naming
+    this fixture, or with ``@both_backends``: then ``make_daemon`` (and ``daemon``,
+    ``twilio_daemon``) and ``backend_store`` use that backend. PostgreSQL is a fresh database,
+    already migrated, on the session's server; without one the [postgres] cases skip, saying
+    how to run them."""
+    if request.param == "postgres":
+        return Backend("postgres", request.getfixturevalue("pg_migrated_url"))
+    return Backend("sqlite")
+
+
+both_backends = pytest.mark.usefixtures("backend")
+
+
 @pytest.fixture
-def make_daemon(tmp_path):
-    """make_daemon(overrides=None, clock=None) -> RunningDaemon; stopped at teardown."""
+def make_daemon(request, tmp_path):
+    """make_daemon(overrides=None, clock=None) -> RunningDaemon; stopped at teardown. On the
+    test's ``backend`` when it names one (every daemon of the test on the one database)."""
     started: list[RunningDaemon] = []
+    database = request.getfixturevalue("backend").database if "backend" in request.fixturenames else None
 
     def make(overrides: dict | None = None, clock=None, folder: Path | None = None) -> RunningDaemon:
+        if database and "database" not in (overrides or {}):
+            overrides = {**(overrides or {}), "database": database}
         d = RunningDaemon(folder or tmp_path, overrides, clock)
         started.append(d)
         return d
@@ -186,7 +237,67 @@ def structlog_output():
     structlog.reset_defaults()
 
 
+# The loop of the PostgreSQL store ``backend_store`` opened, while it is open: its pool's
+# connections belong to that loop, so sync() runs the store's coroutines there.
+_store_loop: asyncio.AbstractEventLoop | None = None
+
+
 def sync(coro):
-    """The result of a store coroutine on SQLite, from a test's own thread: SQLite's
-    methods never wait on anything, so they run to their end here, without a loop."""
+    """The result of a store coroutine, from a test's own thread. On SQLite its methods never
+    wait on anything, so they run to their end here, without a loop; on PostgreSQL
+    (``backend_store``) the coroutine runs on the store's own loop."""
+    if _store_loop is not None:
+        return asyncio.run_coroutine_threadsafe(coro, _store_loop).result(30)
     return run_now(coro)
+
+
+def run_async(coro):
+    """The result of a coroutine that may wait (yield to the loop, sleep) and uses the
+    test's store: asyncio.run on SQLite, the PostgreSQL store's loop on PostgreSQL."""
+    if _store_loop is not None:
+        return asyncio.run_coroutine_threadsafe(coro, _store_loop).result(30)
+    return asyncio.run(coro)
+
+
+async def fetch_rows(store, statement: str, *args) -> list[tuple]:
+    """The rows of one SQL statement (``?`` placeholders) through the store's own connection,
+    on either backend, committed: for a test that counts or reads what no store method
+    answers, or sets up a state no store method would write."""
+    if isinstance(store, Store):  # SQLite
+        return [tuple(r) for r in store.conn.execute(statement, args).fetchall()]
+    async with store.tx() as tx:
+        return [tuple(r) for r in await tx.fetch(statement, *args)]
+
+
+def query(store, statement: str, *args) -> list[tuple]:
+    """fetch_rows() on a store of the test's own (``backend_store``)."""
+    return sync(fetch_rows(store, statement, *args))
+
+
+@pytest.fixture
+def backend_store(backend, tmp_path):
+    """A store of its own on the test's ``backend`` (no daemon): a SQLite file in tmp_path, or
+    the test's PostgreSQL database, migrated, its pool on a loop in a thread of its own.
+    ``sync(store.logs.get(1))`` works on either."""
+    global _store_loop
+    if not backend.postgres:
+        store = Store(tmp_path / "alertd.db")
+        yield store
+        store.close()
+        return
+    from alertd.store.postgres.store import PostgresStore
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    store = PostgresStore.at(backend.database, "test", min_size=1, max_size=4)
+    asyncio.run_coroutine_threadsafe(store.open(), loop).result(30)
+    _store_loop = loop
+    try:
+        yield store
+    finally:
+        _store_loop = None
+        asyncio.run_coroutine_threadsafe(store.disconnect(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

@@ -2,10 +2,12 @@
 permanent failure, concurrency, and recovery after a stop or a kill -9.
 
 Tests that drive retries by hand use a FakeClock and stop the background worker
-first, so each ``run_once()`` is the only attempt and nothing races it.
+first, so each ``run_once()`` is the only attempt and nothing races it. Every test
+runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -18,13 +20,14 @@ import requests
 
 from alertd.api.auth import generate_key
 from alertd.clock import FakeClock
-from alertd.store import Store
 from alertd.dispatch.notification import Notification
-from conftest import CALLER_ID, free_socket, twilio_overrides, write_config
+from conftest import CALLER_ID, both_backends, free_socket, twilio_overrides, write_config
 from conftest import sync
 
 NUMBER = "+15551234567"
 OTHER = "+15559876543"
+
+pytestmark = both_backends
 
 
 def pause_worker(d) -> None:
@@ -235,6 +238,29 @@ def test_the_intent_is_stored_before_the_provider_is_asked(twilio_daemon):
     assert answer["r"].status_code == 200
 
 
+def test_a_poke_while_the_worker_awaits_the_database_is_not_lost(make_daemon):
+    """stop() and new work poke the worker. A poke that comes while its turn awaits the
+    database (every query does, on PostgreSQL) ends the wait that follows at once, not a
+    second later."""
+    d = make_daemon()
+    outbox = d.daemon.store.outbox
+    original = outbox.next_due_at
+    poked_at = []
+
+    async def next_due_at_with_a_stop_meanwhile():
+        if not poked_at:
+            d.daemon.dispatcher.stop()
+            poked_at.append(time.monotonic())
+        await asyncio.sleep(0)
+        return await original()
+
+    async def stop_meanwhile() -> float:
+        outbox.next_due_at = next_due_at_with_a_stop_meanwhile
+        await asyncio.wait_for(d.daemon._worker, 5)
+        return time.monotonic() - poked_at[0]
+    assert d.run(stop_meanwhile()) < 0.5
+
+
 # --- restarts -------------------------------------------------------------------------
 
 def test_a_queued_delivery_resumes_after_a_restart_exactly_once(make_daemon, fake_twilio, tmp_path):
@@ -271,17 +297,17 @@ def test_a_delivery_in_flight_when_the_daemon_died_resumes_after_a_restart(make_
     assert len(fake_twilio.calls) == 1 and len(fake_twilio.messages) == 1
 
 
-def test_an_accepted_request_survives_kill_9(make_daemon, fake_twilio, tmp_path):
+def test_an_accepted_request_survives_kill_9(make_daemon, fake_twilio, tmp_path, backend, backend_store):
     """A real `alertd run` is killed with SIGKILL after answering 'queued'; the next daemon delivers."""
     overrides = {**twilio_overrides(fake_twilio), "dispatch": {"backoff_base": "1h", "backoff_max": "1h"}}
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    config = write_config(tmp_path, port, overrides)
+    # the process reads the config's database: the test's one (alertd.db in tmp_path on SQLite)
+    on = {"database": backend.database} if backend.postgres else {}
+    config = write_config(tmp_path, port, {**overrides, **on})
     key, prefix, digest = generate_key()
-    store = Store(tmp_path / "alertd.db")
-    sync(store.keys.create("ops", prefix, digest, time.time()))
-    store.close()
+    sync(backend_store.keys.create("ops", prefix, digest, time.time()))
     out = (tmp_path / "alertd.out").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "alertd", "run", "-c", str(config)], stdout=out, stderr=out)
     try:

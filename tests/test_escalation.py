@@ -3,7 +3,7 @@ unanswered calls, escalation steps, SMS and API acknowledgement, restarts.
 
 Real daemon over loopback, the real twilio library against FakeTwilio, signed
 callbacks; a FakeClock and a paused worker so each follow-up runs when the
-test says (no sleeps waiting for schedules).
+test says (no sleeps waiting for schedules). Every test runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import textwrap
 import pytest
 
 from alertd.clock import FakeClock
-from conftest import CALLER_ID, twilio_overrides
-from conftest import sync
+from conftest import CALLER_ID, both_backends, twilio_overrides
 
 A, B = "+15551234567", "+15559876543"
 SECONDARY = "+15551230003"  # oncall_secondary in conftest's config
+
+pytestmark = both_backends
 
 
 def paused(make_daemon, fake_twilio, **overrides):
@@ -28,14 +29,6 @@ def paused(make_daemon, fake_twilio, **overrides):
 
 @pytest.fixture
 def d(make_daemon, fake_twilio):
-    return paused(make_daemon, fake_twilio)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def d_both(request, make_daemon, fake_twilio):
-    """``d`` on each backend."""
-    if request.param == "postgresql":
-        return paused(make_daemon, fake_twilio, database=request.getfixturevalue("pg_url"))
     return paused(make_daemon, fake_twilio)
 
 
@@ -184,7 +177,7 @@ def test_escalation_due_while_the_daemon_was_down_runs_once_at_start(make_daemon
     first.fake = fake_twilio
     first.pause_worker()
     notify(first, to=A, escalate=[{"after": "5m", "to": [SECONDARY]}])
-    first.stop()  # like a kill: the step is only in SQLite now
+    first.stop()  # like a kill: the step is only in the database now
     clock.advance(600)
     second = make_daemon(twilio_overrides(fake_twilio), clock=clock, folder=tmp_path)
     second.fake = fake_twilio
@@ -223,8 +216,7 @@ def test_rule_with_retry_and_escalation_stores_both(make_daemon, fake_twilio, tm
     assert all("System billing is down" in c.form["Twiml"] for c in d.fake.calls)
 
 
-def test_a_final_status_callback_delivered_three_times_places_one_retry(d_both):
-    d = d_both
+def test_a_final_status_callback_delivered_three_times_places_one_retry(d):
     (call,) = notify(d, to=A, retry={"times": 1, "every": "30s"})
     for _ in range(3):  # Twilio retries deliveries, and a captured request can be replayed (no timestamp)
         status, _ = d.fake.complete_call(call["call_sid"], "no-answer")

@@ -1,11 +1,14 @@
 """Group commit (alertd/store/sqlite/batch.py): concurrent writes share one transaction,
-each caller still learns of its own failure, and nothing is answered ok unstored."""
+each caller still learns of its own failure, and nothing is answered ok unstored. The
+unit tests are SQLite's batching (a second sqlite3 connection sees what was committed);
+the daemon's test runs on both backends."""
 import asyncio
 import sqlite3
 
 import pytest
 
 from alertd.store import Store, StoreError, StoreUnavailable
+from conftest import both_backends
 
 
 @pytest.fixture
@@ -94,10 +97,12 @@ def test_later_writes_of_a_batch_see_the_earlier_ones(store):
     assert asyncio.run(go()) == [1, 2, 3, 4, 5]
 
 
+@both_backends
 def test_concurrent_notify_requests_are_all_stored_with_fewer_commits_than_requests(daemon):
-    """32 requests at once through the real API: every one answered ok is in the
-    log with its own log_id, each written through the group commit (whether two
-    share a commit depends on timing; the unit tests above pin the batching)."""
+    """32 requests at once through the real API, on each backend: every one answered ok
+    is in the log with its own log_id, each written through the group commit (whether
+    two share a commit depends on timing; the unit tests above pin SQLite's batching,
+    tests/test_pg_store.py PostgreSQL's)."""
     import concurrent.futures
 
     group = daemon.daemon.store.batch

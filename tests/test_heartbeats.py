@@ -1,21 +1,27 @@
 """Heartbeats in a running daemon: pings over real HTTP (GET, HEAD, POST), deadlines under
 a FakeClock (the timer is ticked on the daemon's loop, nothing sleeps on a deadline),
 notifications through the rules' path, the restart case, pause, ping keys and slugs.
+Every test runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 import requests
 
 from alertd.clock import FakeClock
 from alertd.store.sqlite.heartbeats import KEEP_PINGS
+from conftest import both_backends
+
+pytestmark = both_backends
 
 UUID = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
 PRIMARY, SECONDARY = "+15551230002", "+15551230003"
@@ -44,9 +50,15 @@ def write_rules(folder: Path, text: str = RULE, name: str = "backup.yaml") -> No
     (folder / "rules" / name).write_text(textwrap.dedent(text))
 
 
-def start(make_daemon, folder: Path, clock: FakeClock, text: str = RULE):
+def start(make_daemon, folder: Path, clock: FakeClock, text: str = RULE, timer: bool = True):
+    """A daemon with the rules of ``text``. ``timer=False``: its heartbeat timer stopped, for a
+    test that ticks deadlines itself; the timer, woken by a ping, could still be in its turn
+    when the test moves the clock and tick first (on PostgreSQL a turn awaits the database)."""
     write_rules(folder, text)
-    return make_daemon(clock=clock, folder=folder)
+    d = make_daemon(clock=clock, folder=folder)
+    if not timer:
+        d.run(d.daemon.heartbeats.stop())
+    return d
 
 
 def ping(d, path: str, method: str = "GET", **kwargs) -> requests.Response:
@@ -141,7 +153,7 @@ def test_pings_of_a_busy_check_are_bounded_and_counted(make_daemon, tmp_path):
 # --- states, flips and notifications -------------------------------------------------
 def test_no_ping_in_time_notifies_once_and_back_up_notifies_resolved(make_daemon, tmp_path):
     clock = FakeClock(T0)
-    d = start(make_daemon, tmp_path, clock)
+    d = start(make_daemon, tmp_path, clock, timer=False)
     assert ping(d, UUID).text == "OK"
     assert check(d)["down_at"] == (T0 + timedelta(minutes=70)).timestamp()
     clock.advance(timedelta(minutes=69, seconds=59))
@@ -207,7 +219,7 @@ def test_rid_times_two_overlapping_runs_apart(make_daemon, tmp_path):
 
 def test_a_run_longer_than_grace_goes_down(make_daemon, tmp_path):
     clock = FakeClock(T0)
-    d = start(make_daemon, tmp_path, clock)
+    d = start(make_daemon, tmp_path, clock, timer=False)
     ping(d, UUID)
     clock.advance(60)
     ping(d, f"{UUID}/start")
@@ -236,12 +248,46 @@ def test_a_notification_owed_at_a_stop_is_sent_at_the_next_start(make_daemon, tm
     clock = FakeClock(T0)
     d = start(make_daemon, tmp_path, clock)
     ping(d, UUID)
+    d.run(d.daemon.heartbeats.stop())  # the test's tick is the one (start's timer=False says why)
     clock.advance(timedelta(hours=2))
     d.run(_tick_only(d))  # the flip is stored, then alertd stops before notifying
     d.stop()
     d2 = make_daemon(clock=clock, folder=tmp_path)
     d2.wait_until(lambda: texts(d2) and not hb_table(d2, "owed_flips"), what="the owed notice")
     assert len(texts(d2)) == 1
+
+
+def test_a_poke_while_the_timer_awaits_the_database_is_not_lost(make_daemon, tmp_path):
+    """A ping with a sooner deadline (or a pause) pokes the timer. A poke that comes while
+    its turn awaits the database (every query does, on PostgreSQL) starts the next turn at
+    once, not after MAX_WAIT."""
+    d = start(make_daemon, tmp_path, FakeClock(T0))
+    table = d.daemon.heartbeats.store.heartbeats
+    original = table.next_due
+    turns = []
+
+    async def next_due_with_a_poke_meanwhile():
+        turns.append(time.monotonic())
+        if len(turns) == 1:
+            d.daemon.heartbeats.poke()
+            await asyncio.sleep(0)
+        return await original()
+
+    async def patch():
+        table.next_due = next_due_with_a_poke_meanwhile
+        d.daemon.heartbeats.poke()
+    d.run(patch())
+    d.wait_until(lambda: len(turns) >= 2, timeout=3, what="the turn the poke asked for")
+    assert turns[1] - turns[0] < 1
+
+
+@pytest.mark.parametrize("attempt", range(4))
+def test_stop_ends_the_timer_right_after_a_ping(make_daemon, tmp_path, attempt):
+    """The ping pokes the timer into a turn; a stop at that moment ends it all the same
+    (a cancellation the timer's wait or the database driver swallowed left it running)."""
+    d = start(make_daemon, tmp_path, FakeClock(T0))
+    assert ping(d, UUID).text == "OK"
+    d.run(d.daemon.heartbeats.stop(), timeout=3)
 
 
 async def _tick_only(d):
@@ -298,7 +344,7 @@ def cli(d, *args: str) -> subprocess.CompletedProcess:
 
 def test_pause_holds_notifications_and_the_next_success_resumes(make_daemon, tmp_path):
     clock = FakeClock(T0)
-    d = start(make_daemon, tmp_path, clock)
+    d = start(make_daemon, tmp_path, clock, timer=False)
     ping(d, UUID)
     done = cli(d, "heartbeats", "pause", "nightly-backup")
     assert done.returncode == 0, done.stderr
@@ -329,9 +375,9 @@ def test_ping_key_and_slug_reach_the_check_and_a_revoked_key_does_not(make_daemo
     made = cli(d, "keys", "create", "--ping", "--name", "cron-box")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
-    # stored as its hash only (reading the file itself would drop the daemon's POSIX locks on it)
-    with sqlite3.connect(str(d.config.database)) as conn:
-        stored = [tuple(r) for r in conn.execute("SELECT * FROM ping_keys")]
+    # stored as its hash only (read through the daemon's own connection: another one to the
+    # SQLite file would drop the daemon's POSIX locks on it when it closes)
+    stored = d.query("SELECT * FROM ping_keys")
     assert key.startswith("pk_") and key not in repr(stored)
     assert hashlib.sha256(key.encode()).hexdigest() in repr(stored)
     assert ping(d, f"{key}/nightly-backup").text == "OK"
@@ -393,8 +439,7 @@ def test_many_deadlines_missed_while_stopped_are_each_noticed_once_in_batches(ma
         f"    notify: {{to: oncall_primary, action_type: sms, message: 'job-{i} {{{{ event.reason }}}}'}}\n"
         for i in range(5))
     d = start(make_daemon, tmp_path, clock, text)
-    with sqlite3.connect(str(d.config.database)) as conn:
-        uuids = [u for (u,) in conn.execute("SELECT uuid FROM heartbeats ORDER BY rule_id")]
+    uuids = [u for (u,) in d.query("SELECT uuid FROM heartbeats ORDER BY rule_id")]
     for u in uuids:
         ping(d, u)
     d.stop()

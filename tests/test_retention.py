@@ -1,4 +1,5 @@
-"""Retention: history older than `retention` is pruned in small batches; pending work never is."""
+"""Retention: history older than `retention` is pruned in small batches; pending work never is.
+The store's tests and the daemon's run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ from alertd.dispatch.callbacks import CallbackHandler
 from alertd.clock import FakeClock
 from alertd.store import Store
 from alertd.dispatch.notification import Notification
-from conftest import sync
+from conftest import both_backends, query, run_async, sync
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -20,10 +21,8 @@ OLD, RECENT = NOW - 100 * DAY, NOW - 1 * DAY
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "alertd.db")
-    yield s
-    s.close()
+def store(backend_store):
+    return backend_store
 
 
 def notify(store: Store, at: float, *, outcome: str | None = "sent", channel: str = "sms", spec=None,
@@ -40,11 +39,11 @@ def notify(store: Store, at: float, *, outcome: str | None = "sent", channel: st
 
 
 def count(store: Store, table: str) -> int:
-    return store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return query(store, f"SELECT COUNT(*) FROM {table}")[0][0]
 
 
 def prune(store: Store, batch: int = 500) -> dict:
-    return asyncio.run(retention.prune(store, NOW, timedelta(days=90), batch=batch))
+    return run_async(retention.prune(store, NOW, timedelta(days=90), batch=batch))
 
 
 def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store):
@@ -62,7 +61,7 @@ def test_rows_older_than_retention_go_with_their_outbox_items_and_triggers(store
     assert [r["log_id"] for r in sync(store.logs.list(limit=100))] == [r.log_id for r in reversed(recent)]
     assert all(sync(store.logs.get(r.log_id)) is None and sync(store.logs.trigger(r.trigger_id)) is None for r in old)
     assert count(store, "outbox") == 3 and count(store, "triggers") == 3
-    assert [e["payload"] for e in store.conn.execute("SELECT payload FROM events")] == ['{"i": "recent"}']
+    assert query(store, "SELECT payload FROM events") == [('{"i": "recent"}',)]
 
 
 def test_status_callbacks_go_with_their_log_rows(store):
@@ -73,7 +72,7 @@ def test_status_callbacks_go_with_their_log_rows(store):
             assert sync(handler.sms_status(row.log_id, "SM1", status))
 
     assert prune(store)["callbacks"] == 2
-    assert [(r[0], r[1]) for r in store.conn.execute("SELECT log_id, status FROM status_callbacks ORDER BY id")] \
+    assert query(store, "SELECT log_id, status FROM status_callbacks ORDER BY id") \
         == [(recent.log_id, "sent"), (recent.log_id, "delivered")]
 
 
@@ -94,7 +93,7 @@ def test_an_outbox_item_still_pending_is_never_pruned(store):
     for row in (waiting, retrying, both):
         assert sync(store.logs.get(row.log_id)) is not None
         assert sync(store.logs.trigger(row.trigger_id)) is not None
-    pending = store.conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+    (pending,), = query(store, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
     assert pending == 3 and count(store, "outbox") == 4  # the row's sent call stays with its pending SMS
     # once sent, they go at the next run
     for oid, row in ((waiting.items[0][0], waiting), (retrying.items[0][0], retrying), (sms, both)):
@@ -147,7 +146,7 @@ def test_pruning_yields_to_the_event_loop_between_batches(store):
         await other
         return totals, turns
 
-    totals, turns = asyncio.run(run())
+    totals, turns = run_async(run())
     assert totals["logs"] == 40 and totals["events"] == 40
     # 8 full batches and an empty one, for logs and events; no groups, inbound calls or shift notices
     assert totals["batches"] == 9 + 9 + 1 + 1
@@ -162,21 +161,21 @@ def test_nothing_to_prune_is_one_cheap_statement_per_kind(store):
 
 def test_rule_groups_sent_before_the_cutoff_go_and_open_ones_stay(store):
     def group(state: str, done_at: float | None) -> int:
-        with store.tx() as c:
-            gid = c.execute("INSERT INTO rule_groups (rule_id, group_key, first_at, due_at, events, state, done_at)"
-                            " VALUES ('am', '[]', ?, ?, 1, ?, ?)", (OLD, OLD, state, done_at)).lastrowid
-            c.execute("INSERT INTO rule_group_events (group_id, event) VALUES (?, '{}')", (gid,))
+        (gid,), = query(store, "INSERT INTO rule_groups (rule_id, group_key, first_at, due_at, events, state, done_at)"
+                               " VALUES ('am', '[]', ?, ?, 1, ?, ?) RETURNING group_id", OLD, OLD, state, done_at)
+        query(store, "INSERT INTO rule_group_events (group_id, event) VALUES (?, '{}')", gid)
         return gid
     old_sent, recent_sent, pending = group("sent", OLD), group("sent", RECENT), group("pending", None)
     counts = prune(store)
     assert counts["groups"] == 1
-    left = [r[0] for r in store.conn.execute("SELECT group_id FROM rule_groups ORDER BY group_id")]
+    left = [r[0] for r in query(store, "SELECT group_id FROM rule_groups ORDER BY group_id")]
     assert left == [recent_sent, pending]
-    assert [r[0] for r in store.conn.execute("SELECT DISTINCT group_id FROM rule_group_events ORDER BY 1")] == \
+    assert [r[0] for r in query(store, "SELECT DISTINCT group_id FROM rule_group_events ORDER BY 1")] == \
         [recent_sent, pending]
     assert old_sent not in left
 
 
+@both_backends
 def test_the_daemon_schedules_the_daily_job(daemon):
     d = daemon.daemon
     assert retention.JOB_ID not in d.scheduler.jobs()  # jobs() lists the rules' jobs only
@@ -188,7 +187,7 @@ def test_the_daemon_schedules_the_daily_job(daemon):
     # the job itself, run now on the daemon's loop
     assert daemon.notify({"to": "+15551234567", "message": "kept: recent"}).status_code == 200
     daemon.run(retention.run(d))
-    assert len(sync(d.store.logs.list())) == 1
+    assert len(daemon.run(d.store.logs.list())) == 1
 
 
 @pytest.mark.parametrize("value, expected", [

@@ -1,5 +1,6 @@
 """On-call rotations: who is on call at the shift boundaries and on the DST days,
-overrides and their expiry, the resolver the rules engine uses, and the CLI."""
+overrides and their expiry, the resolver the rules engine uses, and the CLI. The tests
+of the overrides' store and of a daemon run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ from freezegun import freeze_time
 from alertd import cli, oncall
 from alertd.clock import FakeClock, SystemClock
 from alertd.config import Config, Rotation
-from alertd.store import Store
-from conftest import sync
+from conftest import both_backends, sync
 
 NY = ZoneInfo("America/New_York")
 UTC = timezone.utc
@@ -151,10 +151,9 @@ def config() -> Config:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "alertd.db")
-    yield s
-    s.close()
+def store(backend_store):
+    """The overrides' store, on each backend."""
+    return backend_store
 
 
 def test_resolve_rotation_gives_the_on_call_number_and_honours_a_stored_override(config, store):
@@ -307,6 +306,7 @@ rules:
 """
 
 
+@both_backends
 def test_a_rule_sends_to_whoever_is_on_call_at_the_moment_of_sending(make_daemon, tmp_path):
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "door.yaml").write_text(RULE)

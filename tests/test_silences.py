@@ -1,4 +1,5 @@
-"""Silences: the API, the CLI, and what a silenced notification leaves in the trigger log."""
+"""Silences: the API, the CLI, and what a silenced notification leaves in the trigger log.
+The tests of a daemon or a store run on SQLite and on PostgreSQL (the ``backend`` fixture)."""
 from __future__ import annotations
 
 import os
@@ -11,8 +12,7 @@ import pytest
 from alertd.dispatch import silences
 from alertd.clock import FakeClock
 from alertd.dispatch.notification import failed, notification
-from alertd.store import Store
-from conftest import sync
+from conftest import both_backends, sync
 
 START = datetime(2026, 1, 5, 14, 0, tzinfo=timezone.utc)  # 09:00 in the tests' America/New_York
 NUMBER = "+15551234567"
@@ -25,7 +25,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def d(make_daemon, clock):
+def d(make_daemon, clock, backend):
     return make_daemon({"provider": {"simulate_press": False}}, clock=clock)
 
 
@@ -154,9 +154,7 @@ def test_a_silenced_recipient_is_logged_silenced_with_the_silence_id_and_not_cal
         "silenced", silence_id, "nagios", "Disk full")
     assert log_of(d, calls[OTHER]["log_id"])["silence_id"] is None
     assert sent_to(d) == [OTHER]
-    outbox = d.daemon.store.conn.execute("SELECT COUNT(*) FROM outbox WHERE log_id = ?",
-                                         (calls[NUMBER]["log_id"],)).fetchone()[0]
-    assert outbox == 0
+    assert d.query("SELECT COUNT(*) FROM outbox WHERE log_id = ?", calls[NUMBER]["log_id"]) == [(0,)]
 
 
 def test_a_trigger_whose_every_recipient_is_silenced_still_answers_ok(d):
@@ -202,6 +200,7 @@ rules:
 """
 
 
+@both_backends
 def test_a_silence_by_rule_id_holds_back_that_rules_notifications_from_a_webhook(make_daemon, tmp_path, clock):
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "door.yaml").write_text(DOOR)
@@ -223,10 +222,8 @@ def test_a_silence_by_rule_id_holds_back_that_rules_notifications_from_a_webhook
 
 # --- match() and hold_back() on their own ----------------------------------------------------
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "alertd.db")
-    yield s
-    s.close()
+def store(backend_store):
+    return backend_store
 
 
 def make(store, **fields) -> str:
@@ -270,6 +267,7 @@ def alertd(*args: str) -> subprocess.CompletedProcess:
                           env=env)
 
 
+@both_backends
 def test_cli_add_list_remove(make_daemon):
     d = make_daemon()  # the real clock: the CLI reads it too
     cfg = str(d.config_path)
@@ -324,7 +322,7 @@ def test_a_silence_past_the_maximum_is_refused_naming_the_field_and_nothing_is_s
     r = silence(d, {"rule_id": "door", "reason": "forever", **body})
     assert r.status_code == 400, r.text
     assert r.json()["error"].startswith(error), r.json()
-    assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM silences").fetchone()[0] == 0
+    assert d.query("SELECT COUNT(*) FROM silences") == [(0,)]
     assert active(d) == []
 
 
@@ -334,6 +332,7 @@ def test_a_silence_of_exactly_the_maximum_is_made(d):
     assert r.json()["silence"]["ends_at"] == "2027-01-05T14:00:00.000Z"
 
 
+@both_backends
 def test_listings_never_crash_on_a_stored_silence_past_year_9999(make_daemon):
     from test_ui_auth import add_user, csrf_of, login
 

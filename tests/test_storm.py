@@ -4,6 +4,7 @@ and rule groups that turn a burst of events into one notification.
 Real daemon over loopback, the real twilio library against FakeTwilio; a
 FakeClock and a paused worker, so the test says when the outbox worker
 (``dispatcher.run_once``), follow-ups and groups (``runner.groups.run_due``) run.
+Every test of a daemon runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from alertd import config as config_mod
 from alertd.dispatch import storm
 from alertd.clock import FakeClock
-from conftest import twilio_overrides, write_config
+from conftest import both_backends, twilio_overrides, write_config
 from conftest import sync
 
 A, B = "+15551234567", "+15559876543"
@@ -31,7 +32,7 @@ def start(make_daemon, fake_twilio, overrides=None, clock=None, folder=None):
 
 
 @pytest.fixture
-def d(make_daemon, fake_twilio):
+def d(make_daemon, fake_twilio, backend):
     return start(make_daemon, fake_twilio, LIMITS)
 
 
@@ -65,6 +66,7 @@ def worker(d) -> int:
 
 
 # --- per-number limits ---------------------------------------------------------------------------
+@both_backends
 def test_limits_are_off_by_default(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio)
     statuses = [notify(d, message=f"alert {k}")["status"] for k in range(8)]
@@ -151,6 +153,7 @@ def test_a_retry_goes_out_even_when_the_window_is_full(d):
     assert len(calls_to(d, A)) == 4 and "first" in calls_to(d, A)[-1].form["Twiml"]
 
 
+@both_backends
 def test_a_summary_waits_when_a_call_it_counted_on_went_out_late(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "per": "15m"}}})
     d.fake.script(A, [("http", 429, 1)])
@@ -166,6 +169,7 @@ def test_a_summary_waits_when_a_call_it_counted_on_went_out_late(make_daemon, fa
     assert worker(d) == 1 and "1 more alert: second" in calls_to(d, A)[-1].form["Twiml"]
 
 
+@both_backends
 def test_a_call_still_unsent_from_before_the_window_counts_as_going_out_now(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "per": "15m"}}})
     d.fake.script(A, [("http", 429, 1)])
@@ -174,6 +178,7 @@ def test_a_call_still_unsent_from_before_the_window_counts_as_going_out_now(make
     assert notify(d, message="second")["status"] == "throttled"
 
 
+@both_backends
 def test_call_and_sms_limits_are_separate(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 2, "per": "10m"}}})
     assert notify(d, message="c1")["status"] == "initiated"
@@ -190,6 +195,7 @@ def test_call_and_sms_limits_are_separate(make_daemon, fake_twilio):
     assert sms_to(d, A)[-1].form["Body"] == "1 more alert: s2"
 
 
+@both_backends
 def test_a_both_row_counts_for_calls_and_sms_and_is_folded_only_where_over(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 5, "per": "10m"}}})
     assert notify(d, message="one", action_type="both")["status"] == "initiated"
@@ -203,6 +209,7 @@ def test_a_both_row_counts_for_calls_and_sms_and_is_folded_only_where_over(make_
         ["initiated"] * 3 + ["throttled"]
 
 
+@both_backends
 def test_sms_limit_without_a_call_limit_leaves_calls_alone(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"sms": 1}}})
     assert [notify(d, message=f"c{k}")["status"] for k in range(5)] == ["initiated"] * 5
@@ -280,6 +287,7 @@ def test_a_silence_added_after_the_fold_holds_the_summary_back(d):
     assert d.run(d.daemon.store.logs.get(summary_id))["silence_id"] == r.json()["silence_id"]
 
 
+@both_backends
 def test_a_both_alert_over_both_limits_is_in_both_summaries_and_each_tells_only_what_is_open(make_daemon,
                                                                                            fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 1, "per": "10m"}}})
@@ -297,6 +305,7 @@ def test_a_both_alert_over_both_limits_is_in_both_summaries_and_each_tells_only_
     assert "1 more alert: BOTH-ALERT" in calls_to(d, A)[-1].form["Twiml"]
 
 
+@both_backends
 def test_acknowledging_the_sms_summary_acknowledges_a_both_alert_folded_into_it(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "sms": 1, "per": "10m"}}})
     notify(d, message="first", action_type="both")
@@ -324,6 +333,7 @@ def test_a_summary_retried_after_a_provider_error_leaves_out_what_was_acknowledg
     assert len(calls_to(d, A)) == 3
 
 
+@both_backends
 def test_a_pending_summary_survives_a_restart(make_daemon, fake_twilio, tmp_path):
     clock = FakeClock()
     first = start(make_daemon, fake_twilio, LIMITS, clock=clock)
@@ -367,6 +377,7 @@ def test_bad_limits_are_refused_with_the_key(tmp_path, limits, error):
 
 
 # --- the provider's pace ---------------------------------------------------------------------------
+@both_backends
 def test_with_every_provider_slot_busy_the_api_hands_new_sends_to_the_worker_at_once(make_daemon, fake_twilio):
     d = start(make_daemon, fake_twilio, {"provider": {**twilio_overrides(fake_twilio)["provider"],
                                                       "max_concurrency": 1}})
@@ -418,7 +429,7 @@ def flush(d) -> int:
 
 
 @pytest.fixture
-def g(make_daemon, fake_twilio, tmp_path):
+def g(make_daemon, fake_twilio, tmp_path, backend):
     rule_file(tmp_path)
     return start(make_daemon, fake_twilio)
 
@@ -437,6 +448,7 @@ def test_fifty_alerts_in_one_payload_become_one_call_naming_the_count_and_the_fi
     assert flush(g) == 0 and len(g.fake.calls) == 1
 
 
+@both_backends
 def test_a_template_that_uses_group_gets_count_and_events(make_daemon, fake_twilio, tmp_path):
     rule_file(tmp_path, message="\"{% if group %}{{ group.count }} instances down, first "
                                 "{{ group.events[0].labels.instance }}{% else %}{{ event.labels.instance }} down"
@@ -483,6 +495,7 @@ def test_events_after_the_wait_open_the_next_group_and_resolved_ones_group_apart
     assert len(g.fake.calls) == 3
 
 
+@both_backends
 def test_a_pending_group_survives_a_restart_and_is_sent_once(make_daemon, fake_twilio, tmp_path):
     rule_file(tmp_path)
     clock = FakeClock()
@@ -504,12 +517,13 @@ def test_a_group_interrupted_after_its_trigger_was_stored_is_not_sent_again(g):
     assert flush(g) == 1
     (grp,) = g.run(g.daemon.store.groups.get_groups("instance-down"))
     assert grp["state"] == "sent"
-    with g.daemon.store.tx() as c:  # as if stopped between the send and the mark
-        c.execute("UPDATE rule_groups SET state = 'sending' WHERE group_id = ?", (grp["group_id"],))
+    # as if stopped between the send and the mark
+    g.query("UPDATE rule_groups SET state = 'sending' WHERE group_id = ?", grp["group_id"])
     g.daemon.runner.groups._released = False
     assert flush(g) == 1 and len(g.fake.calls) == 1
 
 
+@both_backends
 def test_grouped_notifications_are_subject_to_the_limits(make_daemon, fake_twilio, tmp_path):
     rule_file(tmp_path)
     d = start(make_daemon, fake_twilio, {"limits": {"per_number": {"calls": 1, "per": "15m"}}})

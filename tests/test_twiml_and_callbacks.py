@@ -1,5 +1,6 @@
 """What Twilio is told to say, and what Twilio tells alertd back (status, press of 1),
-through the real twilio library and FakeTwilio over real sockets."""
+through the real twilio library and FakeTwilio over real sockets. Every test runs on
+SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import urllib.parse
@@ -10,10 +11,11 @@ import pytest
 import requests
 
 from alertd.clock import FakeClock
-from conftest import twilio_overrides
-from conftest import sync
+from conftest import both_backends, twilio_overrides
 
 NUMBER = "+15551234567"
+
+pytestmark = both_backends
 
 
 def notify(d, **body) -> dict:
@@ -228,8 +230,8 @@ def test_the_simulator_plays_status_and_a_press_of_one_through_the_callbacks(dae
 # --- the history of status callbacks ---------------------------------------------------
 
 def history(d, log_id: int) -> list[tuple]:
-    return [tuple(r) for r in d.daemon.store.conn.execute(
-        "SELECT channel, status, at, error_code FROM status_callbacks WHERE log_id = ? ORDER BY id", (log_id,))]
+    rows = d.run(d.daemon.store.status.history([log_id])).get(log_id, [])
+    return [(r["channel"], r["status"], r["at"], r["error_code"]) for r in rows]
 
 
 def test_every_status_callback_is_kept_with_its_time_late_ones_too(make_daemon, fake_twilio):
@@ -251,5 +253,5 @@ def test_every_status_callback_is_kept_with_its_time_late_ones_too(make_daemon, 
 
 
 def test_a_callback_for_an_unknown_log_row_keeps_nothing(twilio_daemon):
-    assert sync(twilio_daemon.daemon.callbacks.call_status(999, "CA1", "ringing")) is False
+    assert twilio_daemon.run(twilio_daemon.daemon.callbacks.call_status(999, "CA1", "ringing")) is False
     assert history(twilio_daemon, 999) == []

@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api/v1/calls")
 
 def log_row(row) -> dict:
     """A trigger-log row as the API, the CLI and the dashboard show it."""
-    keys = row.keys()
+    # a set: an asyncpg Record's keys() is an iterator, and each `in` below would use it up
+    # further (on PostgreSQL, silence_id and summary_log_id came back None)
+    keys = set(row.keys())
     return {
         "log_id": row["log_id"],
         "created_at": iso(from_timestamp(row["created_at"])),

@@ -79,6 +79,9 @@ class Dispatcher:
         wake = self.wake.event
         while not self._stopping:
             self.last_loop_at = time.monotonic()
+            # cleared before looking, not after: a poke (new work, stop()) that comes while this
+            # turn awaits the database stays set, and the wait below returns at once for it
+            wake.clear()
             try:
                 done = await self.run_once()
                 for timer in self.timers:
@@ -91,7 +94,6 @@ class Dispatcher:
             dues = [await self.store.outbox.next_due_at(), *[await timer.next_due_at() for timer in self.timers]]
             due = min((d for d in dues if d is not None), default=None)
             wait = 1.0 if due is None else min(1.0, max(0.02, due - self.clock.timestamp()))
-            wake.clear()
             try:
                 await asyncio.wait_for(wake.wait(), wait)
             except asyncio.TimeoutError:

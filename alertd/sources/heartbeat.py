@@ -59,6 +59,7 @@ class Heartbeats:
         self._wake: asyncio.Event | None = None
         self._target: float | None = None  # the deadline the timer sleeps until
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self.syncing: asyncio.Task | None = None  # the latest sync_soon, until it is done
         self._background: set[asyncio.Task] = set()
 
@@ -153,8 +154,11 @@ class Heartbeats:
         from before a stop first), so a slow provider never delays the next deadline."""
         self._wake = asyncio.Event()
         self._spawn(self.send_owed())
-        while True:
+        while not self._stopping:
             nxt = None
+            # cleared before looking, not after: a poke (a ping's sooner deadline, a pause) that comes
+            # while this turn awaits the database stays set, and the wait below returns at once for it
+            self._wake.clear()
             try:
                 if await self.tick():
                     self._spawn(self.send_owed())
@@ -163,14 +167,19 @@ class Heartbeats:
                 log.exception("heartbeat deadlines failed")
             self._target = nxt
             wait = MAX_WAIT if nxt is None else min(MAX_WAIT, max(0.0, nxt - self.clock.timestamp()))
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="heartbeats")
 
     async def stop(self) -> None:
+        # the flag and the poke as well as the cancel: a cancel that lands as the timer's wait ends can be
+        # swallowed (Python 3.11's wait_for then returns the wait's result), and the timer went on turning
+        # while stop() awaited it for ever: a stop just after a ping hung the daemon's shutdown
+        self._stopping = True
+        self.poke()
         for task in (self._task, *self._background):
             if task is not None:
                 task.cancel()
