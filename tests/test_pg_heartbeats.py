@@ -56,6 +56,23 @@ def test_two_nodes_count_every_ping_and_fire_a_deadline_once(pg_url, make_daemon
     assert [f["new"] for f in flips_of(a)] == ["up", "down"]
 
 
+
+def test_a_deadline_that_passes_after_the_pinged_node_is_gone_fires_once_on_the_survivor(pg_url, make_daemon,
+                                                                                         tmp_path):
+    # every node ticks deadlines (each flip is claimed in the database), so losing one, the leader
+    # included, leaves no gap: the survivor notices the deadline and notifies once
+    clock = FakeClock(T0)
+    a = node(make_daemon, tmp_path, pg_url, "web1", clock)
+    b = node(make_daemon, tmp_path, pg_url, "web2", clock)
+    assert ping(a, UUID).text == "OK"
+    a.stop()
+    clock.advance(timedelta(minutes=71))
+    assert tick(b) == 1
+    b.wait_until(lambda: texts(b), what="the down text")
+    assert tick(b) == 0
+    assert texts(a) == [] and texts(b) == ["Backup did not report: no ping in time. Last ping 1h 11m ago."]
+    assert [f["new"] for f in flips_of(b)] == ["up", "down"]
+
 async def _tick(d) -> int:
     flips = await d.daemon.heartbeats.tick()
     await d.daemon.heartbeats.send_owed()
