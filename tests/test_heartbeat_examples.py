@@ -14,6 +14,13 @@ from test_heartbeats import tick
 from test_rule_examples import ONCALL, PRIMARY, examples, local, sent  # noqa: F401 (examples: a fixture)
 
 
+def ticked_by_the_test(d):
+    """Stop the daemon's heartbeat timer: the test ticks deadlines itself. Woken by a ping, the
+    timer could still be in its turn when the test moves the clock, and tick first."""
+    d.run(d.daemon.heartbeats.stop())
+    return d
+
+
 def uuid_of(d, rule_id: str) -> str:
     with sqlite3.connect(str(d.config.database)) as conn:
         return conn.execute("SELECT uuid FROM heartbeats WHERE rule_id = ?", (rule_id,)).fetchone()[0]
@@ -21,7 +28,7 @@ def uuid_of(d, rule_id: str) -> str:
 
 def test_cron_job_texts_when_an_hours_run_does_not_report_and_when_it_does(examples):
     clock = FakeClock(local(2026, 3, 10, 9, 0, 4))
-    d = examples(clock)
+    d = ticked_by_the_test(examples(clock))
     url = d.url("/ping/" + uuid_of(d, "hourly-log-rotation"))
     assert requests.get(url, timeout=10).text == "OK"       # the 09:00 run
     clock.set(local(2026, 3, 10, 10, 14, 59))
@@ -60,7 +67,7 @@ def test_backup_script_failure_calls_with_the_output_and_escalates(examples):
 
 def test_a_hung_backup_is_down_after_its_grace(examples):
     clock = FakeClock(local(2026, 3, 10, 2, 0))
-    d = examples(clock)
+    d = ticked_by_the_test(examples(clock))
     url = d.url("/ping/" + uuid_of(d, "nightly-backup"))
     requests.get(f"{url}/start", timeout=10)
     clock.advance(timedelta(minutes=45))
@@ -70,7 +77,7 @@ def test_a_hung_backup_is_down_after_its_grace(examples):
 
 def test_watchdog_calls_the_oncall_group_when_alertmanager_stops_sending_it(examples):
     clock = FakeClock(local(2026, 3, 10, 12, 0))
-    d = examples(clock)
+    d = ticked_by_the_test(examples(clock))
     url = d.url("/ping/" + uuid_of(d, "prometheus-watchdog"))
     watchdog = {"version": "4", "status": "firing", "receiver": "alertd-watchdog",
                 "alerts": [{"status": "firing", "labels": {"alertname": "Watchdog", "severity": "none"}}]}
