@@ -41,12 +41,21 @@ class FakePlivo(FakeProvider):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/Account/{id}/Call/", self._call)
         app.router.add_post("/v1/Account/{id}/Message/", self._message)
+        app.router.add_get("/v1/Account/{id}/Recording/{name}", self._recording)
 
     def error(self, status: int, code, message: str) -> web.Response:
         return web.json_response({"api_id": "x", "error": message}, status=status)
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == self._auth and request.match_info["id"] == self.auth_id
+
+    def recording_url(self, name: str, audio: bytes) -> str:
+        """Store a recording; returns the RecordUrl Plivo would send (its media host's shape)."""
+        self.recordings[name + ".mp3"] = audio
+        return f"{self.base_url}/v1/Account/{self.auth_id}/Recording/{name}.mp3"
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        return self.recording(request, self._authorized(request))
 
     async def _call(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):

@@ -94,6 +94,8 @@ class FakeProvider(LoopbackServer):
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._local = threading.local()
+        self.recordings: dict[str, bytes] = {}  # name -> audio, served by each fake's recording route
+        self.recording_headers: list[dict] = []  # the headers of every request for a recording
 
     # ---- controls and inspection ------------------------------------------
     def script(self, to: str, outcomes) -> None:
@@ -124,6 +126,18 @@ class FakeProvider(LoopbackServer):
             if not self._cond.wait_for(lambda: sum(c.kind == kind for c in self.created.values()) >= n, timeout):
                 raise AssertionError(f"{self.name}: expected {n} created {kind}")
         return self.of_kind(kind)
+
+    # ---- recordings ------------------------------------------------------------
+    def recording(self, request: web.Request, authorized: bool) -> web.Response:
+        """A stored recording's audio, when the request is ``authorized``; 401 otherwise."""
+        with self._lock:
+            self.recording_headers.append(dict(request.headers))
+        audio = self.recordings.get(request.match_info["name"])
+        if not authorized:
+            return self.error(401, None, "authentication failed")
+        if audio is None:
+            return self.error(404, None, "no such recording")
+        return web.Response(body=audio, content_type="audio/mpeg")
 
     # ---- the REST side -----------------------------------------------------
     def error(self, status: int, code, message: str) -> web.Response:

@@ -3,6 +3,7 @@ signed with Ed25519 the way Telnyx signs them (a key pair made here)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -24,15 +25,31 @@ class FakeTelnyx(FakeProvider):
         self.key = Ed25519PrivateKey.generate()
         self.public_key = base64.b64encode(self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
         self.clock = time.time  # what the signatures' timestamps say
+        self.expired = False  # the recordings' pre-signed URLs have expired
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v2/texml/calls/{app}", self._call)
         app.router.add_post("/v2/texml/Accounts/{sid}/Calls", self._call)
         app.router.add_post("/v2/messages", self._message)
+        app.router.add_get("/recordings/{name}", self._recording)
 
     def error(self, status: int, code, message: str) -> web.Response:
         code = str(code or {401: "10009", 429: "10011"}.get(status, "10007"))
         return web.json_response({"errors": [{"code": code, "title": message, "detail": message}]}, status=status)
+
+    def recording_url(self, name: str, audio: bytes) -> str:
+        """Store a recording; returns the pre-signed RecordingUrl of TeXML's recording callback."""
+        self.recordings[name] = audio
+        return f"{self.base_url}/recordings/{name}?Expires=600&Signature={self._presign(name)}"
+
+    def _presign(self, name: str) -> str:
+        return hashlib.sha256(f"{self.api_key}|{name}".encode()).hexdigest()[:32]
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        # pre-signed: the query is the key; a request carrying Authorization as well is refused,
+        # and past its ten minutes (``expired``) the URL no longer opens
+        signed = request.query.get("Signature") == self._presign(request.match_info["name"])
+        return self.recording(request, signed and not self.expired and "Authorization" not in request.headers)
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.api_key}"

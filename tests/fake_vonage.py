@@ -32,6 +32,7 @@ class FakeVonage(FakeProvider):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/calls", self._call)
         app.router.add_post("/v1/messages", self._message)
+        app.router.add_get("/v1/files/{name}", self._recording)
 
     def error(self, status: int, code, message: str) -> web.Response:
         kind = code or {401: "unauthorized", 429: "throttled"}.get(status, "internal-error")
@@ -45,6 +46,14 @@ class FakeVonage(FakeProvider):
         except jwt.PyJWTError:
             return False
         return claims.get("application_id") == self.application_id
+
+    def recording_url(self, name: str, audio: bytes) -> str:
+        """Store a recording; returns the recording_url of Vonage's record event."""
+        self.recordings[name] = audio
+        return f"{self.base_url}/v1/files/{name}"
+
+    async def _recording(self, request: web.Request) -> web.StreamResponse:
+        return self.recording(request, self._authorized(request))
 
     async def _call(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):

@@ -92,7 +92,8 @@ async def voicemail(request: Request, call_id: str, t: str = "") -> Response:
         kind, chunks = await listen.open_recording(daemon.config, call["recording_url"])
     except listen.RecordingUnavailable as exc:
         log.warning("voicemail recording unavailable", call_id=call["id"], error=str(exc))
-        raise ApiError(502, "The provider did not hand over the recording; it is in its console's call logs.")
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise ApiError(502, f"The provider did not hand over the recording{hint}; it is in its console's call logs.")
     return StreamingResponse(chunks, media_type=kind, headers={"Cache-Control": "private, no-store"})
 
 

@@ -43,6 +43,21 @@ def _digits(number: str) -> str:
     return number.lstrip("+")  # Vonage writes E.164 without the plus
 
 
+def private_key(pem: str):
+    """The application's private key, parsed. Raises ProviderError."""
+    try:
+        return load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ProviderError(f"private_key: not a PEM private key ({exc})", None, status=401) from None
+
+
+def application_jwt(application_id: str, key, now: float) -> str:
+    """The application's JWT (RS256), valid for 2 * TOKEN_REUSE seconds from ``now``: the
+    Bearer token of the Voice and Messages APIs and of a recording's download."""
+    return jwt.encode({"application_id": application_id, "iat": int(now), "exp": int(now) + 2 * TOKEN_REUSE,
+                       "jti": str(uuid.uuid4())}, key, algorithm="RS256")
+
+
 def ncco(out: Outgoing) -> list[dict]:
     talk = {"action": "talk", "text": out.message, "bargeIn": out.gather}
     if out.language:
@@ -79,14 +94,8 @@ class VonageProvider(RestProvider):
         now = time.time()  # a real clock: Vonage checks iat against its own
         if self._jwt is None or now - self._jwt[0] > TOKEN_REUSE:
             if self._key is None:
-                try:
-                    self._key = load_pem_private_key(self.private_key.encode(), password=None)
-                except (ValueError, TypeError) as exc:
-                    raise ProviderError(f"private_key: not a PEM private key ({exc})", None, status=401) from None
-            token = jwt.encode({"application_id": self.application_id, "iat": int(now),
-                                "exp": int(now) + 2 * TOKEN_REUSE, "jti": str(uuid.uuid4())},
-                               self._key, algorithm="RS256")
-            self._jwt = (now, token)
+                self._key = private_key(self.private_key)
+            self._jwt = (now, application_jwt(self.application_id, self._key, now))
         return {"Authorization": f"Bearer {self._jwt[1]}", "Accept": "application/json"}
 
     async def send(self, out: Outgoing) -> str:
