@@ -150,11 +150,15 @@ def test_three_nodes_lose_nothing_when_the_leader_and_another_are_killed_mid_bur
             time.sleep(0.2)
         rows = {r["log_id"]: r["call_sid"] for r in asyncio.run(query(
             pg_url, "SELECT log_id, call_sid FROM logs WHERE source = 'cluster'"))}
-        ticks = [(r["scheduled_at"], r["node_id"]) for r in asyncio.run(query(
-            pg_url, "SELECT scheduled_at, node_id FROM schedule_ticks ORDER BY scheduled_at"))]
     finally:
         for n in nodes:
             n.stop()
+    # the ticks and their texts once every node has stopped: read while the survivor still ran, the
+    # fake could see the text of a tick fired after the read (CI saw 10 texts for 9 recorded ticks)
+    ticks = [(r["scheduled_at"], r["node_id"]) for r in asyncio.run(query(
+        pg_url, "SELECT scheduled_at, node_id FROM schedule_ticks ORDER BY scheduled_at"))]
+    tick_rows = {r["log_id"] for r in asyncio.run(query(
+        pg_url, "SELECT log_id FROM logs WHERE to_number = $1", TICKS_TO))}
 
     created = [r for r in fake_twilio.requests if r.sid and "StatusCallback" in r.form]
     burst_calls = [r for r in created if log_id_of(r) in rows]
@@ -185,7 +189,10 @@ def test_three_nodes_lose_nothing_when_the_leader_and_another_are_killed_mid_bur
     assert set(answers["not_ok"]) <= {503}, answers["not_ok"]
     assert handover < 3 + 5  # cluster.lease plus a few seconds
     assert ticks and set(steps) == {2.0}, steps  # every 2 s, none missing, none twice (the key is unique)
-    # each recorded tick texted once; a text in flight at the kill may go twice (at-least-once)
-    assert len({log_id_of(r) for r in tick_sms}) == len(ticks)
+    # each recorded tick stored one text, and each was texted (a text in flight at the kill may go twice:
+    # at-least-once), but for one still waiting in the outbox when the last node stopped
+    texted = {log_id_of(r) for r in tick_sms}
+    assert len(tick_rows) == len(ticks) and texted <= tick_rows and len(tick_rows - texted) <= 1, (ticks, tick_rows,
+                                                                                                   texted)
     assert len(tick_sms) - len(ticks) <= 1
     assert len(escalated) == 1
