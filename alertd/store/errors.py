@@ -5,6 +5,9 @@ its edge (alertd/store/sqlite/connection.py for SQLite).
 """
 from __future__ import annotations
 
+import inspect
+from typing import Callable
+
 
 class StoreError(Exception):
     """The database failed a read or a write. Raised as such for a defect (a
@@ -20,3 +23,15 @@ class StoreUnavailable(StoreError):
 
 class SchemaTooNew(StoreError):
     """The database was migrated by a newer alertd."""
+
+
+def wrap_public_coroutines(cls: type, wrap: Callable[[Callable], Callable]) -> None:
+    """Replace each public coroutine method of ``cls`` (static ones too) by ``wrap(method)``:
+    each backend's Table subclasses get their driver's errors translated to StoreError this way."""
+    for name, value in list(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, staticmethod) and inspect.iscoroutinefunction(value.__func__):
+            setattr(cls, name, staticmethod(wrap(value.__func__)))
+        elif inspect.iscoroutinefunction(value):
+            setattr(cls, name, wrap(value))

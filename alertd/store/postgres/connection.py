@@ -7,13 +7,13 @@ value still travels as a parameter.
 from __future__ import annotations
 
 import functools
-import inspect
 import re
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import asyncpg
 
+from ..errors import wrap_public_coroutines
 from . import migrate, open_pool, translated
 
 _MARK = re.compile(r"\?")
@@ -88,13 +88,7 @@ class Table(Conn):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name, value in list(vars(cls).items()):
-            if name.startswith("_"):
-                continue
-            if isinstance(value, staticmethod) and inspect.iscoroutinefunction(value.__func__):
-                setattr(cls, name, staticmethod(_translating(value.__func__)))
-            elif inspect.iscoroutinefunction(value):
-                setattr(cls, name, _translating(value))
+        wrap_public_coroutines(cls, _translating)
 
     def tx(self):
         return self.db.tx()

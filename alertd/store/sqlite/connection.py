@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import SchemaTooNew, StoreError, StoreUnavailable
+from ..errors import SchemaTooNew, StoreError, StoreUnavailable, wrap_public_coroutines
 from .schema import MIGRATIONS
 
 Row = sqlite3.Row
@@ -65,13 +64,7 @@ class Table:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name, value in list(vars(cls).items()):
-            if name.startswith("_"):
-                continue
-            if isinstance(value, staticmethod) and inspect.iscoroutinefunction(value.__func__):
-                setattr(cls, name, staticmethod(_translating_call(value.__func__)))
-            elif inspect.iscoroutinefunction(value):
-                setattr(cls, name, _translating_call(value))
+        wrap_public_coroutines(cls, _translating_call)
 
     def q(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
         """A statement on the shared connection, outside any transaction of its own."""
