@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -36,9 +37,11 @@ from ..sources.heartbeat import Heartbeats
 from ..sources.schedule import Scheduler
 from ..store import Store, open_store
 from . import retention
-from .cluster import ClusterNode, ClusterTicks
 from .metrics import Metrics
 from .service import NotifyingServer, loops_problem
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 log = structlog.get_logger("alertd")
 
@@ -92,7 +95,12 @@ class Daemon:
         timers = [self.followups, *([self.deadman] if self.deadman else []), self.runner.groups,
                   self.inbound, self.shift_notices]
         self.dispatcher = Dispatcher(store, self.attempts, config, clock, wake, timers)
-        ticks = ClusterTicks(lambda: store.db.pool, config.cluster.node_id) if config.postgres else None
+        ticks = None
+        if config.postgres:
+            # here, not at the top: the cluster module loads the PostgreSQL driver (asyncpg,
+            # ~5 MiB and 20 ms of start-up) that a daemon on SQLite never uses
+            from .cluster import ClusterTicks
+            ticks = ClusterTicks(lambda: store.db.pool, config.cluster.node_id)
         self.scheduler = Scheduler(self.sources.run_rule, ticks)
         self._worker: asyncio.Task | None = None
         self._started = False
@@ -143,6 +151,7 @@ class Daemon:
         self.loop = asyncio.get_running_loop()
         await self.store.open()
         if self.config.postgres:
+            from .cluster import ClusterNode  # on PostgreSQL only: see ClusterTicks in __init__
             self.cluster = ClusterNode(self.store.db.pool, self.config.cluster.node_id,
                                        self.config.cluster.lease.total_seconds(), on_change=self._on_leader)
         await self.sender.start()
