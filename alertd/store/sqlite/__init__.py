@@ -63,14 +63,17 @@ class SQLiteStore:
         return self.db.tx()
 
     async def open(self) -> None:
-        """Nothing to do: the file is open and migrated once constructed."""
+        """The file is open and migrated once constructed; a running daemon checkpoints
+        the WAL off its event loop from now on (checkpoint.py)."""
+        self.db.start_checkpoints()
 
     async def ping(self) -> bool:
         return self.db.ping()
 
     async def disconnect(self) -> None:
-        """Nothing to do: the connection stays open until close(), so what a stopped
-        daemon stored can still be read (serve() closes it at exit)."""
+        """The connection stays open until close(), so what a stopped daemon stored can
+        still be read (serve() closes it at exit); only the checkpoint thread stops."""
+        self.db.stop_checkpoints()
 
     def close(self) -> None:
         self.db.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import SchemaTooNew, StoreError, StoreUnavailable, wrap_public_coroutines
+from .checkpoint import Checkpointer
 from .schema import MIGRATIONS
 
 Row = sqlite3.Row
@@ -138,18 +139,34 @@ class _Tx:
 
 
 class Database:
-    """The open connection, migrated; what every table group of this backend shares."""
+    """The open connection, migrated; what every table group of this backend shares.
+    Once ``start_checkpoints()`` ran (a daemon's store.open()), WAL checkpoints run on a
+    thread of their own and never inside a commit on this connection (checkpoint.py)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         with translating():
             self.conn = connect(self.path)
             migrate(self.conn)
+        self.checkpointer = None if str(path) == ":memory:" else Checkpointer(self.path)
+
+    def start_checkpoints(self) -> None:
+        if self.checkpointer is not None:
+            with translating():
+                self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer.start()
+
+    def stop_checkpoints(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default, for what runs after
 
     def tx(self) -> _Tx:
         return _Tx(self.conn)
 
     def close(self) -> None:
+        self.stop_checkpoints()
         self.conn.close()
 
     def ping(self) -> bool:
