@@ -4,13 +4,33 @@ early or late. Real PostgreSQL, real daemons over loopback, the real twilio libr
 FakeTwilio; the skewed node's machine clock is real time plus an hour (or minus one)."""
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 
-from alertd.clock import FakeClock, SyncedClock
+from alertd.clock import FakeClock, SyncedClock, SystemClock
+from alertd.runtime.cluster import ClusterNode
+from alertd.store.postgres import migrate
+from conftest import twilio_overrides
 
 HOUR = 3600.0
+A = "+15551234567"
+SECONDARY = "+15551230003"  # oncall_secondary in conftest's config
+DELAY = 3  # seconds: the retry's Retry-After and the escalation step's `after`
+
+
+class Skewed(SystemClock):
+    """A machine whose clock is ``by`` seconds off real time."""
+
+    def __init__(self, by: float):
+        self.by = by
+
+    def now(self) -> datetime:
+        return super().now() + timedelta(seconds=self.by)
 
 
 # --- the measurement --------------------------------------------------------------------
@@ -31,3 +51,74 @@ def test_the_offset_is_the_other_clocks_time_less_the_midpoint_of_the_round_trip
     assert clock.offset == pytest.approx(-HOUR, abs=1e-6)
     base.advance(30)
     assert clock.now() == base.now() - timedelta(seconds=HOUR)
+
+
+@pytest.mark.parametrize("skew", [HOUR, -HOUR], ids=["ahead", "behind"])
+def test_a_node_measures_its_clock_against_postgresqls_at_start_and_at_each_tick(pg_url, skew):
+    async def main():
+        pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            clock = SyncedClock(Skewed(skew))
+            node = ClusterNode(pool, "web1", 10, clock=clock)
+            assert await node.measure_clock() == pytest.approx(-skew, abs=0.5)
+            async with pool.acquire() as conn:
+                db_now = await conn.fetchval("SELECT extract(epoch from clock_timestamp())::float8")
+            assert clock.timestamp() == pytest.approx(db_now, abs=0.5)  # the node now reads the database's time
+            clock.offset = 0.0  # as if the machine's clock had jumped: the next tick follows it again
+            assert await node.tick()
+            assert clock.offset == pytest.approx(-skew, abs=0.5)
+        finally:
+            await pool.close()
+    asyncio.run(main())
+
+
+# --- several nodes, one of them skewed ----------------------------------------------------
+
+def start(make_daemon, fake, tmp_path, pg_url: str, name: str, skew: float = 0.0):
+    (tmp_path / name).mkdir()
+    overrides = {"database": pg_url, **twilio_overrides(fake), "cluster": {"node_id": name}}
+    d = make_daemon(overrides, folder=tmp_path / name, node_clock=Skewed(skew) if skew else None)
+    d.fake = fake
+    return d
+
+
+def called(fake, numbers: list[str], started: float, timeout: float) -> dict[str, float | None]:
+    """Seconds from ``started`` (monotonic) to the first call that went out to each number,
+    waiting at most ``timeout`` seconds for all of them; None for a number never called."""
+    def first(number: str) -> float | None:
+        calls = [c for c in fake.calls if c.form["To"] == number]
+        return calls[0].time - started if calls else None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(first(n) is None for n in numbers):
+        time.sleep(0.02)
+    return {n: first(n) for n in numbers}
+
+
+@pytest.mark.parametrize("skew", [HOUR, -HOUR], ids=["ahead", "behind"])
+@pytest.mark.parametrize("writer", ["skewed", "other"], ids=["skewed_writes", "skewed_runs"])
+def test_a_retry_and_an_escalation_step_run_on_time_whichever_node_wrote_or_runs_them(
+        pg_url, make_daemon, fake_twilio, tmp_path, structlog_output, skew, writer):
+    """One node's machine clock is an hour ahead (or behind); the other's is right. The writer
+    takes the request (its first call gets a 429 with Retry-After: 3 s, and an escalation step
+    is due 3 s after it); its worker is paused, so only the other node can run what is due.
+    Both are run about 3 s later: not at once (early), not an hour on (late)."""
+    skewed = start(make_daemon, fake_twilio, tmp_path, pg_url, "skewed", skew)
+    other = start(make_daemon, fake_twilio, tmp_path, pg_url, "other")
+    wrote, runs = (skewed, other) if writer == "skewed" else (other, skewed)
+    wrote.pause_worker()
+    fake_twilio.script(A, [("http", 429, DELAY)])
+    started = time.monotonic()
+    r = wrote.notify({"to": A, "message": "Disk full", "escalate": [{"after": f"{DELAY}s", "to": [SECONDARY]}]})
+    assert r.status_code == 200 and r.json()["calls"][0]["status"] == "queued", r.text
+    # the retry of A's call, and the escalation step's call to the secondary
+    got = called(fake_twilio, [A, SECONDARY], started, timeout=DELAY + 7)
+    early = {n: round(t, 2) for n, t in got.items() if t is not None and t < DELAY - 1}
+    late = [n for n, t in got.items() if t is None]
+    assert not early and not late, (f"due {DELAY} s after the request; called that many seconds after it,"
+                                    f" early: {early}; not called within {DELAY + 7} s, late: {late}")
+    # the node says how far off it is, in a warning naming it
+    lines = [json.loads(line) for line in structlog_output.getvalue().splitlines() if line.startswith("{")]
+    warned = [(e["node"], e["offset_seconds"]) for e in lines if e.get("event") == "clock off the database's"]
+    assert [node for node, _ in warned] == ["skewed"] and warned[0][1] == pytest.approx(-skew, abs=0.5)
