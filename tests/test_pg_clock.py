@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import pytest
+import requests
 
 from alertd.clock import FakeClock, SyncedClock, SystemClock
 from alertd.runtime.cluster import ClusterNode
@@ -96,6 +98,11 @@ def called(fake, numbers: list[str], started: float, timeout: float) -> dict[str
     return {n: first(n) for n in numbers}
 
 
+def offset_metric(d) -> float:
+    text = requests.get(d.url("/metrics"), timeout=10).text
+    return float(re.search(r"^alertd_clock_offset_seconds (\S+)$", text, re.M).group(1))
+
+
 @pytest.mark.parametrize("skew", [HOUR, -HOUR], ids=["ahead", "behind"])
 @pytest.mark.parametrize("writer", ["skewed", "other"], ids=["skewed_writes", "skewed_runs"])
 def test_a_retry_and_an_escalation_step_run_on_time_whichever_node_wrote_or_runs_them(
@@ -118,7 +125,9 @@ def test_a_retry_and_an_escalation_step_run_on_time_whichever_node_wrote_or_runs
     late = [n for n, t in got.items() if t is None]
     assert not early and not late, (f"due {DELAY} s after the request; called that many seconds after it,"
                                     f" early: {early}; not called within {DELAY + 7} s, late: {late}")
-    # the node says how far off it is, in a warning naming it
+    # the node says how far off it is: in its metrics, and in a warning naming it
+    assert offset_metric(skewed) == pytest.approx(-skew, abs=0.5)
+    assert offset_metric(other) == pytest.approx(0, abs=0.5)
     lines = [json.loads(line) for line in structlog_output.getvalue().splitlines() if line.startswith("{")]
     warned = [(e["node"], e["offset_seconds"]) for e in lines if e.get("event") == "clock off the database's"]
     assert [node for node, _ in warned] == ["skewed"] and warned[0][1] == pytest.approx(-skew, abs=0.5)
