@@ -27,6 +27,11 @@ class SystemClock:
     def timestamp(self) -> float:
         return self.now().timestamp()
 
+    def ahead_of_machine(self) -> timedelta:
+        """How far this clock is ahead of the machine's, which a library that reads the time
+        itself (APScheduler) sees."""
+        return self.now() - datetime.now(timezone.utc)
+
 
 class FakeClock(SystemClock):
     """A clock that only moves when told to."""

@@ -9,13 +9,18 @@ import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 import requests
 
 from alertd.clock import FakeClock, SyncedClock, SystemClock
+from alertd.rules.models import Rule
+from alertd.rules.ruleset import RuleSet
 from alertd.runtime.cluster import ClusterNode
+from alertd.sources.schedule import Scheduler
+from alertd.sources.ticks import OnClock, aligned_trigger
 from alertd.store.postgres import migrate
 from conftest import twilio_overrides
 
@@ -131,3 +136,79 @@ def test_a_retry_and_an_escalation_step_run_on_time_whichever_node_wrote_or_runs
     lines = [json.loads(line) for line in structlog_output.getvalue().splitlines() if line.startswith("{")]
     warned = [(e["node"], e["offset_seconds"]) for e in lines if e.get("event") == "clock off the database's"]
     assert [node for node, _ in warned] == ["skewed"] and warned[0][1] == pytest.approx(-skew, abs=0.5)
+
+
+# --- schedule ticks -------------------------------------------------------------------------
+
+def rule(**schedule) -> Rule:
+    return Rule.model_validate({"id": "tick", "source": {"schedule": schedule},
+                                "notify": {"to": ["+15551230001"], "message": "tick"}})
+
+
+def off_by(seconds: float) -> SyncedClock:
+    """The node's clock, measured ``seconds`` behind the database's."""
+    clock, t = SyncedClock(), time.time()
+    clock.measured(t, t + seconds, t)
+    return clock
+
+
+def test_apscheduler_is_given_the_machines_time_at_which_a_tick_falls_due_on_the_databases_clock():
+    clock = off_by(HOUR + 0.5)  # the database's clock is an hour and half a second ahead
+    every_10s = OnClock(aligned_trigger(rule(every="10s"), "UTC"), clock)
+    machine_now = datetime.now(timezone.utc)
+    first = every_10s.get_next_fire_time(None, machine_now)
+    tick = every_10s.tick(first)
+    assert tick.timestamp() % 10 == 0  # on the grid of the database's clock
+    assert first - machine_now <= timedelta(seconds=10) and tick - first == pytest.approx(
+        timedelta(seconds=HOUR + 0.5), abs=timedelta(milliseconds=50))
+    clock.offset += 0.004  # measured again: a few ms apart. The grid does not drift with it
+    second = every_10s.get_next_fire_time(first, first)
+    assert every_10s.tick(second) == tick + timedelta(seconds=10)
+    assert every_10s.due(second + timedelta(milliseconds=1)) == tick + timedelta(seconds=10)
+    assert every_10s.due(second - timedelta(milliseconds=1)) == tick  # fired early: still the first tick
+    # a daily cron line: 09:00 in New York on the database's clock is 08:00 on a machine an hour behind
+    daily = OnClock(aligned_trigger(rule(cron="0 9 * * *"), "America/New_York"), off_by(HOUR))
+    given = daily.get_next_fire_time(None, machine_now)
+    local = daily.tick(given).astimezone(ZoneInfo("America/New_York"))
+    assert (local.hour, local.minute) == (9, 0)
+    assert given.astimezone(ZoneInfo("America/New_York")).hour == 8
+
+
+class Recorded:
+    """The cluster's record of ticks (sources/schedule.py ``Ticks``), in memory: each tick
+    claimed with the node's time of the claim."""
+
+    def __init__(self, clock):
+        self.clock, self.claims = clock, []
+
+    async def claim(self, rule_id: str, scheduled: datetime) -> bool:
+        self.claims.append((scheduled, self.clock.now()))
+        return True
+
+    async def last(self, rule_id: str) -> datetime | None:
+        return None
+
+
+@pytest.mark.parametrize("skew", [HOUR + 0.5, -HOUR - 0.5], ids=["ahead", "behind"])
+def test_a_leader_whose_clock_is_off_fires_each_tick_at_its_time_on_the_databases_clock(skew):
+    clock = off_by(skew)
+    ticks, ran = Recorded(clock), []
+
+    async def run_rule(rule_id: str) -> None:
+        ran.append(rule_id)
+
+    async def main():
+        scheduler = Scheduler(run_rule, ticks, clock)
+        scheduler.start()
+        try:
+            scheduler.sync(RuleSet(rules={"tick": rule(every="1s")}))
+            deadline = time.monotonic() + 5
+            while len(ticks.claims) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            scheduler.shutdown()
+    asyncio.run(main())
+    assert len(ticks.claims) >= 2 and len(ran) == len(ticks.claims)
+    for scheduled, claimed_at in ticks.claims:
+        assert scheduled.timestamp() % 1 == 0
+        assert 0 <= (claimed_at - scheduled).total_seconds() < 0.5  # at its time, not an hour or half a second off

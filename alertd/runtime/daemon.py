@@ -98,7 +98,7 @@ class Daemon:
                   self.inbound, self.shift_notices]
         self.dispatcher = Dispatcher(store, self.attempts, config, clock, wake, timers)
         ticks = ClusterTicks(lambda: store.db.pool, config.cluster.node_id) if config.postgres else None
-        self.scheduler = Scheduler(self.sources.run_rule, ticks)
+        self.scheduler = Scheduler(self.sources.run_rule, ticks, self.synced)
         self._worker: asyncio.Task | None = None
         self._started = False
         self.metrics.watch(self)
