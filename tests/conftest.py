@@ -69,14 +69,14 @@ def write_config(folder: Path, port: int, overrides: dict | None = None) -> Path
 class RunningDaemon:
     """A daemon serving on 127.0.0.1; ``api`` is a requests session with a valid key."""
 
-    def __init__(self, folder: Path, overrides: dict | None = None, clock=None):
+    def __init__(self, folder: Path, overrides: dict | None = None, clock=None, node_clock=None):
         self.folder, self.overrides, self.clock = folder, overrides, clock
         self.sock = free_socket()
         self.port = self.sock.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.config_path = write_config(folder, self.port, overrides)
         self.config, _ = config_mod.load(self.config_path)
-        self.daemon = Daemon(self.config, clock=clock)
+        self.daemon = Daemon(self.config, clock=clock, node_clock=node_clock)
         self.key, prefix, digest = generate_key()
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {self.key}"
@@ -191,14 +191,15 @@ both_backends = pytest.mark.usefixtures("backend")
 @pytest.fixture
 def make_daemon(request, tmp_path):
     """make_daemon(overrides=None, clock=None) -> RunningDaemon; stopped at teardown. On the
-    test's ``backend`` when it names one (every daemon of the test on the one database)."""
+    test's ``backend`` when it names one (every daemon of the test on the one database).
+    ``node_clock``: the machine's clock the daemon follows to PostgreSQL's (a skewed one)."""
     started: list[RunningDaemon] = []
     database = request.getfixturevalue("backend").database if "backend" in request.fixturenames else None
 
-    def make(overrides: dict | None = None, clock=None, folder: Path | None = None) -> RunningDaemon:
+    def make(overrides: dict | None = None, clock=None, folder: Path | None = None, node_clock=None) -> RunningDaemon:
         if database and "database" not in (overrides or {}):
             overrides = {**(overrides or {}), "database": database}
-        d = RunningDaemon(folder or tmp_path, overrides, clock)
+        d = RunningDaemon(folder or tmp_path, overrides, clock, node_clock)
         started.append(d)
         return d
 

@@ -61,6 +61,7 @@ def test_metrics_answer_without_a_key_and_every_series_starts_at_zero(daemon):
         assert value(m, "alertd_acknowledgements_total", via=via) == 0
     assert value(m, "alertd_outbox_pending") == 0 and value(m, "alertd_outbox_oldest_due_age_seconds") == 0
     assert value(m, "alertd_rules_loaded") == 0 and value(m, "alertd_rule_reload_failures_total") == 0
+    assert m[("alertd_clock_offset_seconds", ())] == 0  # one box: its own clock (PostgreSQL: tests/test_pg_clock.py)
     assert value(m, "process_resident_memory_bytes") > 0  # the process collector, on our own registry
     assert "/metrics" not in requests.get(daemon.url("/openapi.json"), timeout=10).json()["paths"]
 

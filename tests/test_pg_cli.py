@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import sqlite3
 
@@ -148,8 +149,10 @@ def test_cluster_lists_the_nodes_the_leader_and_each_ones_last_contact(tmp_path,
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["NODE", "LEADER", "LAST"]
-    assert [line.split()[:2] for line in lines[1:]] == [["web2-200", "yes"], ["web1-100", "no"]]
+    assert [line.split()[:2] for line in lines[1:-1]] == [["web2-200", "yes"], ["web1-100", "no"]]
     assert 29 <= float(lines[2].split()[2]) < 60
+    # and how far this machine's clock is from the database's (the same machine here: in step)
+    assert re.fullmatch(r"this machine's clock: 0\.\d{3} s (behind|ahead of) the database's", lines[-1])
 
 
 def test_cluster_on_sqlite_says_there_is_one_node(tmp_path):

@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 
 from .. import dburl
+from ..clock import WARN_OFFSET, SyncedClock
 from ..store import StoreError
 from .load import load_config
 
@@ -32,9 +33,10 @@ def cmd_cluster(args) -> int:
         print(f"one node: the database is SQLite ({cfg.database}); several nodes need"
               " database: postgresql://... (docs/ops.md)")
         return 0
-    seen = _run(_nodes(cfg.database, args.within), f"cluster: {cfg.database_label}")
+    seen, offset = _run(_nodes(cfg.database, args.within), f"cluster: {cfg.database_label}")
     if not seen:
         print(f"no node has been in contact with {cfg.database_label} in the last {args.within // 60} minutes")
+        print(_clock_line(offset))
         return 0
     print(f"{'NODE':30} {'LEADER':6}  {'LAST CONTACT':>12}  STARTED (UTC)")
     for n in seen:
@@ -43,20 +45,35 @@ def cmd_cluster(args) -> int:
     if not any(n["leader"] for n in seen):
         print(f"no node leads now: schedules, polls and retention wait for one (within cluster.lease,"
               f" {cfg.cluster.lease.total_seconds():g}s, of a node being up)")
+    print(_clock_line(offset))
     return 0
 
 
-async def _nodes(url: str, within: int) -> list[dict]:
+def _clock_line(offset: float) -> str:
+    """How far this machine's clock is from the database's (a node on it follows the database's)."""
+    way = "behind" if offset >= 0 else "ahead of"
+    line = f"this machine's clock: {abs(offset):.3f} s {way} the database's"
+    if abs(offset) > WARN_OFFSET:
+        line += " (check its NTP: alertd on it follows the database's clock meanwhile)"
+    return line
+
+
+async def _nodes(url: str, within: int) -> tuple[list[dict], float]:
+    """The nodes seen in the last ``within`` seconds, and this machine's clock offset."""
     import asyncpg  # see the note at the top
 
     from ..store.postgres import cluster, translated  # the same
 
+    clock = SyncedClock()
     async with translated():
         conn = await asyncpg.connect(url)
         try:
+            sent = clock.base.timestamp()
+            db_now = await cluster.now(conn)
+            clock.measured(sent, db_now, clock.base.timestamp())
             if not await conn.fetchval("SELECT to_regclass('cluster_nodes') IS NOT NULL"):
-                return []
-            return await cluster.nodes(conn, within)
+                return [], clock.offset
+            return await cluster.nodes(conn, within), clock.offset
         finally:
             await conn.close()
 

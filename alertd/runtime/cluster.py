@@ -10,6 +10,12 @@ run out: it counts the lease from the moment it sent the renewal, on its own mon
 clock, less a margin; so by the time another node may take the lease, this one has
 stopped. Work fenced in the database (a schedule tick is recorded only by the node
 holding an unexpired lease) stays safe even if this node was frozen meanwhile.
+
+The same round trip measures how far this node's clock is from the database's (the
+database's time the heartbeat recorded, against the midpoint of the round trip on the
+node's clock): the daemon's clock (alertd/clock.py ``SyncedClock``) follows it, so every
+due time this node writes or compares is on the database's clock. An offset over
+``WARN_OFFSET`` seconds is logged as a warning naming the node: its NTP is off.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from typing import Any, Awaitable, Callable
 
 import structlog
 
+from ..clock import WARN_OFFSET, SyncedClock
 from ..store import StoreError
 from ..store.postgres import cluster, translated
 
@@ -31,11 +38,14 @@ class ClusterNode:
     def __init__(self, pool: Any, node_id: str, lease: float, *,
                  on_change: Callable[[bool], Awaitable[None] | None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 db_time: Callable[[], float | None] = lambda: None):
-        """``pool``: an asyncpg pool; ``db_time`` replaces the database's clock (tests)."""
+                 db_time: Callable[[], float | None] = lambda: None, clock: SyncedClock | None = None):
+        """``pool``: an asyncpg pool; ``db_time`` replaces the database's clock (tests);
+        ``clock``: the daemon's clock, kept in step with the database's at each tick."""
         self.pool, self.node_id, self.lease = pool, node_id, lease
         self.on_change = on_change
         self.monotonic, self.db_time = monotonic, db_time
+        self.clock = clock
+        self._warned: float | None = None  # the offset last warned about, while it is over WARN_OFFSET
         self.leader = False
         self.term: int | None = None
         self.reachable = True
@@ -51,7 +61,9 @@ class ClusterNode:
         sent = self.monotonic()
         try:
             async with translated(), self.pool.acquire() as conn:
-                await cluster.heartbeat(conn, self.node_id, at=self.db_time())
+                before = self._wall()
+                db_now = await cluster.heartbeat(conn, self.node_id, at=self.db_time())
+                after = self._wall()
                 held = await cluster.acquire(conn, self.node_id, self.lease, at=self.db_time())
         except StoreError as exc:
             if self.reachable:
@@ -60,11 +72,48 @@ class ClusterNode:
             await self._set(self.leader and self.monotonic() < self._valid_until)
             return self.leader
         self.reachable = True
+        self._measured(before, db_now, after)
         if held is not None:
             self._valid_until = sent + self.lease - self.margin
             self.term = held.term
         await self._set(held is not None)
         return self.leader
+
+    async def measure_clock(self) -> float | None:
+        """One round trip to read the database's clock (at start, before anything is
+        written); returns the offset, or None when the database did not answer or this
+        node's clock follows no database (a test's)."""
+        if self.clock is None:
+            return None
+        try:
+            async with translated(), self.pool.acquire() as conn:
+                before = self._wall()
+                db_now = self.db_time() or await cluster.now(conn)
+                after = self._wall()
+        except StoreError as exc:
+            log.warning("database clock not read", node=self.node_id, error=str(exc))
+            return None
+        self._measured(before, db_now, after)
+        return self.clock.offset
+
+    def _wall(self) -> float:
+        """The machine's own clock (what the offset is added to)."""
+        return self.clock.base.timestamp() if self.clock is not None else 0.0
+
+    def _measured(self, before: float, db_now: float, after: float) -> None:
+        if self.clock is None or not self.clock.measured(before, db_now, after):
+            return
+        offset = self.clock.offset
+        if abs(offset) > WARN_OFFSET:
+            if self._warned is None or abs(offset - self._warned) > WARN_OFFSET:
+                log.warning("clock off the database's", node=self.node_id, offset_seconds=round(offset, 3),
+                            round_trip_ms=round(self.clock.round_trip * 1000, 1),
+                            hint="this node follows the database's clock meanwhile; check its NTP")
+                self._warned = offset
+        elif self._warned is not None:
+            log.info("clock back within a second of the database's", node=self.node_id,
+                     offset_seconds=round(offset, 3))
+            self._warned = None
 
     async def _set(self, leads: bool) -> None:
         if leads == self.leader:

@@ -16,7 +16,7 @@ from ..api.app import create_app
 from ..api.auth import Authenticator
 from ..api.ratelimit import RateLimiter
 from ..callerid import CallerId
-from ..clock import SystemClock
+from ..clock import SystemClock, SyncedClock
 from ..config import Config
 from ..directory import Directory
 from ..dispatch.attempt import Attempts
@@ -51,13 +51,18 @@ class Daemon:
     in later. Parts are parameters so tests can hand in a FakeClock or another provider."""
 
     def __init__(self, config: Config, *, clock=None, provider=None, store: Store | None = None,
-                 freeze_gc: bool = False):
-        """``freeze_gc``: gc.freeze() once started (serve() only, see start())."""
+                 freeze_gc: bool = False, node_clock: SystemClock | None = None):
+        """``freeze_gc``: gc.freeze() once started (serve() only, see start()). ``clock``: the
+        time every part reads, as it is (a test's FakeClock); without it, ``node_clock`` (the
+        machine's, SystemClock) followed to the database's clock on PostgreSQL (SyncedClock)."""
         self.config = config
         # a test's clock moves time the database's does not: then leases follow it too
         self.store = store = store or open_store(config.database, config.cluster.node_id, db_clock=clock is None)
         self.freeze_gc = freeze_gc
-        self.clock = clock = clock or SystemClock()
+        node_clock = node_clock or SystemClock()
+        # several nodes: every due time on the database's clock, as the leases (alertd/clock.py)
+        self.synced = SyncedClock(node_clock) if clock is None and config.postgres else None
+        self.clock = clock = clock or self.synced or node_clock
         self.metrics = metrics = Metrics()  # this daemon's own registry: GET /metrics
         # the providers: a Router over providers: (routing, failover, circuits); or the one handed in (tests)
         self.router = build_router(config, clock, metrics) if provider is None else None
@@ -101,7 +106,7 @@ class Daemon:
             # ~5 MiB and 20 ms of start-up) that a daemon on SQLite never uses
             from .cluster import ClusterTicks
             ticks = ClusterTicks(lambda: store.db.pool, config.cluster.node_id)
-        self.scheduler = Scheduler(self.sources.run_rule, ticks)
+        self.scheduler = Scheduler(self.sources.run_rule, ticks, self.synced)
         self._worker: asyncio.Task | None = None
         self._started = False
         self.metrics.watch(self)
@@ -153,7 +158,10 @@ class Daemon:
         if self.config.postgres:
             from .cluster import ClusterNode  # on PostgreSQL only: see ClusterTicks in __init__
             self.cluster = ClusterNode(self.store.db.pool, self.config.cluster.node_id,
-                                       self.config.cluster.lease.total_seconds(), on_change=self._on_leader)
+                                       self.config.cluster.lease.total_seconds(), on_change=self._on_leader,
+                                       clock=self.synced)
+            # before anything computes a due time: the ticks keep it in step from then on
+            await self.cluster.measure_clock()
         await self.sender.start()
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
         self.sources.http = aiohttp.ClientSession()
@@ -180,7 +188,8 @@ class Daemon:
             gc.freeze()
         log.info("alertd started", providers=[f"{p.name} ({p.kind})" for p in self.config.providers],
                  database=self.config.database_label, listen=self.config.server.listen,
-                 node=self.config.cluster.node_id if self.config.postgres else None)
+                 node=self.config.cluster.node_id if self.config.postgres else None,
+                 clock_offset_seconds=round(self.clock.offset, 3) if self.synced else None)
 
     async def stop(self) -> None:
         if self.cluster is not None:

@@ -139,6 +139,9 @@ class _DaemonCollector:
             (c("alertd_api_rate_limited", "API requests refused with 429 (server.rate_limit)."), "rate_limited"),
             (g("alertd_leader", "1 while this node runs the work that must run once (always on SQLite;"
                " on PostgreSQL while it holds the leader lease), else 0."), "leader"),
+            (g("alertd_clock_offset_seconds", "How far the database's clock is ahead of this node's, as last"
+               " measured: what the node adds to its own clock to schedule and claim work (0 on SQLite)."),
+             "clock_offset"),
         ]
 
     async def _values(self) -> dict[str, float | None]:
@@ -147,7 +150,7 @@ class _DaemonCollector:
             "rules": len(d.runner.ruleset), "rule_errors": len(d.rules.errors),
             "reload_failures": d.rules.reload_failures, "loaded_at": d.rules.loaded_at,
             "rate_limited": d.auth.limiter.limited if d.auth.limiter is not None else 0,
-            "leader": 1.0 if d.leads() else 0.0}
+            "leader": 1.0 if d.leads() else 0.0, "clock_offset": d.clock.offset}
         dispatcher = d.dispatcher
         if dispatcher is not None:
             values["in_flight"] = dispatcher.in_flight

@@ -7,7 +7,8 @@ drops a tick that starts late on a busy box.
 
 On several nodes (PostgreSQL) only the leader holds jobs, and a tick runs only once
 ``ticks.claim`` recorded it (alertd/sources/ticks.py): a tick fires once across the
-cluster, and a new leader fires the ticks missed while nobody led (``catch_up``).
+cluster, and a new leader fires the ticks missed while nobody led (``catch_up``). Their
+times are on the node's clock, which follows the database's there (ticks.py ``OnClock``).
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from typing import Awaitable, Callable, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from ..clock import SyncedClock
 from ..rules.ruleset import RuleSet
 from ..rules.schedule import trigger_for
-from .ticks import GRACE, ORIGIN, latest_tick, missed_ticks
+from .ticks import GRACE, ORIGIN, OnClock, latest_tick, missed_ticks
 
 MISFIRE_GRACE = GRACE  # seconds
 
@@ -32,12 +34,17 @@ class Ticks(Protocol):
 
 
 class Scheduler:
-    def __init__(self, run_rule: Callable[[str], Awaitable[None]], ticks: Ticks | None = None):
+    def __init__(self, run_rule: Callable[[str], Awaitable[None]], ticks: Ticks | None = None,
+                 clock: SyncedClock | None = None):
+        """``clock``: the node's clock when it follows the database's (several nodes): ticks
+        fall due on it. Without one, on the machine's clock, as APScheduler reads it."""
         self.run_rule = run_rule
         self.ticks = ticks  # several nodes: ticks are claimed before they run
+        self.clock = clock
         self.scheduler = AsyncIOScheduler()
         self._specs: dict[str, object] = {}
         self._triggers: dict[str, object] = {}
+        self._clocked: dict[str, OnClock] = {}  # with a clock: each job's trigger, as APScheduler has it
 
     def start(self) -> None:
         self.scheduler.start()
@@ -55,15 +62,19 @@ class Scheduler:
                 self.scheduler.remove_job(rule_id)
                 del self._specs[rule_id]
                 self._triggers.pop(rule_id, None)
+                self._clocked.pop(rule_id, None)
         for rule_id, rule in wanted.items():
             tz = ruleset.timezone_of(rule)
             spec = (rule.source.model_dump_json(), tz)
             if self._specs.get(rule_id) == spec:
                 continue  # unchanged: keep its place in the schedule
             trigger = trigger_for(rule, tz, origin=ORIGIN if self.ticks is not None else None)
-            self.scheduler.add_job(self.run_rule if self.ticks is None else self._claimed, trigger, args=[rule_id],
-                                   id=rule_id, name=rule_id, replace_existing=True, coalesce=True, max_instances=1,
-                                   misfire_grace_time=MISFIRE_GRACE)
+            clocked = OnClock(trigger, self.clock) if self.clock is not None else None
+            self.scheduler.add_job(self.run_rule if self.ticks is None else self._claimed, clocked or trigger,
+                                   args=[rule_id], id=rule_id, name=rule_id, replace_existing=True, coalesce=True,
+                                   max_instances=1, misfire_grace_time=MISFIRE_GRACE)
+            if clocked is not None:
+                self._clocked[rule_id] = clocked
             self._specs[rule_id] = spec
             self._triggers[rule_id] = trigger
 
@@ -73,11 +84,14 @@ class Scheduler:
             self.scheduler.remove_job(rule_id)
         self._specs.clear()
         self._triggers.clear()
+        self._clocked.clear()
 
     async def _claimed(self, rule_id: str) -> None:
         """Run a tick only once the cluster recorded it for this node (the leader)."""
-        trigger = self._triggers.get(rule_id)
-        scheduled = latest_tick(trigger, datetime.now(timezone.utc)) if trigger is not None else None
+        trigger, clocked = self._triggers.get(rule_id), self._clocked.get(rule_id)
+        fired = datetime.now(timezone.utc)  # the machine's time, as APScheduler fired on it
+        scheduled = (clocked.due(fired) if clocked is not None
+                     else latest_tick(trigger, fired) if trigger is not None else None)
         if scheduled is not None and await self.ticks.claim(rule_id, scheduled):
             await self.run_rule(rule_id)
 
@@ -96,5 +110,7 @@ class Scheduler:
         return ran
 
     def jobs(self) -> dict[str, datetime | None]:
-        """Rule id -> next run, for the rules' jobs only (not housekeeping such as retention)."""
-        return {job.id: job.next_run_time for job in self.scheduler.get_jobs() if job.id in self._specs}
+        """Rule id -> next run (on the node's clock), for the rules' jobs only (not housekeeping
+        such as retention)."""
+        return {job.id: self._clocked[job.id].tick(job.next_run_time) if job.id in self._clocked and job.next_run_time
+                else job.next_run_time for job in self.scheduler.get_jobs() if job.id in self._specs}

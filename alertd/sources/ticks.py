@@ -10,6 +10,11 @@ already are.
 A new leader fires, once each, the ticks that fell due while no node led, up to
 ``GRACE`` seconds late (docs/rules.md); an older one is skipped rather than fired
 long after its moment.
+
+Ticks are on the database's clock, as every due time of several nodes (alertd/clock.py
+``SyncedClock``): APScheduler reads the machine's, so each trigger is handed to it
+through ``OnClock``, which gives it the machine's time at which the tick falls due on
+the node's clock. A leader whose clock is an hour off fires each tick on time.
 """
 from __future__ import annotations
 
@@ -56,3 +61,41 @@ def missed_ticks(trigger: BaseTrigger, last: datetime | None, now: datetime, gra
     recorded for the rule; None when it never fired) and at most ``grace`` seconds old."""
     since = now - timedelta(seconds=grace)
     return ticks_between(trigger, max(last, since) if last is not None else since, now)
+
+
+class OnClock(BaseTrigger):
+    """``trigger``'s fire times on ``clock`` (the node's SyncedClock), given to APScheduler
+    as the times of the machine's clock they fall at (it reads the machine's and sleeps
+    until them). ``tick(given)`` is the trigger's own time a fire time given stands for."""
+
+    _KEPT = 8  # the fire times given lately (APScheduler asks for the one after each again)
+
+    def __init__(self, trigger: BaseTrigger, clock):
+        self.trigger, self.clock = trigger, clock
+        self._given: dict[datetime, datetime] = {}  # a fire time given -> the trigger's own
+
+    def tick(self, given: datetime) -> datetime:
+        return self._given.get(given) or given + self.clock.ahead_of_machine()
+
+    def due(self, now: datetime) -> datetime | None:
+        """The trigger's own time of the latest fire time given at or before ``now`` (the
+        machine's): the tick a run fired then stands for, whatever the offset did since."""
+        given = [g for g in self._given if g <= now]
+        return self._given[max(given)] if given else None
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        ahead = self.clock.ahead_of_machine()
+        # the trigger's own previous time, not one moved by how the offset changed since (an
+        # interval counts from it: its grid would drift)
+        previous = None if previous_fire_time is None else self.tick(previous_fire_time)
+        nxt = self.trigger.get_next_fire_time(previous, now + ahead)
+        if nxt is None:
+            return None
+        given = nxt - ahead
+        self._given[given] = nxt
+        while len(self._given) > self._KEPT:
+            del self._given[next(iter(self._given))]
+        return given
+
+    def __str__(self) -> str:
+        return f"{self.trigger} on the database's clock"

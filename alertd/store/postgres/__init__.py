@@ -2,9 +2,11 @@
 
 asyncpg, on the daemon's event loop (bench/pg_driver.py measured it against psycopg 3:
 1.4-1.7x the writes per second). Every statement is parameterised. Every time that
-decides a lease or whether an item is due comes from the database's clock, so a node
-whose clock is off can neither steal nor keep a lease (the functions that take ``at``
-use it only when a test passes one, to move time without waiting).
+decides a lease comes from the database's clock, so a node whose clock is off can
+neither steal nor keep a lease (the functions that take ``at`` use it only when a test
+passes one, to move time without waiting). The due times a node writes and compares
+come from its own clock, which a running daemon keeps in step with the database's
+(alertd/clock.py ``SyncedClock``, measured by alertd/runtime/cluster.py).
 
 Raises StoreError (alertd/store) for whatever the database or the way to it fails
 with: ``unavailable()`` tells the errors that pass when the database is back (a

@@ -36,8 +36,8 @@ async def claim_outbox(conn: asyncpg.Connection, node_id: str, lease: float, lim
     """Lease up to ``limit`` due outbox items to ``node_id`` for ``lease`` seconds, skipping
     any another node is claiming at this moment; oldest due first. Leases are on the
     database's clock (``at`` when a test moves time); an item is due when its
-    ``next_attempt_at`` is at most ``due`` (a time on the clock that wrote it; ``at`` when
-    None)."""
+    ``next_attempt_at`` is at most ``due`` (the caller's time: a daemon's follows the
+    database's clock, alertd/clock.py; ``at`` when None)."""
     return [dict(r) for r in await conn.fetch(_CLAIM, node_id, lease, limit, at, due)]
 
 

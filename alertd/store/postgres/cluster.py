@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from . import DB_NOW
 from . import now_sql as _now
 
 LEADER = "leader"
@@ -61,12 +62,19 @@ async def holder(conn: asyncpg.Connection, *, name: str = LEADER, at: float | No
     return Lease(**dict(row)) if row else None
 
 
-async def heartbeat(conn: asyncpg.Connection, node_id: str, *, at: float | None = None) -> None:
-    """Record that ``node_id`` is up (`alertd cluster` lists it with this last contact)."""
-    await conn.execute(
+async def heartbeat(conn: asyncpg.Connection, node_id: str, *, at: float | None = None) -> float:
+    """Record that ``node_id`` is up (`alertd cluster` lists it with this last contact);
+    returns the database's time it recorded (the node measures its clock against it)."""
+    return await conn.fetchval(
         f"WITH t AS (SELECT {_now(2)} AS now)"
         " INSERT INTO cluster_nodes (node_id, started_at, last_seen_at) SELECT $1, t.now, t.now FROM t"
-        " ON CONFLICT (node_id) DO UPDATE SET last_seen_at = excluded.last_seen_at", node_id, at)
+        " ON CONFLICT (node_id) DO UPDATE SET last_seen_at = excluded.last_seen_at RETURNING last_seen_at",
+        node_id, at)
+
+
+async def now(conn: asyncpg.Connection) -> float:
+    """The database's clock (epoch seconds)."""
+    return await conn.fetchval(f"SELECT {DB_NOW}")
 
 
 async def nodes(conn: asyncpg.Connection, within: float = 300, *, at: float | None = None) -> list[dict]:

@@ -5,8 +5,9 @@ same item at once, and a dead node's items are due again when its lease runs out
 Item leases are on the database's clock (Database.db_clock), as the leader lease, the
 node registry and the schedule ticks are: a node whose clock is off can neither take an
 item another node holds nor keep one past its lease. Due times (a retry's backoff, a
-deferred send) are on the clock of the node that wrote them, as on SQLite; a node whose
-clock is off by a minute sends its own retries a minute early or late, never twice.
+deferred send) are the times the caller passes; a running daemon's clock follows the
+database's (alertd/clock.py ``SyncedClock``), so they are on it too, and a node whose
+own clock is off sends nothing early or late, its own items or another node's.
 """
 from __future__ import annotations
 
