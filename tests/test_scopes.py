@@ -5,8 +5,8 @@ or how it is checked without a key), and each keyed route refuses a key
 without its scope with the 403 envelope naming the scope.
 
 A key's scopes are stored with it: the tests of scoped keys at work run on
-SQLite and on PostgreSQL. The route table, the parser, SQLite's upgrade of
-keys made before scopes and the command's (slow) subprocesses run once.
+SQLite and on PostgreSQL. The route table, the parser and SQLite's upgrade of
+keys made before scopes run once.
 """
 from __future__ import annotations
 
@@ -185,6 +185,7 @@ def alertd(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alertd", *args], capture_output=True, text=True, timeout=60)
 
 
+@both_backends
 def test_cli_creates_a_scoped_key_lists_its_scopes_and_refuses_an_unknown_one(make_daemon, tmp_path):
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "door.yaml").write_text(DOOR_RULE)
