@@ -632,10 +632,10 @@ def test_a_delayed_notification_survives_a_restart_and_is_sent_once_when_due(mak
     # down while it fell due; back up 2 hours after the webhook
     second = make_daemon(clock=FakeClock(T0 + timedelta(hours=2)), folder=tmp_path)
     second.run(second.daemon.dispatcher.run_once())
-    second.wait_until(lambda: second.daemon.provider.sent, what="the deferred send")
+    # the send's outcome is stored after the provider took it (awaited on PostgreSQL): wait for the row
+    second.wait_until(lambda: rule_logs(second, "later")[0]["status"] == "initiated", what="the deferred send")
     assert second.run(second.daemon.dispatcher.run_once()) == 0
     assert sent(second) == [("sms", MANAGER, "Reminder: lock the back door")]
-    assert rule_logs(second, "later")[0]["status"] == "initiated"
 
 
 # --- reload ---------------------------------------------------------------------------------------------
