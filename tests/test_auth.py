@@ -1,4 +1,6 @@
-"""API keys: both ways of presenting one, the 401s, hashed storage, no key in any log line."""
+"""API keys: both ways of presenting one, the 401s, hashed storage, no key in any log line.
+A key looked up in the database (found, unknown, revoked) runs on SQLite and on PostgreSQL; the rest
+(no key in the SQLite file or its WAL, refusals before any lookup, log lines) runs once."""
 from __future__ import annotations
 
 import json
@@ -9,7 +11,7 @@ import requests
 
 from alertd import cli
 from alertd.api.auth import hash_key
-from conftest import sync
+from conftest import both_backends, sync
 
 NOTIFY = "/api/v1/calls/notify"
 BODY = {"to": "+15551234567", "message": "hi"}
@@ -22,11 +24,13 @@ def assert_401(response, error: str) -> None:
     assert response.json() == {"ok": False, "error": error, "code": 401}
 
 
+@both_backends
 def test_a_bearer_key_is_accepted(daemon):
     r = requests.post(daemon.url(NOTIFY), json=BODY, timeout=10, headers={"Authorization": f"Bearer {daemon.key}"})
     assert r.status_code == 200, r.text
 
 
+@both_backends
 def test_a_key_in_the_query_string_is_accepted(daemon):
     r = requests.post(daemon.url(NOTIFY), params={"key": daemon.key}, json=BODY, timeout=10)
     assert r.status_code == 200, r.text
@@ -38,6 +42,7 @@ def test_every_api_endpoint_needs_a_key(daemon, method, path):
     assert_401(r, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
 
 
+@both_backends
 @pytest.mark.parametrize("present", [
     lambda key: {"headers": {"Authorization": f"Bearer {key}"}},
     lambda key: {"params": {"key": key}},
@@ -52,6 +57,7 @@ def test_a_key_that_is_not_bearer_is_not_taken_from_the_header(daemon):
     assert_401(r, "Missing API key: send 'Authorization: Bearer ak_live_...' or ?key=.")
 
 
+@both_backends
 def test_a_revoked_key_is_refused_with_the_same_answer_as_an_unknown_one(daemon):
     # whoever holds a leaked key learns nothing from it, not even that it once worked
     (row,) = daemon.run(daemon.daemon.store.keys.list())
@@ -71,6 +77,7 @@ def test_a_trailing_slash_is_404_never_a_redirect_that_carries_the_key(daemon, p
     assert r.json() == {"ok": False, "error": "Not found.", "code": 404}
 
 
+@both_backends
 def test_healthz_needs_no_key(daemon):
     health = requests.get(daemon.url("/healthz"), timeout=10)
     assert health.status_code == 200 and health.json()["ok"] is True

@@ -1,7 +1,8 @@
 """The dead man's switch: when no provider request has succeeded (and at least
 one failed) for `deadman.after`, the contact is told once, through whichever
 channel still works; a success re-arms it. FakeTwilio fails on a script,
-a FakeClock moves time, and the test runs the switch's timer itself."""
+a FakeClock moves time, and the test runs the switch's timer itself.
+The tests of the switch at work run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def overrides(fake, action_type="sms", **provider) -> dict:
 
 
 @pytest.fixture
-def make(make_daemon, fake_twilio):
+def make(make_daemon, fake_twilio, backend):
     def make(action_type="sms", pause=True, **provider):
         d = make_daemon(overrides(fake_twilio, action_type, **provider), clock=FakeClock())
         d.fake = fake_twilio
@@ -46,8 +47,12 @@ def to_manager(d, kind):
     return [r for r in (d.fake.messages if kind == "sms" else d.fake.calls) if r.form["To"] == MANAGER]
 
 
-def deadman_rows(d) -> list:
-    return d.daemon.store.conn.execute("SELECT * FROM logs WHERE source = 'alertd:deadman' ORDER BY log_id").fetchall()
+DEADMAN_COLUMNS = ("log_id", "trigger_id", "type", "status", "to_number", "call_sid", "sms_sid", "error")
+
+
+def deadman_rows(d) -> list[dict]:
+    rows = d.query(f"SELECT {', '.join(DEADMAN_COLUMNS)} FROM logs WHERE source = 'alertd:deadman' ORDER BY log_id")
+    return [dict(zip(DEADMAN_COLUMNS, row)) for row in rows]
 
 
 def fail_once(d, number=A, outcome=("http", 503)):

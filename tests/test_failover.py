@@ -4,6 +4,7 @@ second (FakeTelnyx); each over real sockets through the real clients.
 A failure another provider may avoid goes to the next one within the same
 request; a refusal of the recipient does not; a circuit opens after
 repeated failures and lets one probe through after its cool-down (FakeClock).
+Every test runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import pytest
 import requests
 
 from alertd.clock import FakeClock
-from conftest import ACCOUNT_SID, AUTH_TOKEN
+from conftest import ACCOUNT_SID, AUTH_TOKEN, both_backends
 from fake_telnyx import FakeTelnyx
 from local_http import refused_url
 from provider_steps import notify, row
 
 TO = "+15551230001"
 MAIN_FROM, TX_FROM = "+15550000001", "+15550000003"
+
+pytestmark = both_backends
 
 
 @pytest.fixture
@@ -201,13 +204,14 @@ def test_the_dead_mans_switch_fires_when_every_provider_fails_and_tries_each(mak
     assert [(r["sms_sid"], r["provider"]) for r in logs] == [(warning.sid, "tx")]  # its row names the carrier
 
 
-def test_providers_test_sends_through_the_named_provider_only_and_logs_each_send(tmp_path, telnyx, capsys):
+def test_providers_test_sends_through_the_named_provider_only_and_logs_each_send(tmp_path, telnyx, capsys, backend):
     import json
 
     from alertd import cli
     from conftest import write_config
 
-    path = write_config(tmp_path, 8080, providers(refused_url(), telnyx))
+    on = {"database": backend.database} if backend.postgres else {}
+    path = write_config(tmp_path, 8080, {**providers(refused_url(), telnyx), **on})
     assert cli.main(["providers", "test", "tx", "--to", "5551230001", "-c", str(path)]) == 0
     assert "tx: sms to +15551230001 from +15550000003 accepted" in capsys.readouterr().out
     (msg,) = telnyx.wait_for(1, "sms")

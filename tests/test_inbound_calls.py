@@ -1,5 +1,6 @@
 """Live call routing end to end: signed inbound webhooks from the fake Twilio (Twilio's
-own signature algorithm), the TwiML at each step, fallbacks, voicemail becoming a trigger."""
+own signature algorithm), the TwiML at each step, fallbacks, voicemail becoming a trigger.
+Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import re
@@ -13,7 +14,7 @@ import requests
 
 from alertd import oncall
 from alertd.clock import FakeClock
-from conftest import CALLER_ID, twilio_overrides
+from conftest import CALLER_ID, both_backends, twilio_overrides
 
 PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
 CALLER = "+15559998888"
@@ -21,6 +22,8 @@ OTHER_NUMBER = "+15557650000"  # the account's, with no inbound entry
 ROTATIONS = {"ops": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1w",
                      "start": "2026-01-05T09:00"}}
 GREETING = "You have reached the on-call engineer for Acme. Connecting you now."
+
+pytestmark = both_backends
 
 
 def inbound(**entry) -> dict:

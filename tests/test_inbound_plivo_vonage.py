@@ -1,7 +1,8 @@
 """Live call routing through Plivo (Plivo XML) and Vonage (NCCO): the same flow as through
 Twilio, under /providers/NAME/voice, each request signed the way that provider signs
 (Plivo: signature V3 with the auth token; Vonage: an HS256 JWT with the signature secret
-whose payload_hash is the body's SHA-256), against a running daemon over loopback."""
+whose payload_hash is the body's SHA-256), against a running daemon over loopback.
+Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import urllib.parse
@@ -13,7 +14,7 @@ import orjson
 import pytest
 
 from alertd.clock import FakeClock
-from conftest import CALLER_ID
+from conftest import CALLER_ID, both_backends
 from fake_plivo import FakePlivo
 from fake_vonage import FakeVonage
 
@@ -23,6 +24,8 @@ ROTATIONS = {"ops": {"members": ["oncall_primary", "oncall_secondary"], "shift":
                      "start": "2026-01-05T09:00"}}
 GREETING = "You have reached the on-call engineer for Acme. Connecting you now."
 PROMPT = "Nobody is available. Please leave a message after the tone."
+
+pytestmark = both_backends
 
 
 class Plivo:

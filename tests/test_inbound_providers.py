@@ -1,7 +1,8 @@
 """Live call routing through a providers: entry other than Twilio: the same flow under
 /providers/NAME/voice, each request signed the way that provider signs (SignalWire:
 Twilio's algorithm with the signing key; Telnyx: Ed25519 over timestamp|body), answered
-with TwiML-compatible XML (LaML, TeXML) at each step; forged requests refused."""
+with TwiML-compatible XML (LaML, TeXML) at each step; forged requests refused.
+Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import urllib.parse
@@ -15,7 +16,7 @@ import pytest
 import requests
 
 from alertd.clock import FakeClock
-from conftest import CALLER_ID
+from conftest import CALLER_ID, both_backends
 from fake_signalwire import FakeSignalWire
 from fake_telnyx import FakeTelnyx
 
@@ -24,6 +25,8 @@ CALLER = "+15559998888"
 ROTATIONS = {"ops": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1w",
                      "start": "2026-01-05T09:00"}}
 GREETING = "You have reached the on-call engineer for Acme. Connecting you now."
+
+pytestmark = both_backends
 
 
 @dataclass

@@ -2,7 +2,8 @@
 the recording named by the (signed) recording callback and streams it on, with the
 provider's credentials only at that provider's own host (Plivo: Basic with the auth id
 and token; Vonage: the application's JWT; Telnyx: none, its URLs are pre-signed), and
-answers 502 when the provider will not hand it over. Daemon and fakes over loopback."""
+answers 502 when the provider will not hand it over. Daemon and fakes over loopback; the tests of
+a voicemail run on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import base64
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from alertd.clock import FakeClock
 from alertd.inbound import listen
+from conftest import both_backends
 from fake_plivo import FakePlivo
 from fake_provider import FakeProvider
 from fake_telnyx import FakeTelnyx
@@ -148,6 +150,7 @@ def provider(request, clock):
         yield adapter(fake, clock)
 
 
+@both_backends
 def test_the_link_plays_the_recording_the_signed_callback_named_with_the_providers_own_credentials(
         make_daemon, provider, clock, structlog_output):
     d = make(make_daemon, provider, clock, then=[], voicemail=True)
@@ -179,6 +182,7 @@ def test_the_link_plays_the_recording_the_signed_callback_named_with_the_provide
     assert provider.secret not in logged and link.partition("?t=")[2] not in logged
 
 
+@both_backends
 def test_a_recording_at_a_host_that_is_not_the_providers_is_fetched_without_its_credentials(
         make_daemon, provider, clock):
     with Elsewhere() as elsewhere:
@@ -191,6 +195,7 @@ def test_a_recording_at_a_host_that_is_not_the_providers_is_fetched_without_its_
         assert provider.fake.recording_headers == []
 
 
+@both_backends
 def test_a_recording_url_that_is_not_http_is_not_fetched(make_daemon, clock):
     with FakePlivo() as fake:
         provider = PlivoVoicemail(fake, clock)

@@ -1,4 +1,4 @@
-"""The simulator plays an inbound call (make run: no Twilio account needed)."""
+"""The simulator plays an inbound call (make run: no Twilio account needed), on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 import requests
 
 from alertd.clock import FakeClock
-from conftest import CALLER_ID
+from conftest import CALLER_ID, both_backends
 
 ROTATIONS = {"ops": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1w", "start": "2026-01-05T09:00"}}
 INBOUND = {CALLER_ID: {"rotation": "ops", "then": ["manager"], "voicemail": {"transcribe": True}}}
+
+pytestmark = both_backends
 
 
 def simulated(d, **body):

@@ -1,4 +1,6 @@
-"""GET /api/v1/calls/logs and /logs/{log_id}: order, filters, and the row's fields."""
+"""GET /api/v1/calls/logs and /logs/{log_id}: order, filters, and the row's fields.
+The order, filters and rows run on SQLite and on PostgreSQL; the tables of bad filters and unknown ids,
+refused mostly before the store is asked, run once."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -6,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from alertd.clock import FakeClock
-from conftest import twilio_overrides
+from conftest import both_backends, twilio_overrides
 
 NUMBER = "+15551234567"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -35,6 +37,7 @@ def logs(d, **params) -> list[dict]:
     return r.json()["logs"]
 
 
+@both_backends
 def test_the_log_is_newest_first(d):
     rows = logs(d)
     assert [r["log_id"] for r in rows] == [3, 2, 1]
@@ -42,16 +45,19 @@ def test_the_log_is_newest_first(d):
                                                "2026-01-05T09:00:00.000Z"]
 
 
+@both_backends
 def test_limit_keeps_the_newest(d):
     assert [r["log_id"] for r in logs(d, limit="2")] == [3, 2]
     assert [r["log_id"] for r in logs(d, limit="1000")] == [3, 2, 1]
 
 
+@both_backends
 def test_source_filters_by_label(d):
     assert [r["log_id"] for r in logs(d, source="a")] == [3, 1]
     assert logs(d, source="nobody") == []
 
 
+@both_backends
 @pytest.mark.parametrize("since, expected", [
     ("2026-01-05T09:01:00Z", [3, 2]),
     ("2026-01-05T09:01:00.001Z", [3]),
@@ -64,6 +70,7 @@ def test_since_keeps_rows_created_at_or_after_it(d, since, expected):
     assert [r["log_id"] for r in logs(d, since=since)] == expected
 
 
+@both_backends
 def test_filters_combine(d):
     assert [r["log_id"] for r in logs(d, source="a", since="2026-01-05T09:01:00Z", limit="5")] == [3]
 
@@ -83,6 +90,7 @@ def test_a_bad_filter_is_400_naming_it(d, params, error):
     assert r.json() == {"ok": False, "error": error, "code": 400}
 
 
+@both_backends
 def test_one_row_by_id(d):
     r = d.api.get(d.url("/api/v1/calls/logs/2"), timeout=10)
     assert r.status_code == 200
@@ -100,6 +108,7 @@ def test_an_unknown_row_is_404(d, log_id, method, suffix):
     assert r.json() == {"ok": False, "error": f"Log row not found: {log_id}", "code": 404}
 
 
+@both_backends
 def test_a_row_has_every_field_of_the_issue_with_its_value_and_type(make_daemon, fake_twilio):
     clock = FakeClock(START)
     d = make_daemon(twilio_overrides(fake_twilio), clock=clock)
@@ -124,6 +133,7 @@ def test_a_row_has_every_field_of_the_issue_with_its_value_and_type(make_daemon,
     assert datetime.fromisoformat(row["acknowledged_at"]) == datetime(2026, 1, 5, 9, 0, 30, 250000, timezone.utc)
 
 
+@both_backends
 def test_a_refused_row_carries_the_providers_code_and_message(make_daemon, fake_twilio):
     d = make_daemon(twilio_overrides(fake_twilio))
     fake_twilio.permanent(NUMBER, 21610)

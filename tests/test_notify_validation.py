@@ -1,5 +1,10 @@
 """POST /calls/notify: every field's validation, the error envelope, and the
-lenient inputs integrations written for the hosted API send."""
+lenient inputs integrations written for the hosted API send.
+
+Most tests share one SQLite daemon and check the route's answer. Those with a
+daemon of their own check what is stored and sent (nothing, for a refusal) and
+run on SQLite and on PostgreSQL, but for closing SQLite's connection under the
+daemon, a failure of SQLite's own."""
 from __future__ import annotations
 
 import json
@@ -7,7 +12,7 @@ import json
 import pytest
 import requests
 
-from conftest import CALLER_ID, RunningDaemon
+from conftest import CALLER_ID, RunningDaemon, both_backends
 
 NUMBER = "+15551234567"
 TEN = [f"+1555123{i:04}" for i in range(10)]
@@ -142,6 +147,7 @@ def test_a_chunked_body_over_one_mebibyte_is_refused_with_413(shared):
     assert_envelope(r, 413, "Request body too large (limit 1048576 bytes).")
 
 
+@both_backends
 def test_refused_requests_leave_nothing_in_the_log(make_daemon):
     d = make_daemon()
     for param in BAD_BODIES[:6]:
@@ -216,6 +222,7 @@ def test_action_type_sms_sends_only_an_sms(shared):
     assert call["type"] == "sms" and call["sms_sid"].startswith("SM") and "call_sid" not in call
 
 
+@both_backends
 def test_zapier_style_string_values_are_read_as_numbers_and_booleans(make_daemon):
     d = make_daemon({"provider": {"simulate_press": False}})
     r = d.notify({"to": NUMBER, "message": "hi", "repeat": "2", "gather": "true", "send_sms": "true",
@@ -235,12 +242,14 @@ def test_unknown_fields_are_ignored(shared):
     assert logged["log"]["message"] == "hi" and "high" not in json.dumps(logged)
 
 
+@both_backends
 def test_an_owned_from_number_is_used(make_daemon):
     d = make_daemon()
     assert d.notify({"to": NUMBER, "message": "hi", "from": "5557654321"}).status_code == 200
     assert d.daemon.provider.sent[0].from_ == CALLER_ID
 
 
+@both_backends
 def test_a_form_encoded_body_is_accepted(make_daemon):
     d = make_daemon()
     r = d.api.post(d.url("/api/v1/calls/notify"), timeout=10,

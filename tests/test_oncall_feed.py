@@ -1,6 +1,7 @@
 """Calendar feeds: GET /api/v1/oncall/{rotation}.ics parsed by the icalendar library,
 with an override inside the window and the spring DST change; tokens made, listed and
-revoked by the CLI, stored hashed and never logged; alertd oncall NAME --weeks N."""
+revoked by the CLI, stored hashed and never logged; alertd oncall NAME --weeks N.
+Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
@@ -15,11 +16,14 @@ import pytest
 import requests
 
 from alertd.clock import FakeClock
+from conftest import both_backends
 
 NY = ZoneInfo("America/New_York")
 ROTATIONS = {"daily": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1d", "start": "2026-01-05T09:00"},
              "weekly": {"members": ["oncall_secondary"], "shift": "1w", "start": "2026-01-05T09:00"}}
 NOW = datetime(2026, 3, 5, 17, 0, tzinfo=timezone.utc)  # Thursday 12:00 EST, three days before DST starts
+
+pytestmark = both_backends
 
 
 def ny(*args) -> datetime:

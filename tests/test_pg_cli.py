@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import socket
 import sqlite3
+import warnings
 
 import asyncpg
+import pytest
 
+from alertd import cli
 from alertd import config as config_mod
 from alertd.store import Store
 from alertd.dispatch.notification import notification
@@ -128,6 +132,21 @@ def write_config(tmp_path, database: str, extra: str = "") -> str:
                     f"  numbers: ['+15557654321']\n{extra}")
     (tmp_path / "rules").mkdir(exist_ok=True)
     return str(path)
+
+
+@pytest.mark.parametrize("args, code", [
+    (["keys", "create", "--name", "ops"], 0), (["keys", "list"], 0), (["log"], 0), (["heartbeats"], 0),
+    (["silence", "remove", "sil_nosuch"], 1),  # a refusal too
+    (["providers", "test", "simulator", "--to", "5551230001"], 0),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def test_a_command_closes_its_connections_before_it_returns(tmp_path, pg_migrated_url, args, code, capsys):
+    """In-process (the tests', `alertd`'s own), a command's pool must not outlive its event loop:
+    its connections were then left open on the server until the garbage collector found them."""
+    assert cli.main([*args, "-c", write_config(tmp_path, pg_migrated_url)]) == code
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_cluster_lists_the_nodes_the_leader_and_each_ones_last_contact(tmp_path, pg_url):

@@ -5,6 +5,10 @@ the `check` / `test-rule` commands.
 
 Ticks are driven directly (``sources.run_rule``) and the outbox worker with
 ``dispatcher.run_once()``: nothing waits for a schedule.
+
+The tests of rules firing (events, rule state, cooldowns, the rows they write,
+deferred sends) run on SQLite and on PostgreSQL; loading and reloading rule
+files, the API's refusals and the commands never reach the database and run once.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import requests
 
 from alertd.clock import FakeClock
 from local_http import LocalServer, SilentServer, refused_url
-from conftest import sync
+from conftest import both_backends, sync
 
 UTC = timezone.utc
 MANAGER, PRIMARY, SECONDARY = "+15551230001", "+15551230002", "+15551230003"
@@ -88,6 +92,7 @@ rules:
 """
 
 
+@both_backends
 def test_webhook_answers_ok_with_event_id_fired_rules_and_log_ids(make_daemon, tmp_path):
     write(tmp_path, "echo.yaml", ECHO)
     d = make_daemon()
@@ -102,6 +107,7 @@ def test_webhook_answers_ok_with_event_id_fired_rules_and_log_ids(make_daemon, t
     assert d.run(d.daemon.store.events.get(body["event_id"]))["fired"] == ["echo"]
 
 
+@both_backends
 def test_webhook_by_get_takes_the_query_and_never_the_key(make_daemon, tmp_path):
     write(tmp_path, "echo.yaml", ECHO)
     d = make_daemon()
@@ -114,6 +120,7 @@ def test_webhook_by_get_takes_the_query_and_never_the_key(make_daemon, tmp_path)
     assert d.key not in str(stored)
 
 
+@both_backends
 def test_webhook_body_wins_over_the_query_on_a_clash(make_daemon, tmp_path):
     write(tmp_path, "echo.yaml", ECHO)
     d = make_daemon()
@@ -123,6 +130,7 @@ def test_webhook_body_wins_over_the_query_on_a_clash(make_daemon, tmp_path):
     assert sent(d) == [("sms", MANAGER, '{"site": "hq", "state": "from-body"}')]
 
 
+@both_backends
 def test_webhook_takes_a_form_encoded_body(make_daemon, tmp_path):
     write(tmp_path, "echo.yaml", ECHO)
     d = make_daemon()
@@ -149,6 +157,7 @@ def test_webhook_errors_use_the_api_envelope(make_daemon, tmp_path):
     assert d.daemon.provider.sent == []
 
 
+@both_backends
 def test_every_received_event_is_recorded_even_when_no_rule_fires(make_daemon, tmp_path):
     write(tmp_path, "quiet.yaml", """\
         rules:
@@ -167,6 +176,7 @@ def test_every_received_event_is_recorded_even_when_no_rule_fires(make_daemon, t
     assert d.daemon.provider.sent == []
 
 
+@both_backends
 def test_several_rules_on_one_webhook_each_decide_with_when(make_daemon, tmp_path):
     write(tmp_path, "temps.yaml", """\
         rules:
@@ -230,6 +240,7 @@ def am_payload(*alerts: dict) -> dict:
             "commonAnnotations": {}, "externalURL": "http://alertmanager.local:9093", "alerts": list(alerts)}
 
 
+@both_backends
 def test_alertmanager_firing_notifies_once_per_fingerprint_and_resolved_once(make_daemon, tmp_path):
     write(tmp_path, "am.yaml", ALERT_RULES)
     clock = FakeClock(T0)
@@ -269,6 +280,7 @@ def test_alertmanager_firing_notifies_once_per_fingerprint_and_resolved_once(mak
     assert rules_api(d)["rules"][0]["firing"] is True
 
 
+@both_backends
 def test_alertmanager_critical_warning_that_never_fired_is_not_resolved(make_daemon, tmp_path):
     # `when` is evaluated on the resolved alert too: a warning resolving is not the critical rule's business
     write(tmp_path, "am.yaml", ALERT_RULES)
@@ -303,6 +315,7 @@ def grafana_payload(status: str) -> dict:
             "message": f"**{status.capitalize()}**\n\nValue: B=93.2\nLabels:\n - alertname = HighCPU\n"}
 
 
+@both_backends
 def test_grafana_firing_notifies_once_and_resolved_once(make_daemon, tmp_path):
     write(tmp_path, "grafana.yaml", """\
         rules:
@@ -346,6 +359,7 @@ def poll_rule(url: str, *, when: str = "event.error", timeout: str = "10s",
         """) % (url, timeout, when, message)
 
 
+@both_backends
 def test_poll_of_a_refused_connection_is_an_event_with_error_set(make_daemon, tmp_path):
     url = refused_url("/health")
     write(tmp_path, "poll.yaml", poll_rule(url))
@@ -356,6 +370,7 @@ def test_poll_of_a_refused_connection_is_an_event_with_error_set(make_daemon, tm
     assert message.startswith("status= error=ClientConnectorError: Cannot connect to host 127.0.0.1:" + port)
 
 
+@both_backends
 def test_poll_that_times_out_is_an_event_with_error_set(make_daemon, tmp_path):
     with SilentServer() as silent:
         write(tmp_path, "poll.yaml", poll_rule(silent.url("/health"), timeout="0.3s"))
@@ -366,6 +381,7 @@ def test_poll_that_times_out_is_an_event_with_error_set(make_daemon, tmp_path):
     assert sent(d) == [("sms", MANAGER, "status= error=timeout after 0.3s")]
 
 
+@both_backends
 def test_poll_of_a_body_in_an_unknown_charset_is_read_as_utf8(make_daemon, tmp_path):
     with LocalServer(body="Caf\u00e9 closed", content_type="text/plain; charset=klingon") as server:
         write(tmp_path, "poll.yaml", poll_rule(server.url("/"), when="event.status == 200",
@@ -375,6 +391,7 @@ def test_poll_of_a_body_in_an_unknown_charset_is_read_as_utf8(make_daemon, tmp_p
     assert sent(d) == [("sms", MANAGER, "Caf\u00e9 closed")]
 
 
+@both_backends
 def test_poll_sends_headers_with_env_vars_and_reads_the_json_body(make_daemon, tmp_path, monkeypatch):
     monkeypatch.setenv("QUEUE_TOKEN", "s3cret")
     with LocalServer(body={"depth": 250}) as server:
@@ -398,6 +415,7 @@ def test_poll_sends_headers_with_env_vars_and_reads_the_json_body(make_daemon, t
     assert sent(d) == [("sms", MANAGER, "Queue at 250")]
 
 
+@both_backends
 def test_poll_notifies_on_the_flip_repeats_after_repeat_every_and_once_when_cleared(make_daemon, tmp_path):
     clock = FakeClock(T0)
     with LocalServer(body={"depth": 10}) as server:
@@ -437,6 +455,7 @@ def test_poll_notifies_on_the_flip_repeats_after_repeat_every_and_once_when_clea
 
 # --- schedules and cooldowns -------------------------------------------------------------------------
 
+@both_backends
 def test_schedule_tick_is_an_event_with_scheduled_at_and_notifies_when_when_holds(make_daemon, tmp_path):
     write(tmp_path, "daily.yaml", """\
         rules:
@@ -456,6 +475,7 @@ def test_schedule_tick_is_an_event_with_scheduled_at_and_notifies_when_when_hold
                        ("sms", MANAGER, "Test of the alert path, tick 2026-03-16T12:00:00+00:00")]
 
 
+@both_backends
 def test_cooldown_holds_back_per_dedup_key(make_daemon, tmp_path):
     write(tmp_path, "disk.yaml", """\
         rules:
@@ -480,6 +500,7 @@ def test_cooldown_holds_back_per_dedup_key(make_daemon, tmp_path):
 
 # --- failures on the trigger log -----------------------------------------------------------------------
 
+@both_backends
 def test_a_template_that_fails_to_render_is_a_failed_row_and_the_webhook_still_answers_200(make_daemon, tmp_path):
     write(tmp_path, "bad.yaml", """\
         rules:
@@ -499,6 +520,7 @@ def test_a_template_that_fails_to_render_is_a_failed_row_and_the_webhook_still_a
     assert d.daemon.provider.sent == []
 
 
+@both_backends
 def test_a_to_that_renders_to_no_valid_number_is_a_failed_row_and_the_webhook_still_answers_200(make_daemon,
                                                                                                   tmp_path):
     write(tmp_path, "bad.yaml", """\
@@ -518,6 +540,7 @@ def test_a_to_that_renders_to_no_valid_number_is_a_failed_row_and_the_webhook_st
     assert d.daemon.provider.sent == []
 
 
+@both_backends
 def test_a_when_that_cannot_be_evaluated_is_a_failed_row_not_a_silent_drop(make_daemon, tmp_path):
     write(tmp_path, "hot.yaml", """\
         rules:
@@ -538,6 +561,7 @@ def test_a_when_that_cannot_be_evaluated_is_a_failed_row_not_a_silent_drop(make_
     assert sent(d) == [("sms", MANAGER, "Hot: 35")]
 
 
+@both_backends
 def test_a_poll_whose_when_fails_the_same_way_every_tick_is_one_failed_row(make_daemon, tmp_path):
     with LocalServer(body={"depth": "n/a"}) as server:
         write(tmp_path, "poll.yaml", poll_rule(server.url("/stats"), when="event.body.depth > 100"))
@@ -552,6 +576,7 @@ def test_a_poll_whose_when_fails_the_same_way_every_tick_is_one_failed_row(make_
     assert d.daemon.provider.sent == []
 
 
+@both_backends
 def test_rules_api_shows_source_state_and_last_evaluated_and_fired(make_daemon, tmp_path):
     write(tmp_path, "am.yaml", ALERT_RULES)
     clock = FakeClock(T0)
@@ -567,6 +592,7 @@ def test_rules_api_shows_source_state_and_last_evaluated_and_fired(make_daemon, 
     assert (everything["id"], everything["last_fired"]) == ("am-everything", "2026-03-10T14:05:00.000Z")
 
 
+@both_backends
 def test_an_at_that_is_not_a_time_fails_the_notification_instead_of_sending_it_at_once(make_daemon, tmp_path):
     write(tmp_path, "remind.yaml", """\
         rules:
@@ -587,6 +613,7 @@ def test_an_at_that_is_not_a_time_fails_the_notification_instead_of_sending_it_a
 
 # --- deferred sends ------------------------------------------------------------------------------------
 
+@both_backends
 def test_a_delayed_notification_survives_a_restart_and_is_sent_once_when_due(make_daemon, tmp_path):
     write(tmp_path, "later.yaml", """\
         rules:
@@ -605,10 +632,10 @@ def test_a_delayed_notification_survives_a_restart_and_is_sent_once_when_due(mak
     # down while it fell due; back up 2 hours after the webhook
     second = make_daemon(clock=FakeClock(T0 + timedelta(hours=2)), folder=tmp_path)
     second.run(second.daemon.dispatcher.run_once())
-    second.wait_until(lambda: second.daemon.provider.sent, what="the deferred send")
+    # the send's outcome is stored after the provider took it (awaited on PostgreSQL): wait for the row
+    second.wait_until(lambda: rule_logs(second, "later")[0]["status"] == "initiated", what="the deferred send")
     assert second.run(second.daemon.dispatcher.run_once()) == 0
     assert sent(second) == [("sms", MANAGER, "Reminder: lock the back door")]
-    assert rule_logs(second, "later")[0]["status"] == "initiated"
 
 
 # --- reload ---------------------------------------------------------------------------------------------
@@ -877,6 +904,7 @@ SHOP_RULE = """\
     """
 
 
+@both_backends
 def test_a_name_in_event_data_never_reaches_a_contact_group_or_rotation(make_daemon, tmp_path):
     write(tmp_path, "shop.yaml", SHOP_RULE)
     d = make_daemon()
@@ -891,6 +919,7 @@ def test_a_name_in_event_data_never_reaches_a_contact_group_or_rotation(make_dae
     assert sent(d) == [("sms", "+15551234567", "Hi Ann, your order has shipped.")]
 
 
+@both_backends
 def test_names_written_in_the_rules_own_template_still_resolve(make_daemon, tmp_path):
     write(tmp_path, "shop.yaml", SHOP_RULE)
     d = make_daemon()
@@ -900,6 +929,7 @@ def test_names_written_in_the_rules_own_template_still_resolve(make_daemon, tmp_
                        ("sms", MANAGER, "Severity low")]
 
 
+@both_backends
 def test_a_rule_may_opt_in_to_names_from_event_data(make_daemon, tmp_path):
     write(tmp_path, "team.yaml", """\
         rules:
@@ -916,6 +946,7 @@ def test_a_rule_may_opt_in_to_names_from_event_data(make_daemon, tmp_path):
     assert sent(d) == [("sms", MANAGER, "Page for manager")]
 
 
+@both_backends
 def test_a_file_field_in_a_multipart_webhook_is_refused_naming_it(make_daemon, tmp_path):
     write(tmp_path, "door.yaml", """\
         rules:

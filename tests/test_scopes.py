@@ -3,6 +3,10 @@
 Every route of the app has a scope decision in alertd/api/scopes.py (a scope,
 or how it is checked without a key), and each keyed route refuses a key
 without its scope with the 403 envelope naming the scope.
+
+A key's scopes are stored with it: the tests of scoped keys at work run on
+SQLite and on PostgreSQL. The route table, the parser and SQLite's upgrade of
+keys made before scopes run once.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from alertd.api import scopes
 from alertd.api.auth import generate_key
 from alertd.store import Store
 from alertd.store.sqlite.schema import MIGRATIONS
-from conftest import sync
+from conftest import both_backends, sync
 from test_ui_auth import add_user, csrf_of, login
 
 NUMBER = "+15551234567"
@@ -74,6 +78,7 @@ def test_every_route_of_the_app_has_a_scope_decision(d):
     assert stale - seen == set(), "alertd/api/scopes.py names routes the app does not have"
 
 
+@both_backends
 def test_every_keyed_route_refuses_a_key_without_its_scope_with_403_naming_it(d):
     wrong = key_with(d, "hooks:elsewhere")
     for (method, path), needed in scopes.ROUTES.items():
@@ -87,6 +92,7 @@ def test_every_keyed_route_refuses_a_key_without_its_scope_with_403_naming_it(d)
         assert body["missing_scope"] == wanted[0], body
 
 
+@both_backends
 def test_a_hooks_scope_opens_its_own_webhook_and_nothing_else(d):
     door = key_with(d, "hooks:door")
     r = door.post(d.url("/hooks/door"), json={"state": "open"}, timeout=10)
@@ -100,15 +106,17 @@ def test_a_hooks_scope_opens_its_own_webhook_and_nothing_else(d):
         assert door.get(d.url(path), timeout=10).status_code == 403, path
     assert door.post(d.url("/api/v1/silences"), json={"rule_id": "door", "duration": "1h", "reason": "x"},
                      timeout=10).status_code == 403
-    assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM silences").fetchone()[0] == 0
+    assert d.query("SELECT COUNT(*) FROM silences") == [(0,)]
 
 
+@both_backends
 def test_hooks_star_opens_every_webhook(d):
     every = key_with(d, "hooks:*")
     for name in ("door", "garage"):
         assert every.post(d.url(f"/hooks/{name}"), json={"state": "x"}, timeout=10).status_code == 200
 
 
+@both_backends
 def test_notify_sends_and_uses_templates_but_reads_no_log_and_acks_nothing(d):
     sender = key_with(d, "notify")
     r = sender.post(d.url("/api/v1/calls/notify"), json={"to": NUMBER, "message": "x"}, timeout=10)
@@ -122,6 +130,7 @@ def test_notify_sends_and_uses_templates_but_reads_no_log_and_acks_nothing(d):
     assert sender.post(d.url("/hooks/door"), json={}, timeout=10).status_code == 403
 
 
+@both_backends
 def test_read_reads_but_sends_nothing(d):
     reader = key_with(d, "read")
     for path in ("/api/v1/calls/logs", "/api/v1/rules", "/api/v1/silences", "/api/v1/calls/templates",
@@ -129,9 +138,10 @@ def test_read_reads_but_sends_nothing(d):
         assert reader.get(d.url(path), timeout=10).status_code == 200, path
     assert reader.post(d.url("/api/v1/calls/notify"), json={"to": NUMBER, "message": "x"},
                        timeout=10).status_code == 403
-    assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM logs").fetchone()[0] == 0
+    assert d.query("SELECT COUNT(*) FROM logs") == [(0,)]
 
 
+@both_backends
 def test_several_scopes_add_up_and_admin_opens_everything(d):
     both = key_with(d, "notify", "read")
     assert both.post(d.url("/api/v1/calls/notify"), json={"to": NUMBER, "message": "x"}, timeout=10).ok
@@ -175,6 +185,7 @@ def alertd(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "alertd", *args], capture_output=True, text=True, timeout=60)
 
 
+@both_backends
 def test_cli_creates_a_scoped_key_lists_its_scopes_and_refuses_an_unknown_one(make_daemon, tmp_path):
     (tmp_path / "rules").mkdir(exist_ok=True)
     (tmp_path / "rules" / "door.yaml").write_text(DOOR_RULE)
@@ -197,6 +208,7 @@ def test_cli_creates_a_scoped_key_lists_its_scopes_and_refuses_an_unknown_one(ma
     assert bad.returncode == 2 and "scope: unknown 'everything'" in bad.stderr and bad.stdout == ""
 
 
+@both_backends
 def test_the_dashboard_shows_each_keys_scopes_and_creates_a_scoped_key(make_daemon):
     d = make_daemon()
     add_user(d)

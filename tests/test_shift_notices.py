@@ -1,22 +1,23 @@
 """Shift notices: a text before each shift and when an override gives someone a shift, sent
-through the outbox once per shift, also across a restart (an injected clock, no sleeping)."""
+through the outbox once per shift, also across a restart (an injected clock, no sleeping).
+Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from alertd import oncall
 from alertd.clock import FakeClock
 from alertd.runtime import retention
-from alertd.store import Store
-from conftest import sync
+from conftest import both_backends, run_async, sync
 
 NY = ZoneInfo("America/New_York")
 PRIMARY, SECONDARY, MANAGER = "+15551230002", "+15551230003", "+15551230001"
 ROTATIONS = {"ops": {"members": ["oncall_primary", "oncall_secondary"], "shift": "1d", "start": "2026-01-05T09:00",
                      "notify_shift": {"before": "1h", "action_type": "sms"}},
              "quiet": {"members": ["manager"], "shift": "1d", "start": "2026-01-05T09:00"}}
+
+pytestmark = both_backends
 
 
 def ny(*args) -> datetime:
@@ -88,12 +89,12 @@ def test_a_call_notice_is_a_call(make_daemon, tmp_path):
     assert [(o.channel, o.to) for o in d.daemon.provider.sent] == [("call", SECONDARY)]
 
 
-def test_retention_prunes_the_records_of_shifts_long_past(make_daemon, tmp_path):
+def test_retention_prunes_the_records_of_shifts_long_past(make_daemon, tmp_path, backend_store):
     d = start(make_daemon, tmp_path, ny(2026, 1, 6, 8, 0))
     run(d)  # the worker may have sent it already, as it started
     assert len(d.run(d.daemon.store.reach.shift_notices("ops"))) == 1
     d.stop()
-    store = Store(d.config.database)
-    assert asyncio.run(retention.prune(store, ny(2026, 4, 6, 8, 0).timestamp(), d.config.retention))["reach"] == 0
-    assert asyncio.run(retention.prune(store, ny(2026, 4, 7, 8, 0).timestamp(), d.config.retention))["reach"] == 1
+    store = backend_store  # the daemon's database, through a store of the test's own
+    assert run_async(retention.prune(store, ny(2026, 4, 6, 8, 0).timestamp(), d.config.retention))["reach"] == 0
+    assert run_async(retention.prune(store, ny(2026, 4, 7, 8, 0).timestamp(), d.config.retention))["reach"] == 1
     assert sync(store.reach.shift_notices("ops")) == []

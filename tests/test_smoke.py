@@ -1,3 +1,9 @@
+"""A notify through the simulator and through the real twilio library, on SQLite and on PostgreSQL."""
+from conftest import both_backends
+
+pytestmark = both_backends
+
+
 def test_notify_with_the_simulator_answers_like_the_reference(daemon):
     r = daemon.notify({"to": "+15551234567", "message": "Alert: No staff have clocked in.", "source": "timeclock"})
     assert r.status_code == 200, r.text

@@ -1,4 +1,6 @@
-"""Dashboard logins over a real socket: users, sessions, CSRF, the failed-login delay, API separation."""
+"""Dashboard logins over a real socket: users, sessions, CSRF, the failed-login delay, API separation.
+The tests of users and sessions kept in the database run on SQLite and on PostgreSQL; the login delay
+is kept in memory, so its (slow) tests run once."""
 from __future__ import annotations
 
 import io
@@ -9,7 +11,7 @@ import requests
 
 from alertd import cli
 from alertd.ui import auth
-from conftest import sync
+from conftest import both_backends, sync
 
 PASSWORD = "correct horse battery"
 
@@ -36,6 +38,7 @@ def test_password_hash_is_scrypt_with_a_salt_and_checks():
     assert auth.check_password("secret-pass", h) and not auth.check_password("secret-pas", h)
 
 
+@both_backends
 def test_users_add_reads_the_password_from_stdin(make_daemon, monkeypatch, capsys):
     d = make_daemon()
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
@@ -53,6 +56,7 @@ def test_users_add_refuses_a_short_password(make_daemon, monkeypatch):
     assert cli.main(["users", "add", "bob", "--password-stdin", "-c", str(d.config_path)]) == 1
 
 
+@both_backends
 def test_pages_need_a_login_and_the_cookie_is_httponly_strict(make_daemon):
     d = make_daemon()
     add_user(d)
@@ -61,7 +65,7 @@ def test_pages_need_a_login_and_the_cookie_is_httponly_strict(make_daemon):
     s, r = login(d)
     cookie = r.history[0].headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
-    stored = d.daemon.store.conn.execute("SELECT session_hash FROM ui_sessions").fetchone()[0]
+    ((stored,),) = d.query("SELECT session_hash FROM ui_sessions")
     assert s.cookies["alertd_session"] not in stored  # only the hash is kept
 
 
@@ -77,6 +81,7 @@ def test_session_is_secure_when_public_url_is_https(make_daemon):
     assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
 
 
+@both_backends
 def test_a_post_without_the_csrf_token_is_refused(make_daemon):
     d = make_daemon()
     add_user(d)
@@ -112,15 +117,17 @@ def test_failed_logins_wait_longer_each_time_but_the_right_password_still_works(
     assert r.url.endswith("/ui/") and time.monotonic() - started < 1.5
 
 
+@both_backends
 def test_logout_ends_the_session(make_daemon):
     d = make_daemon()
     add_user(d)
     s, r = login(d)
     s.post(d.url("/ui/logout"), data={"csrf": csrf_of(r.text)}, timeout=5)
     assert s.get(d.url("/ui/"), timeout=5, allow_redirects=False).status_code == 303
-    assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM ui_sessions").fetchone()[0] == 0
+    assert d.query("SELECT COUNT(*) FROM ui_sessions") == [(0,)]
 
 
+@both_backends
 def test_api_keys_and_sessions_do_not_cross(make_daemon):
     d = make_daemon()
     add_user(d)

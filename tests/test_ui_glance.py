@@ -1,4 +1,5 @@
-"""At a glance: notifications per hour and per day by outcome, and time to acknowledge, from the daemon's clock."""
+"""At a glance: notifications per hour and per day by outcome, and time to acknowledge, from the daemon's clock.
+The pages run on SQLite and on PostgreSQL (the counting is the database's)."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ from alertd.clock import FakeClock
 from alertd.ui import glance
 from alertd.dispatch.notification import Notification
 from test_ui_pages import logged_in
-from conftest import sync
+from conftest import both_backends
 
 NY = ZoneInfo("America/New_York")  # the test config's timezone; DST began on Sunday 8 March 2026
 
@@ -32,6 +33,7 @@ def counts(page: str, key: str) -> dict[str, int]:
     return {k: int(n) for k, n in re.findall(r'data-outcome="(\w+)">(\d+)<', row) if int(n) or k == "all"}
 
 
+@both_backends
 def test_counts_per_hour_and_per_day_by_outcome_and_time_to_acknowledge(make_daemon):
     clock = FakeClock(datetime(2026, 3, 10, 14, 30, tzinfo=NY).astimezone(timezone.utc))
     d, s, _ = logged_in(make_daemon, clock=clock)
@@ -42,7 +44,7 @@ def test_counts_per_hour_and_per_day_by_outcome_and_time_to_acknowledge(make_dae
     notification(d, "2026-03-08T03:30:00", ack_after=90)            # after the clocks went forward
     notification(d, "2026-03-09T14:59:59")                          # 24 h and a second ago: days only
     no_answer = notification(d, "2026-03-09T15:00:00")              # the first of the 24 hours
-    sync(d.daemon.callbacks.call_status(no_answer, "CA1", "no-answer"))
+    d.run(d.daemon.callbacks.call_status(no_answer, "CA1", "no-answer"))
     notification(d, "2026-03-10T09:00:00", ack_after=30)
     notification(d, "2026-03-10T13:59:59")
     notification(d, "2026-03-10T14:00:00", ack_after=600)
@@ -98,6 +100,7 @@ def test_the_page_needs_a_login(make_daemon):
     assert r.status_code == 303 and r.headers["location"] == "/ui/login"
 
 
+@both_backends
 def test_the_current_hour_and_day_end_now_in_local_time(make_daemon):
     clock = FakeClock(datetime(2026, 3, 10, 14, 30, tzinfo=NY).astimezone(timezone.utc))
     d, s, _ = logged_in(make_daemon, clock=clock)

@@ -1,4 +1,5 @@
-"""The dashboard's heartbeats page: state, last ping, deadline, ping URL, the days' bar, recent pings, pause."""
+"""The dashboard's heartbeats page: state, last ping, deadline, ping URL, the days' bar, recent pings, pause.
+The page's test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,7 @@ import requests
 
 from alertd.clock import FakeClock
 from alertd.ui.heartbeats_view import day_bar
+from conftest import both_backends
 from test_heartbeats import RULE, UUID, tick, write_rules
 from test_ui_pages import logged_in
 
@@ -27,6 +29,7 @@ def test_day_bar_tells_each_day_in_symbols_and_words():
     assert [c["symbol"] for c in day_bar("paused", [], starts[-1:], at(10, 12))] == ["⏸"]
 
 
+@both_backends
 def test_heartbeats_page_shows_state_ping_url_bar_pings_and_pauses(make_daemon, tmp_path):
     clock = FakeClock(datetime(2026, 3, 8, 12, tzinfo=NY).astimezone(timezone.utc))
     write_rules(tmp_path, RULE)

@@ -1,4 +1,5 @@
-"""Dashboard pages over HTTP (no browser): filters, a trigger's story, the live stream, rules, silences."""
+"""Dashboard pages over HTTP (no browser): filters, a trigger's story, the live stream, rules, silences.
+Every test runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
@@ -10,9 +11,11 @@ import requests
 
 from alertd.clock import FakeClock
 from alertd.dispatch.notification import Notification
-from conftest import twilio_overrides
+from conftest import both_backends, twilio_overrides
 from test_ui_auth import add_user, csrf_of, login
 from conftest import sync
+
+pytestmark = both_backends
 
 
 def logged_in(make_daemon, overrides=None, clock=None):
@@ -82,7 +85,7 @@ def test_add_and_end_a_silence(make_daemon):
     r = s.post(d.url("/ui/silences"), data={"csrf": csrf, "matcher": "to", "value": "5551234567",
                                              "duration": "1h", "reason": "testing"}, timeout=5)
     assert "to = +15551234567" in r.text
-    sid = d.daemon.store.conn.execute("SELECT silence_id FROM silences").fetchone()[0]
+    ((sid,),) = d.query("SELECT silence_id FROM silences")
     bad = s.post(d.url("/ui/silences"), data={"csrf": csrf, "matcher": "to", "value": "x", "duration": "1h",
                                                "reason": "r"}, timeout=5)
     assert bad.status_code == 400

@@ -1,4 +1,5 @@
-"""The rules page's dry run over HTTP: what `alertd test-rule` prints, for a pasted event; nothing is sent."""
+"""The rules page's dry run over HTTP: what `alertd test-rule` prints, for a pasted event; nothing is sent.
+That nothing is stored is checked on SQLite and on PostgreSQL; the report's wording, once."""
 from __future__ import annotations
 
 import html
@@ -9,7 +10,7 @@ import pytest
 from alertd import cli
 from test_rules_runtime import TEST_RULE
 from test_ui_pages import logged_in
-from conftest import sync
+from conftest import both_backends
 
 EVENT = '{"temp": 34, "owner_phone": "555-201-9999", "check_at": "2026-03-12T08:00"}'
 
@@ -26,6 +27,7 @@ def report(page: str) -> list[str]:
     return [html.unescape(re.sub(r"<[^>]+>", "", line)) for line in pre.strip().splitlines()]
 
 
+@both_backends
 def test_the_dry_run_shows_what_test_rule_prints_and_sends_nothing(site, tmp_path, capsys):
     d, s, csrf = site
     r = s.post(d.url("/ui/rules/dry-run"), data={"csrf": csrf, "rule": "server-hot", "event": EVENT}, timeout=5)
@@ -42,7 +44,7 @@ def test_the_dry_run_shows_what_test_rule_prints_and_sends_nothing(site, tmp_pat
                if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[", line)]  # not the daemon's log lines
     assert printed == lines  # the very same report
     assert d.daemon.provider.sent == [] and d.run(d.daemon.store.logs.list()) == []
-    assert d.daemon.store.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    assert d.query("SELECT COUNT(*) FROM events") == [(0,)]
 
 
 def test_a_when_that_does_not_hold_and_a_template_error(site):

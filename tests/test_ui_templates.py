@@ -1,8 +1,10 @@
-"""Dashboard templates page over HTTP: the API's templates, created, edited, deleted, and sent as a test."""
+"""Dashboard templates page over HTTP: the API's templates, created, edited, deleted, and sent as a test.
+What reaches the database runs on SQLite and on PostgreSQL; the refusals of a form, once."""
 from __future__ import annotations
 
 import pytest
 
+from conftest import both_backends
 from test_ui_pages import logged_in
 
 FIELDS = {"name": "door", "message": "The back door is open.", "action_type": "call", "voice": "woman",
@@ -17,6 +19,7 @@ def api_templates(d) -> list[dict]:
     return d.api.get(d.url("/api/v1/calls/templates"), timeout=5).json()["templates"]
 
 
+@both_backends
 def test_a_template_made_in_the_dashboard_is_the_apis_and_back(make_daemon):
     d, s, csrf = logged_in(make_daemon)
     r = create(d, s, csrf)
@@ -30,6 +33,7 @@ def test_a_template_made_in_the_dashboard_is_the_apis_and_back(make_daemon):
     assert made.json()["template_id"] in page and "from-api" in page
 
 
+@both_backends
 def test_edit_keeps_the_id_and_an_unticked_box_turns_gather_off(make_daemon):
     d, s, csrf = logged_in(make_daemon)
     create(d, s, csrf)
@@ -57,6 +61,7 @@ def test_a_bad_field_is_refused_naming_it_and_the_form_keeps_what_was_typed(make
     assert 'value="door"' in r.text and api_templates(d) == []
 
 
+@both_backends
 def test_delete_removes_it_from_the_api_too(make_daemon):
     d, s, csrf = logged_in(make_daemon)
     create(d, s, csrf)
@@ -71,6 +76,7 @@ def test_forms_need_the_csrf_token(make_daemon):
     assert create(d, s, "forged").status_code == 403 and api_templates(d) == []
 
 
+@both_backends
 def test_send_a_test_goes_through_the_outbox_like_the_api(make_daemon):
     d, s, csrf = logged_in(make_daemon, {"provider": {"simulate_press": False}})
     create(d, s, csrf)
@@ -84,8 +90,7 @@ def test_send_a_test_goes_through_the_outbox_like_the_api(make_daemon):
     (sent,) = d.daemon.provider.sent
     assert (sent.to, sent.gather, sent.voice, sent.repeat, sent.language) == ("+15551234567", True, "woman", 2,
                                                                               "en-GB")
-    assert d.daemon.store.conn.execute("SELECT state FROM outbox WHERE log_id = ?", (row["log_id"],)).fetchone()[0] \
-        == "sent"
+    assert d.query("SELECT state FROM outbox WHERE log_id = ?", row["log_id"]) == [("sent",)]
 
 
 def test_send_a_test_to_a_bad_number_names_the_field(make_daemon):

@@ -22,8 +22,24 @@ def load_config(args) -> config_mod.Config:
     return cfg
 
 
+# The stores the running command opened; main() closes them when the command is done,
+# however it ends: a PostgreSQL pool left open would outlive the command's event loop,
+# its connections held on the server until the garbage collector came by.
+_opened: list[Store] = []
+
+
 async def store_of(cfg) -> Store:
-    """The config's store, open (a PostgreSQL one connected and migrated)."""
+    """The config's store, open (a PostgreSQL one connected and migrated); closed by
+    ``close_stores()`` once the command has returned."""
     store = open_store(cfg.database)
+    _opened.append(store)
     await store.open()
     return store
+
+
+async def close_stores() -> None:
+    """Close every store ``store_of`` opened (on the loop the command ran on)."""
+    while _opened:
+        store = _opened.pop()
+        await store.disconnect()
+        store.close()

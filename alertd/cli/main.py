@@ -13,6 +13,7 @@ import asyncio
 import inspect
 
 from . import cluster, heartbeats, history, keys, ops, providers, rules, run, users
+from .load import close_stores
 
 # in the order --help lists them
 COMMANDS = (run, rules, keys, history, ops, users, heartbeats, providers, cluster)
@@ -35,4 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     result = args.func(args)
     # a command that reads the store is a coroutine: the store's methods are
-    return asyncio.run(result) if inspect.iscoroutine(result) else result
+    return asyncio.run(_closing(result)) if inspect.iscoroutine(result) else result
+
+
+async def _closing(command):
+    """The command's result, its stores closed once it is done (returned, failed or exited)."""
+    try:
+        return await command
+    finally:
+        await close_stores()

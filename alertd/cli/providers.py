@@ -6,7 +6,6 @@ the provider's status callbacks land on it while the daemon runs.
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from .. import phones
@@ -20,13 +19,13 @@ from .load import load_config, store_of
 SOURCE = "alertd:providers-test"
 
 
-def cmd_providers(args) -> int:
+def cmd_providers(args):
     cfg = load_config(args)
     if args.providers_cmd == "list":
         for p in cfg.providers:
             print(f"{p.name:<16} {p.kind:<11} {', '.join(p.numbers) or '-'}")
         return 0
-    return asyncio.run(_test(cfg, args.name, args.to, args.type))
+    return _test(cfg, args.name, args.to, args.type)  # a coroutine: main() runs it, then closes its store
 
 
 async def _test(cfg, name: str, to: str, channel: str) -> int:
@@ -61,7 +60,6 @@ async def _test(cfg, name: str, to: str, channel: str) -> int:
         await member.provider.close()
     print(f"{name}: {channel} to {to} from {from_} accepted: {sid} (log {log_id or '-'})")
     await _outcome(store, log_id, status="initiated", channel=channel, sid=sid, provider=name)
-    await store.disconnect()
     return 0
 
 
