@@ -7,6 +7,7 @@ import concurrent.futures
 from datetime import timedelta
 
 from alertd.clock import FakeClock
+from alertd.store.postgres import DB_NOW
 from alertd.store.postgres.store import PostgresStore
 from test_heartbeats import T0, UUID, flips_of, ping, texts, tick, write_rules
 
@@ -96,3 +97,28 @@ def test_an_owed_notice_goes_to_one_node_which_may_try_it_again_at_once(pg_url):
             for s in (a, b):
                 await s.disconnect()
     asyncio.run(main())
+
+
+def test_a_notice_owed_by_a_node_that_died_before_sending_it_goes_out_from_another(pg_url, make_daemon, tmp_path):
+    # web1 flips the check down and claims the notice, then dies before sending it: no flip, ping
+    # or start follows, so only web2's timer, looking for owed flips whose claim ran out, finds it
+    clock = FakeClock(T0)
+    a = node(make_daemon, tmp_path, pg_url, "web1", clock)
+    b = node(make_daemon, tmp_path, pg_url, "web2", clock)
+    assert ping(a, UUID).text == "OK"
+    clock.advance(timedelta(minutes=71))
+    assert a.run(a.daemon.heartbeats.tick()) == 1  # flipped, owed, not sent yet
+    (flip,) = a.run(a.daemon.store.heartbeats.owed_flips())  # and claimed by web1 for OWED_LEASE
+    a.stop()
+    # the claim runs out a second from now instead of a minute (the test does not wait a minute)
+    b.run(b.daemon.store.db.pool.execute(
+        f"UPDATE heartbeat_flips SET claimed_until = {DB_NOW} + 1 WHERE id = $1", flip["id"]))
+    assert texts(b) == []
+
+    async def timer(every: float) -> None:  # web2's own timer, looking often
+        b.daemon.heartbeats.sweep_every = every
+        b.daemon.heartbeats.start()
+    b.run(timer(0.2))
+    b.wait_until(lambda: texts(b), timeout=10, what="the down text web1 owed")
+    assert texts(a) == [] and texts(b) == ["Backup did not report: no ping in time. Last ping 1h 11m ago."]
+    assert b.run(b.daemon.store.heartbeats.owed_flips()) == []

@@ -29,6 +29,10 @@ log = structlog.get_logger("alertd.heartbeat")
 BODY_LIMIT = 100_000   # bytes of a ping's body kept (hc-ping.com's limit)
 MAX_WAIT = 10.0        # seconds: the timer also looks again this often (a CLI pause or resume)
 RETRY_OWED = 5.0       # seconds, when the database refused a notification
+# seconds between looks for owed flips nobody is sending: on PostgreSQL, a node that died between
+# claiming a flip and sending its notice leaves it owed, and its claim runs out (OWED_LEASE in
+# store/postgres/heartbeats.py) with no flip, ping or start to come and find it
+OWED_SWEEP = 15.0
 BATCH = 200            # deadlines applied per transaction and turn of the event loop (about 30 ms)
 
 
@@ -62,6 +66,7 @@ class Heartbeats:
         self._stopping = False
         self.syncing: asyncio.Task | None = None  # the latest sync_soon, until it is done
         self._background: set[asyncio.Task] = set()
+        self.sweep_every = OWED_SWEEP
 
     # --- the rule set --------------------------------------------------------
     async def sync(self, ruleset) -> None:
@@ -154,19 +159,25 @@ class Heartbeats:
         from before a stop first), so a slow provider never delays the next deadline."""
         self._wake = asyncio.Event()
         self._spawn(self.send_owed())
+        loop = asyncio.get_running_loop()
+        sweep_at = loop.time() + self.sweep_every
         while not self._stopping:
             nxt = None
             # cleared before looking, not after: a poke (a ping's sooner deadline, a pause) that comes
             # while this turn awaits the database stays set, and the wait below returns at once for it
             self._wake.clear()
             try:
-                if await self.tick():
+                sweep = loop.time() >= sweep_at  # also what another node owed and never sent (OWED_SWEEP)
+                if sweep:
+                    sweep_at = loop.time() + self.sweep_every
+                if await self.tick() or sweep:
                     self._spawn(self.send_owed())
                 nxt = await self.store.heartbeats.next_due()
             except Exception:  # the database refused, or a bug: try again, never stop watching
                 log.exception("heartbeat deadlines failed")
             self._target = nxt
             wait = MAX_WAIT if nxt is None else min(MAX_WAIT, max(0.0, nxt - self.clock.timestamp()))
+            wait = min(wait, max(0.0, sweep_at - loop.time()))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
