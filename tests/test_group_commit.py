@@ -117,3 +117,50 @@ def test_concurrent_notify_requests_are_all_stored_with_fewer_commits_than_reque
     assert {r["log_id"] for r in rows} == log_ids
     assert {r["to"] for r in rows} == set(numbers)
     assert group.writes - before[1] == 64  # each request: its trigger, then its provider results
+
+
+@both_backends
+def test_a_write_that_fails_beside_others_fails_alone_and_each_other_is_stored_once_as_given(daemon):
+    """Thirteen submits queued in one turn of the loop, the second failing in the database.
+    On PostgreSQL the writes of a batch share a transaction without savepoints: the failure
+    rolls back the first submit's write too, which then runs again alone (batch.reruns). It
+    must run again from the trigger and rows as given, not from the ids and statuses its
+    rolled-back run set: each row is stored once, under a trigger that exists, the silenced
+    number still silenced."""
+    from alertd.dispatch.intake import Once
+    from alertd.dispatch.notification import notification
+    from alertd.store import StoreError
+
+    assert daemon.api.post(daemon.url("/api/v1/silences"), json={"to": "+15557100000", "duration": "1h", "reason": "test"},
+                           timeout=10).status_code == 200
+    numbers = [f"+1555710{i:04d}" for i in range(13)]
+
+    async def broken(tx) -> bool:
+        done = tx.execute("SELECT * FROM no_such_table")  # either backend's handle; PostgreSQL's is async
+        if asyncio.iscoroutine(done):
+            await done
+        return True
+
+    async def go():
+        store = daemon.daemon.store
+        before = getattr(store.batch, "reruns", 0)
+        results = await asyncio.gather(*(
+            daemon.daemon.submit({"source": "api"}, [notification(n, "sms", f"to {n}")],
+                                 once=Once(claim=broken) if i == 1 else None)
+            for i, n in enumerate(numbers)), return_exceptions=True)
+        return results, getattr(store.batch, "reruns", 0) - before
+
+    results, reruns = daemon.run(go())
+    assert isinstance(results[1], StoreError), results[1]
+    stored = {rows[0].to: rows[0] for i, rows in enumerate(results) if i != 1}
+    assert set(stored) == set(numbers) - {numbers[1]}
+    logs = {r[0]: r[1:] for r in daemon.query(
+        "SELECT to_number, log_id, trigger_id, status FROM logs WHERE to_number LIKE '+1555710%'")}
+    assert len(daemon.query("SELECT log_id FROM logs WHERE to_number LIKE '+1555710%'")) == 12  # each once
+    triggers = {r[0] for r in daemon.query("SELECT trigger_id FROM triggers")}
+    for number, row in stored.items():
+        log_id, trigger_id, status = logs[number]
+        assert (row.log_id, row.trigger_id) == (log_id, trigger_id) and trigger_id in triggers
+    assert stored[numbers[0]].status == logs[numbers[0]][2] == "silenced"
+    if daemon.daemon.config.postgres:
+        assert reruns >= 1  # the shared transaction was rolled back and run again, write by write

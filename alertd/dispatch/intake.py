@@ -79,6 +79,34 @@ class Once:
     record: Callable[[Any, int], Awaitable[None]] = _nothing
 
 
+class _AsGiven:
+    """The trigger and rows as submit got them. A write of the group commit may run a second
+    time, after its first run was rolled back with another write's failure
+    (alertd/store/postgres/batch.py): it must start again from these, not from the ids and
+    statuses its first run set (a trigger_id that was rolled back, a row already 'silenced')."""
+
+    def __init__(self, trigger: dict, rows: list[Notification]):
+        self.live, self.trigger = trigger, _copied(trigger)
+        self.rows = [(r, _copied(vars(r))) for r in rows]
+        self.runs = 0
+
+    def start(self) -> None:
+        """At the start of each run; from the second on, put everything back as given."""
+        self.runs += 1
+        if self.runs == 1:
+            return
+        self.live.clear()
+        self.live.update(_copied(self.trigger))
+        for row, fields in self.rows:
+            for name, value in _copied(fields).items():
+                setattr(row, name, value)
+
+
+def _copied(fields: dict) -> dict:
+    """A copy deep enough for what the policies and the insert change (lists and dicts they append to)."""
+    return {k: v.copy() if isinstance(v, (list, dict)) else v for k, v in fields.items()}
+
+
 class Intake:
     def __init__(self, store: Store, attempts: Attempts, config, clock, metrics, wake, *, policies=POLICIES):
         self.store, self.attempts, self.config, self.clock = store, attempts, config, clock
@@ -92,7 +120,7 @@ class Intake:
         now = self.clock.timestamp()
         trigger.setdefault("created_at", now)
         try:
-            stored = await self.store.batch.run(self._store, trigger, rows, now, once)
+            stored = await self.store.batch.run(self._store, trigger, rows, now, once, _AsGiven(trigger, rows))
         except StoreUnavailable as exc:
             log.error("database write failed", error=str(exc))
             raise StoreUnavailable(UNWRITABLE) from exc
@@ -105,8 +133,10 @@ class Intake:
         return stored
 
     async def _store(self, tx, trigger: dict, rows: list[Notification], now: float,
-                     once: Once | None = None) -> list[Notification] | None:
+                     once: Once | None = None, given: "_AsGiven | None" = None) -> list[Notification] | None:
         """The policies and the writes of submit, in one transaction; None when ``once`` said no."""
+        if given is not None:
+            given.start()
         if once is not None and not await once.claim(tx):
             return None
         steps = [step for _, policy in self.policies
