@@ -15,6 +15,7 @@ import asyncpg
 
 from ..errors import wrap_public_coroutines
 from . import migrate, open_pool, translated
+from .changes import Changes
 
 _MARK = re.compile(r"\?")
 
@@ -106,6 +107,7 @@ class Database:
         self.sizes = {"min_size": min_size, "max_size": max_size}
         self.pool: asyncpg.Pool | None = None
         self.locks: asyncpg.Pool | None = None  # session locks held across awaits (RuleStates.guard)
+        self.changes = Changes(url)  # what other nodes changed in the tables kept in memory
 
     async def open(self) -> None:
         """Connect and migrate (once across nodes starting together). Raises
@@ -135,6 +137,7 @@ class Database:
             return False
 
     async def close(self) -> None:
+        await self.changes.stop()
         for name in ("locks", "pool"):
             pool = getattr(self, name)
             if pool is not None:

@@ -344,4 +344,18 @@ MIGRATIONS: list[str] = [
     -- the provider's own word when it is not alertd's (Vonage 'unanswered' is stored as 'no-answer')
     ALTER TABLE status_callbacks ADD COLUMN provider_status TEXT;
     """,
+    # 13: every node is told at once when API keys or silences change, whoever changes them:
+    # each keeps what it read of both and reads again after a notice (alertd/store/postgres/changes.py)
+    """
+    CREATE FUNCTION alertd_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('alertd_changed', TG_TABLE_NAME);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER api_keys_changed AFTER INSERT OR DELETE OR TRUNCATE
+        OR UPDATE OF key_hash, revoked_at, scopes, name, id ON api_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION alertd_changed();
+    CREATE TRIGGER silences_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON silences
+        FOR EACH STATEMENT EXECUTE FUNCTION alertd_changed();
+    """,
 ]
