@@ -254,6 +254,25 @@ def running():
         r.kill()
 
 
+def test_a_daemon_on_the_simulator_that_polls_nothing_never_loads_aiohttp_or_asyncpg(config, running):
+    """aiohttp is 8 MiB of the idle daemon's memory (bench/results.md) and loads with the first
+    outgoing HTTP request (a provider's, a poll's, a recording's); asyncpg only on PostgreSQL.
+    Neither may load in a daemon on SQLite and the simulator that polls nothing, even after a
+    notify: their shared libraries stay out of the process's memory map."""
+    maps_file = Path("/proc/self/maps")
+    if not maps_file.exists():
+        pytest.skip("needs /proc to read the daemon's memory map")
+    key = create_key(config)
+    port = int(re.search(r"listen: 127\.0\.0\.1:(\d+)", config.read_text()).group(1))
+    daemon = running(config, port)
+    r = requests.post(daemon.base + "/api/v1/calls/notify", json={"to": "+15551230001", "message": "hi"},
+                      headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+    loaded = sorted({lib for lib in ("aiohttp", "asyncpg") if f"/{lib}/" in maps})
+    assert loaded == []
+
+
 def test_run_serves_and_sigterm_exits_0_without_logging_the_key(config, running):
     key = create_key(config)
     port = int(re.search(r"listen: 127\.0\.0\.1:(\d+)", config.read_text()).group(1))

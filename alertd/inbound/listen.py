@@ -30,8 +30,6 @@ import urllib.parse
 import wave
 from typing import AsyncIterator, Callable
 
-import aiohttp
-
 from ..config import Config
 from ..providers import ProviderError
 
@@ -146,6 +144,7 @@ async def open_recording(config: Config, url: str) -> tuple[str, AsyncIterator[b
     tries = _requests(config, url)
     if not tries:
         raise RecordingUnavailable("the provider whose host serves the recording has no credentials configured")
+    import aiohttp  # here, not at the top: a daemon that never makes an outgoing HTTP request never loads aiohttp (8 MiB)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30))
     why = ""
     for target, headers in tries:

@@ -11,13 +11,15 @@ import asyncio
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiohttp
 import orjson
 import structlog
 
 from . import Outgoing, ProviderError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = structlog.get_logger("alertd.providers")
 
@@ -177,11 +179,15 @@ class JsonClient:
     timeout flagged: the provider may have acted on it)."""
 
     def __init__(self, timeout: float, max_concurrency: int):
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout: "aiohttp.ClientTimeout | float" = timeout  # the library's ClientTimeout once started
         self.limit = max_concurrency * 2
-        self.session: aiohttp.ClientSession | None = None
+        self.session: "aiohttp.ClientSession | None" = None
+        self._failed: tuple[type[BaseException], ...] = (ConnectionError,)
 
     async def start(self) -> None:
+        import aiohttp  # here, not at the top: a daemon that never makes an outgoing HTTP request never loads aiohttp (8 MiB)
+        self.timeout = aiohttp.ClientTimeout(total=self.timeout)
+        self._failed = (aiohttp.ClientError, ConnectionError)
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.limit, ttl_dns_cache=300),
                                              json_serialize=lambda o: orjson.dumps(o).decode())
 
@@ -204,5 +210,5 @@ class JsonClient:
                 return resp.status, body, resp.headers
         except asyncio.TimeoutError:
             raise ProviderError(f"no answer within {self.timeout.total:g}s", None, timeout=True) from None
-        except (aiohttp.ClientError, ConnectionError) as exc:
+        except self._failed as exc:
             raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None) from None

@@ -15,7 +15,6 @@ import logging
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -104,12 +103,15 @@ class TwilioProvider:
         self.timeout, self.max_concurrency = timeout, max_concurrency
         self.configured = bool(account_sid and auth_token)
         self.client: Client | None = None
+        self._failed: tuple[type[BaseException], ...] = (asyncio.TimeoutError, ConnectionError)  # start() adds aiohttp's
 
     async def start(self) -> None:
         # the REST client and its HTTP layer (requests, urllib3: ~10 MB) load only when
         # this provider is the one configured; the TwiML and signature helpers above are light
         from twilio.rest import Client
         from .twilio_http import HttpClient, retry_after  # as above: it imports twilio.http
+        import aiohttp  # as above: a daemon on another provider, polling nothing, never loads it (8 MiB)
+        self._failed = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
         self._retry_after = retry_after
         http = HttpClient(self.timeout, self.max_concurrency)
         self.client = Client(self.account_sid or "AC-unset", self.auth_token or "unset", http_client=http)
@@ -149,6 +151,6 @@ class TwilioProvider:
             message = (exc.msg or "").partition("Unable to create record: ")[2] or exc.msg
             raise ProviderError(message or f"HTTP {exc.status}", exc.code or exc.status,
                                 permanent=not transient, retry_after=self._retry_after.get(), status=exc.status) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except self._failed as exc:
             raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None,
                                 timeout=isinstance(exc, asyncio.TimeoutError)) from None

@@ -7,7 +7,6 @@ import gc
 import signal
 from typing import TYPE_CHECKING
 
-import aiohttp
 import structlog
 import uvicorn
 
@@ -164,7 +163,6 @@ class Daemon:
             await self.cluster.measure_clock()
         await self.sender.start()
         self._worker = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
-        self.sources.http = aiohttp.ClientSession()
         self.rules.load_initial()
         self.scheduler.start()
         self._started = True
@@ -198,8 +196,7 @@ class Daemon:
         await self.heartbeats.stop()
         if self._started:
             self.scheduler.shutdown()
-        if self.sources.http is not None:
-            await self.sources.http.close()
+        await self.sources.close()
         self.dispatcher.stop()
         if self._worker is not None:
             # what is still pending stays in the outbox for the next start

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from .poll import check
+from .poll import check, session
 from .webhook import PayloadError, events_from
 
 log = structlog.get_logger("alertd.engine")
@@ -22,7 +22,7 @@ class Sources:
     """Entry points for the three sources; each records its event and runs the rules.
 
     ``runner``: the rule runner (alertd/dispatch/rules.py, ``handle`` and
-    ``ruleset``); ``http``: the aiohttp session polls use, set at start."""
+    ``ruleset``); ``http``: the aiohttp session polls use, made at the first poll."""
 
     def __init__(self, runner, store, clock, metrics, http_session=None):
         self.runner, self.store, self.clock, self.metrics, self.http = runner, store, clock, metrics, http_session
@@ -55,6 +55,12 @@ class Sources:
             await self.store.events.set_fired(event_id, fired)
         return {"event_id": event_id, "fired": fired, "log_ids": log_ids}
 
+    async def close(self) -> None:
+        """At stop: the polls' session, if a poll made one."""
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
     async def run_rule(self, rule_id: str) -> None:
         """A scheduler tick: poll the rule's URL, or make its schedule event."""
         runner = self.runner
@@ -64,6 +70,8 @@ class Sources:
         try:
             if rule.source.poll is not None:
                 spec = rule.source.poll
+                if self.http is None:
+                    self.http = session()
                 event = await check(self.http, url=spec.url, method=spec.method, headers=dict(spec.headers),
                                     body=spec.body, timeout=spec.timeout.total_seconds())
                 self.metrics.polled(rule_id, event)

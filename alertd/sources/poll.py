@@ -9,15 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_BODY = 1024 * 1024
 
 
-async def check(session: aiohttp.ClientSession, *, url: str, method: str = "GET", headers: dict | None = None,
+def session() -> "aiohttp.ClientSession":
+    """The session poll checks share, made at the first check."""
+    import aiohttp  # here, not at the top: a daemon that never makes an outgoing HTTP request never loads aiohttp (8 MiB)
+    return aiohttp.ClientSession()
+
+
+async def check(session: "aiohttp.ClientSession", *, url: str, method: str = "GET", headers: dict | None = None,
                 body: Any = None, timeout: float = 10.0) -> dict:
+    import aiohttp  # here, not at the top: a daemon that never makes an outgoing HTTP request never loads aiohttp (8 MiB)
     started = time.perf_counter()
     event: dict[str, Any] = {"status": None, "body": None, "elapsed_ms": None, "error": None, "url": url}
     kwargs: dict[str, Any] = {"headers": headers or {}, "timeout": aiohttp.ClientTimeout(total=timeout)}
