@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any, Awaitable, Callable
 
 import asyncpg
 import structlog
@@ -98,3 +99,33 @@ class Changes:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+class Kept:
+    """Reads of one table kept until PostgreSQL says it changed: at most ``size`` of them, all
+    forgotten when full. Only while the node listens (Changes.tag); the tag is taken before
+    the read, so a notice that arrives while the read is on its way voids it."""
+
+    def __init__(self, changes: Changes, table: str, size: int = 1):
+        self.changes, self.table, self.size = changes, table, size
+        self._reads: dict[Any, tuple[tuple[int, int], Any]] = {}
+
+    async def read(self, key: Any, fetch: Callable[[], Awaitable[Any]], *,
+                   keep: Callable[[Any], bool] = lambda value: True,
+                   fits: Callable[[Any], bool] = lambda value: True) -> Any:
+        """The kept read of ``key`` when it still holds and ``fits(value)``; else ``await fetch()``,
+        kept when ``keep(value)``."""
+        kept = self._reads.get(key)
+        if kept is not None and self.changes.current(self.table, kept[0]) and fits(kept[1]):
+            return kept[1]
+        tag = self.changes.tag(self.table)
+        value = await fetch()
+        if tag is not None and keep(value):
+            if len(self._reads) >= self.size:
+                self._reads.clear()
+            self._reads[key] = (tag, value)
+        return value
+
+    def changed(self) -> None:
+        """This node changed the table: what it kept is void at once, before the notice comes."""
+        self.changes.changed(self.table)

@@ -1,6 +1,7 @@
 """API keys: stored only as hashes (alertd/api/auth.py makes and checks them)."""
 from __future__ import annotations
 
+from .changes import Kept
 from .connection import Table
 
 
@@ -14,28 +15,19 @@ class Keys(Table):
 
     def __init__(self, db):
         super().__init__(db)
-        self._kept: dict[str, tuple[tuple[int, int], object]] = {}
+        self._kept = Kept(db.changes, "api_keys", KEPT)
 
     async def create(self, name: str, prefix: str, key_hash: str, now: float, scopes: str = "admin") -> int:
         """``scopes``: space-separated, as alertd.api.scopes.parse returns them."""
         key_id = await self.fetchval("INSERT INTO api_keys (name, prefix, key_hash, created_at, scopes)"
                                      " VALUES (?, ?, ?, ?, ?) RETURNING id", name, prefix, key_hash, now, scopes)
-        self.db.changes.changed("api_keys")
+        self._kept.changed()
         return key_id
 
     async def find(self, key_hash: str):
-        changes = self.db.changes
-        kept = self._kept.get(key_hash)
-        if kept is not None and changes.current("api_keys", kept[0]):
-            return kept[1]
-        tag = changes.tag("api_keys")
-        row = await self.fetchrow("SELECT id, name, key_hash, revoked_at, scopes FROM api_keys WHERE key_hash = ?",
-                                  key_hash)
-        if row is not None and tag is not None:
-            if len(self._kept) >= KEPT:
-                self._kept.clear()
-            self._kept[key_hash] = (tag, row)
-        return row
+        return await self._kept.read(key_hash, lambda: self.fetchrow(
+            "SELECT id, name, key_hash, revoked_at, scopes FROM api_keys WHERE key_hash = ?", key_hash),
+            keep=lambda row: row is not None)
 
     async def list(self) -> list:
         return await self.fetch("SELECT id, name, prefix, created_at, last_used_at, revoked_at, scopes FROM api_keys"
@@ -44,7 +36,7 @@ class Keys(Table):
     async def revoke(self, key_id: int, now: float) -> bool:
         done = await self.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                                   now, key_id) == 1
-        self.db.changes.changed("api_keys")
+        self._kept.changed()
         return done
 
     async def touch(self, key_id: int, now: float) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..queries import check_matcher
+from .changes import Kept
 from .connection import Table
 
 
@@ -11,7 +12,7 @@ class Silences(Table):
 
     def __init__(self, db):
         super().__init__(db)
-        self._kept: tuple[tuple[int, int], float, list] | None = None  # (tag, read at, rows)
+        self._kept = Kept(db.changes, "silences")
 
     async def add(self, silence_id: str, matcher: str, value: str, starts_at: float, ends_at: float,
                   reason: str, now: float, created_by: str | None = None) -> None:
@@ -19,22 +20,20 @@ class Silences(Table):
         await self.execute("INSERT INTO silences (silence_id, matcher, value, starts_at, ends_at, reason, created_at,"
                            " created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            silence_id, matcher, value, starts_at, ends_at, reason, now, created_by)
-        self.db.changes.changed("silences")
+        self._kept.changed()
 
     async def active(self, now: float) -> list:
         """Silences in force at ``now`` or later (not ended, not removed), oldest first."""
-        kept = self._kept
-        if kept is not None and now >= kept[1] and self.db.changes.current("silences", kept[0]):
-            return [r for r in kept[2] if r["ends_at"] > now]  # those over since the read drop out
-        tag = self.db.changes.tag("silences")
-        rows = await self.fetch(
-            "SELECT * FROM silences WHERE ends_at > ? AND ended_at IS NULL ORDER BY created_at, silence_id", now)
-        self._kept = None if tag is None else (tag, now, rows)
-        return rows
+        async def fetch() -> tuple[float, list]:
+            return now, await self.fetch(
+                "SELECT * FROM silences WHERE ends_at > ? AND ended_at IS NULL ORDER BY created_at, silence_id", now)
+        # a read made at or before now still holds (a clock set back reads again); those over since drop out
+        _, rows = await self._kept.read("active", fetch, fits=lambda kept: kept[0] <= now)
+        return [r for r in rows if r["ends_at"] > now]
 
     async def end(self, silence_id: str, now: float) -> bool:
         """End a silence now; False when unknown or already over. The row stays as the trace."""
         done = await self.execute("UPDATE silences SET ended_at = ? WHERE silence_id = ? AND ended_at IS NULL"
                                   " AND ends_at > ?", now, silence_id, now) == 1
-        self.db.changes.changed("silences")
+        self._kept.changed()
         return done
