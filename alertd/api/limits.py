@@ -37,19 +37,23 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.limit
-        declared = declared_length(scope)
-        seen = 0
+        await self.app(scope, limited(scope, receive, self.limit), send)
 
-        async def limited():
-            nonlocal seen
-            if declared is not None and declared > limit:
-                raise BodyTooLarge(limit)  # refused before a byte of it is read
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge(limit)
-            return message
 
-        await self.app(scope, limited, send)
+def limited(scope, receive, limit: int):
+    """``receive``, raising BodyTooLarge once more than ``limit`` bytes came (or were declared)."""
+    declared = declared_length(scope)
+    seen = 0
+
+    async def receive_limited():
+        nonlocal seen
+        if declared is not None and declared > limit:
+            raise BodyTooLarge(limit)  # refused before a byte of it is read
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_limited
