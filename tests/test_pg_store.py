@@ -107,14 +107,20 @@ _SCANS = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname 
 
 
 def test_an_attempts_outcome_reads_the_outbox_by_its_key_whatever_plan_the_connection_cached(pg_url):
-    """The outcome of every attempt is one statement (Outbox.apply_results). A connection keeps
-    its plan: one made while the outbox was small must not read the whole outbox on every
-    attempt once it has grown (it did: 0.6 ms a notify request after 3,000 sends, and more
-    with every send). Generic plans forced, so the plan is made once and kept."""
+    """The outcome of every attempt is written by Outbox.apply_results. A connection keeps its
+    plans: one made while the outbox was small must not read the whole outbox on every attempt
+    once it has grown (it did: 0.6 ms a notify request after 3,000 sends, and more with every
+    send). Generic plans forced, so a plan is made once and kept; each of the three statements:
+    one item, the two items of a 'both' row, and one item of a row with others (the worker's)."""
     import asyncpg
 
     from alertd.store.postgres.connection import Conn
     from alertd.store.postgres.outbox import Outbox
+
+    def sent(row, k: int) -> dict:
+        outbox_id, channel = row.items[k]
+        return {"outbox_id": outbox_id, "log_id": row.log_id, "channel": channel, "outcome": "sent",
+                "sid": f"{channel}-{row.log_id}", "sent_at": T + 1}
 
     async def body():
         setup = await asyncpg.connect(pg_url)
@@ -125,23 +131,30 @@ def test_an_attempts_outcome_reads_the_outbox_by_its_key_whatever_plan_the_conne
         await store.open()
         try:
             rows = []
-            for n in range(3):
-                rows += await store.logs.create_trigger({"created_at": T, "source": "api"}, [Row(f"+1555123000{n}")],
-                                                        T + 30)
+            for n, kind in enumerate(["call", "call", "both", "both", "both", "both"]):
+                rows += await store.logs.create_trigger({"created_at": T, "source": "api"},
+                                                        [Row(f"+1555123000{n}", kind)], T + 30)
             async with store.db.pool.acquire() as conn:
                 await conn.execute("ANALYZE outbox")  # the statistics of a young outbox
                 await conn.execute("INSERT INTO outbox (log_id, channel, state, next_attempt_at, created_at)"
                                    " SELECT 0, 'call', 'sent', 0, 0 FROM generate_series(1, 1500)")
-            for row in rows:  # the generic plan is made at the first, with 1,500 rows more than it knows of
+            # each statement's generic plan is made at its first use, with 1,500 rows more than it knows of
+            cases = [([sent(rows[0], 0)], True), ([sent(rows[1], 0)], True),
+                     ([sent(rows[2], 0), sent(rows[2], 1)], True), ([sent(rows[3], 0), sent(rows[3], 1)], True),
+                     ([sent(rows[4], 0)], False), ([sent(rows[5], 1)], False)]
+            for results, complete in cases:
                 async with store.db.pool.acquire() as conn, conn.transaction():
                     before = await conn.fetchrow(_SCANS)
-                    await Outbox.apply_results(Conn(conn, "node-0"), [
-                        {"outbox_id": row.items[0][0], "log_id": row.log_id, "channel": "call", "outcome": "sent",
-                         "sid": f"CA{row.log_id}", "sent_at": T + 1}], complete=True)
+                    await Outbox.apply_results(Conn(conn, "node-0"), results, complete=complete)
                     after = await conn.fetchrow(_SCANS)  # this connection's counts, not yet all reported
-                    assert (after["seq_scan"] - before["seq_scan"], after["idx_scan"] - before["idx_scan"]) == (0, 1)
-            assert [(r["status"], r["call_sid"]) for r in [await store.logs.get(row.log_id) for row in rows]] == [
-                ("initiated", f"CA{row.log_id}") for row in rows]
+                    assert after["seq_scan"] - before["seq_scan"] == 0, (results, complete)
+                    assert after["idx_scan"] - before["idx_scan"] >= 1
+            got = [await store.logs.get(row.log_id) for row in rows]
+            assert [(r["status"], r["call_sid"], r["sms_sid"]) for r in got] == [
+                ("initiated", f"call-{rows[0].log_id}", None), ("initiated", f"call-{rows[1].log_id}", None),
+                ("initiated", f"call-{rows[2].log_id}", f"sms-{rows[2].log_id}"),
+                ("initiated", f"call-{rows[3].log_id}", f"sms-{rows[3].log_id}"),
+                ("queued", f"call-{rows[4].log_id}", None), ("queued", None, f"sms-{rows[5].log_id}")]
         finally:
             await store.disconnect()
     asyncio.run(body())

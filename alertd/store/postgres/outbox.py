@@ -11,6 +11,7 @@ own clock is off sends nothing early or late, its own items or another node's.
 """
 from __future__ import annotations
 
+import functools
 import json
 from typing import Iterable
 
@@ -19,24 +20,40 @@ from .claims import claim_outbox
 from .connection import Conn, Table
 
 
-# the outcomes of a log row's attempts (arrays: id, state, last_error, next_attempt_at), in one statement
-_ITEMS = ("UPDATE outbox o SET state = v.state, attempts = o.attempts + 1, last_error = v.error,"
-          " next_attempt_at = CASE WHEN v.state = 'sent' THEN o.next_attempt_at ELSE v.next END,"
-          " leased_until = NULL, claimed_by = NULL"
-          " FROM unnest(?::bigint[], ?::text[], ?::text[], ?::float8[]) AS v(id, state, error, next) WHERE o.id = v.id")
-# one attempt's outcome (state, last_error, next_attempt_at or NULL to keep it, id): the statement of
-# nearly every attempt. Its cached generic plan reads the primary key whatever the table's size; the
-# arrays' one above, cached while the outbox was small, scanned the whole outbox on every attempt (a
-# hash join with unnest's guessed 10 rows), 0.6 ms a notify request after 3,000 sends and growing,
-# and with an index condition added it was planned anew each time (0.18 ms)
+# The outcome of an attempt must read its outbox item by the primary key, whatever plan the
+# connection has cached. The statement before these two joined unnest over arrays to the outbox:
+# its generic plan, made while the outbox was small, hash-joined unnest's guessed 10 rows to a
+# scan of the whole outbox, on every attempt after (0.6 ms a notify request after 3,000 sends,
+# and more with every send).
+# One attempt's outcome (state, last_error, next_attempt_at or NULL to keep it, id), the statement
+# of nearly every attempt: its generic plan is the primary key's at any size.
 _ONE = ("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
         " next_attempt_at = COALESCE(?::float8, next_attempt_at), leased_until = NULL, claimed_by = NULL"
         " WHERE id = ?")
+
+
+@functools.lru_cache(maxsize=8)
+def _items(n: int) -> str:
+    """The outcomes of a log row's ``n`` attempts together (a row has one item per channel: n is 1 or
+    2), as (id, state, last_error, next_attempt_at) for each. A VALUES list, not unnest over arrays:
+    the planner knows its length even in a generic plan, so it reads each item by its key."""
+    values = ", ".join(["(?::bigint, ?::text, ?::text, ?::float8)"] * n)
+    return ("UPDATE outbox o SET state = v.state, attempts = o.attempts + 1, last_error = v.error,"
+            " next_attempt_at = CASE WHEN v.state = 'sent' THEN o.next_attempt_at ELSE v.next END,"
+            " leased_until = NULL, claimed_by = NULL"
+            f" FROM (VALUES {values}) AS v(id, state, error, next) WHERE o.id = v.id")
+
+
 # and the row: sids, the providers that carried them, the last error, when it really went out, its status
 _ROW = ("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?, sms_sid),"
         " call_provider = COALESCE(?, call_provider), sms_provider = COALESCE(?, sms_provider),"
         " error = COALESCE(?, error), send_at = CASE WHEN ?::float8 IS NULL THEN send_at"
         " ELSE GREATEST(COALESCE(send_at, 0), ?::float8) END, status = ? WHERE log_id = ?")
+
+
+def _flat(items: tuple[list, ...]) -> list:
+    """The columns id, state, last_error, next_attempt_at as _items' parameters, item after item."""
+    return [value for item in zip(*items) for value in item]
 
 
 class Outbox(Table):
@@ -75,12 +92,14 @@ class Outbox(Table):
                                 sent_at, row_status(items[1]), log_id)
                 continue
             if complete:  # the row's status follows from the outcomes: one statement for items and row
-                await c.execute(f"WITH items AS ({_ITEMS} RETURNING o.id) {_ROW}", *items, sids["call"], sids["sms"],
-                                via["call"], via["sms"], error, sent_at, sent_at, row_status(items[1]), log_id)
+                await c.execute(f"WITH items AS ({_items(len(group))} RETURNING o.id) {_ROW}", *_flat(items),
+                                sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
+                                row_status(items[1]), log_id)
                 continue
             states = [s[0] for s in await c.fetch(
-                f"WITH items AS ({_ITEMS} RETURNING o.state) SELECT state FROM items UNION ALL"
-                " SELECT state FROM outbox WHERE log_id = ? AND NOT (id = ANY(?::bigint[]))", *items, log_id, items[0])]
+                f"WITH items AS ({_items(len(group))} RETURNING o.state) SELECT state FROM items UNION ALL"
+                " SELECT state FROM outbox WHERE log_id = ? AND NOT (id = ANY(?::bigint[]))", *_flat(items), log_id,
+                items[0])]
             await c.execute(_ROW, sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
                             row_status(states), log_id)
 
