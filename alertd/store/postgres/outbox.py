@@ -21,17 +21,10 @@ from .connection import Conn, Table
 
 
 # The outcome of an attempt must read its outbox item by the primary key, whatever plan the
-# connection has cached. The statement before these two joined unnest over arrays to the outbox:
+# connection has cached. The statement before this one joined unnest over arrays to the outbox:
 # its generic plan, made while the outbox was small, hash-joined unnest's guessed 10 rows to a
 # scan of the whole outbox, on every attempt after (0.6 ms a notify request after 3,000 sends,
 # and more with every send).
-# One attempt's outcome (state, last_error, next_attempt_at or NULL to keep it, id), the statement
-# of nearly every attempt: its generic plan is the primary key's at any size.
-_ONE = ("UPDATE outbox SET state = ?, attempts = attempts + 1, last_error = ?,"
-        " next_attempt_at = COALESCE(?::float8, next_attempt_at), leased_until = NULL, claimed_by = NULL"
-        " WHERE id = ?")
-
-
 @functools.lru_cache(maxsize=8)
 def _items(n: int) -> str:
     """The outcomes of a log row's ``n`` attempts together (a row has one item per channel: n is 1 or
@@ -86,11 +79,6 @@ class Outbox(Table):
                             float(r.get("next_attempt_at") or 0))
                 for column, value in zip(items, item):
                     column.append(value)
-            if complete and len(group) == 1:  # one statement for the item and its row
-                await c.execute(f"WITH item AS ({_ONE} RETURNING id) {_ROW}", items[1][0], items[2][0], items[3][0],
-                                items[0][0], sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at,
-                                sent_at, row_status(items[1]), log_id)
-                continue
             if complete:  # the row's status follows from the outcomes: one statement for items and row
                 await c.execute(f"WITH items AS ({_items(len(group))} RETURNING o.id) {_ROW}", *_flat(items),
                                 sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
