@@ -2,7 +2,7 @@
 
     python bench/run.py            # from the repo root, with the project's venv; `make bench`; ~5 minutes
     python bench/run.py --quick    # fewer rounds of each, ~2 minutes: a smoke run, not figures to quote
-    python bench/run.py --only ops # one benchmark (repeatable); bench/results.md is left alone
+    python bench/run.py --only ops # one benchmark (repeatable); bench/results-all.md is left alone
 
 Runs each benchmark as its own process, one after the other (they would
 otherwise share the 2 cores and skew each other):
@@ -20,7 +20,7 @@ misses its goal is a FAIL in the table, not an error). Each writes its own
 bench/results-<name>.md (figures, baselines and notes; --quick rewrites them
 too, so run the full command before committing figures); this command reads
 their tables back and prints one table of all of them, also written to
-bench/results.md with the machine, the date and the command.
+bench/results-all.md with the machine, the date and the command.
 """
 from __future__ import annotations
 
@@ -103,10 +103,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer rounds of each benchmark (a smoke run)")
     p.add_argument("--only", action="append", choices=[b[0] for b in BENCHES], help="run only these (repeatable)")
-    p.add_argument("--output", help="where the table goes (default: bench/results.md; with --only, nowhere)")
+    p.add_argument("--output", help="where the table goes (default: bench/results-all.md; with --only, nowhere)")
     args = p.parse_args()
     if args.output is None and not args.only:
-        args.output = str(ROOT / "bench" / "results.md")
+        args.output = str(ROOT / "bench" / "results-all.md")
 
     when = datetime.datetime.now().astimezone()
     host = machine()
