@@ -8,6 +8,7 @@ Runs each benchmark as its own process, one after the other (they would
 otherwise share the 2 cores and skew each other):
 
     notify  bench/notify.py   POST /api/v1/calls/notify beside a bare ASGI + SQLite yardstick
+    floor   bench/floor.py    the yardstick plus what alertd keeps (twilio library, outcome write), beside alertd
     rules   bench/rules.py    loading 10,000 rules, one webhook event, 500 poll rules
     storm   bench/storm.py    1,000 triggers to 50 numbers under per-number limits
     ops     bench/ops.py      start-up to ready, idle memory, memory after 100,000 log rows
@@ -39,6 +40,7 @@ BENCHES = [
     # name, script, what it measures, extra arguments for --quick
     ("notify", "notify.py", "notify API",
      ["--rounds", "3", "--seconds", "2", "--warmup", "1", "--latency-seconds", "5", "--repeats", "3"]),
+    ("floor", "floor.py", "notify's floor", ["--rounds", "3", "--seconds", "2", "--warmup", "1"]),
     ("rules", "rules.py", "rules engine", ["--runs", "3", "--rounds", "3", "--skip-polls"]),
     ("storm", "storm.py", "storm control", ["--triggers", "500", "--numbers", "25", "--per", "10"]),
     ("ops", "ops.py", "start-up and memory", ["--runs", "3", "--settle", "1", "--repeats", "3"]),
