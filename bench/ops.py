@@ -8,7 +8,9 @@ bare Starlette + uvicorn + aiohttp + SQLite server) as the baseline:
 
 1. start-up time to ready: from the process start to the first 200 from
    /healthz, median of --runs fresh processes each (the database exists: a
-   restart, as systemd does it); and, for context, `import alertd.runtime.daemon` alone;
+   restart, as systemd does it); and, for context, `import alertd.runtime.daemon` alone
+   and `import fastapi` alone (the framework alertd is built on; the yardstick has
+   only its Starlette part);
 2. idle memory: VmRSS of each of those processes --settle seconds after ready;
 3. memory after 100,000 log rows: the rows are written through alertd's own
    Store into the same database (10,000 triggers of 10 recipients, each first
@@ -98,14 +100,20 @@ def startups(argv: list[str], url: str, log: Path, runs: int, settle: float, bet
         if between is not None:
             other.append(between())
     return {"ready": statistics.median(ready), "readies": ready, "rss": statistics.median(rss), "rsses": rss,
-            "between": statistics.median(other) if other else None}
+            "between": {k: statistics.median(o[k] for o in other) for k in other[0]} if other else None}
 
 
-def import_time() -> float:
-    """Seconds `import alertd.runtime.daemon` takes in a fresh interpreter (its start and exit not counted)."""
-    code = "import time; t = time.perf_counter(); import alertd.runtime.daemon; print(time.perf_counter() - t)"
+def import_time(module: str) -> float:
+    """Seconds `import module` takes in a fresh interpreter (its start and exit not counted)."""
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     return float(subprocess.run([PYTHON, "-c", code], cwd=ROOT, check=True, timeout=60, capture_output=True,
                                 text=True).stdout)
+
+
+def import_times() -> dict[str, float]:
+    """alertd's daemon, and FastAPI alone: the framework it is built on (the yardstick's Starlette
+    is part of it), whose import is a fixed part of alertd's start-up beside the yardstick's."""
+    return {"alertd": import_time("alertd.runtime.daemon"), "fastapi": import_time("fastapi")}
 
 
 def fill(database: Path, rows: int, per_trigger: int = 10) -> float:
@@ -189,7 +197,7 @@ def main() -> int:
         health = f"http://127.0.0.1:{port}/healthz"
         print(f"1-2. alertd start-up and idle RSS, {args.runs} runs", flush=True)
         # the import is timed between the start-ups, so both see the same machine
-        a = startups(alertd, health, tmp / "alertd.log", args.runs, args.settle, between=import_time)
+        a = startups(alertd, health, tmp / "alertd.log", args.runs, args.settle, between=import_times)
         ystick_port = free_port()
         yardstick = [PYTHON, str(ROOT / "bench" / "yardstick.py"), "--port", str(ystick_port),
                      "--provider", "http://127.0.0.1:9", "--account-sid", "AC" + "0" * 32, "--auth-token", "x",
@@ -223,7 +231,9 @@ def main() -> int:
         ("   yardstick (bare Starlette + uvicorn + aiohttp + SQLite)", "", f"{y['ready']:.2f} s", ""),
         ("   alertd / yardstick", "", f"{a['ready'] / y['ready']:.1f}x", ""),
         ("   `import alertd.runtime.daemon` alone, in a fresh interpreter (median, timed between the start-ups)", "",
-         f"{imports:.2f} s", ""),
+         f"{imports['alertd']:.2f} s", ""),
+        ("   `import fastapi` alone, the same way: the framework alertd is built on", "",
+         f"{imports['fastapi']:.2f} s ({imports['fastapi'] / y['ready']:.2f} of the yardstick's start-up)", ""),
         (f"idle memory (VmRSS {args.settle:g} s after ready), median of {args.runs}: alertd", "",
          f"{a['rss'] / MIB:.1f} MiB", ""),
         ("   alertd with the twilio provider", "", f"{t['rss'] / MIB:.1f} MiB", ""),
