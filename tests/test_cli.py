@@ -273,6 +273,48 @@ def test_a_daemon_on_the_simulator_that_polls_nothing_never_loads_aiohttp_or_asy
     assert loaded == []
 
 
+def test_a_started_daemon_collects_garbage_again_and_serves_its_openapi_document(config, running):
+    """`alertd run` starts with the collector off and FastAPI's OpenAPI models and the request
+    bodies' schemas left to be built at first use (cli/run.py, api/app.py): once started the
+    collector runs again (left off, every cycle a request leaves would stay for good), and
+    /openapi.json, its models built on that first request, still carries each body's schema."""
+    key = create_key(config)
+    port = int(re.search(r"listen: 127\.0\.0\.1:(\d+)", config.read_text()).group(1))
+    daemon = running(config, port)
+
+    def young_collections() -> float:
+        text = requests.get(daemon.base + "/metrics", timeout=10).text
+        return float(re.search(r'^python_gc_collections_total\{generation="0"\} (\S+)$', text, re.M).group(1))
+
+    before = young_collections()
+    for n in range(2000):  # a collection of the youngest generation comes every few hundred requests
+        r = requests.post(daemon.base + "/api/v1/calls/notify", json={"to": "+15551230001", "message": "hi"},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert r.status_code == 200, r.text
+        if n % 50 == 49 and young_collections() > before:
+            break
+    assert young_collections() > before
+    spec = requests.get(daemon.base + "/openapi.json", timeout=10)
+    assert spec.status_code == 200 and "x-alertd-json-body" not in spec.text
+    body = spec.json()["paths"]["/api/v1/calls/notify"]["post"]["requestBody"]
+    assert body["required"] is True
+    assert "message" in body["content"]["application/json"]["schema"]["properties"]
+
+
+def test_fastapi_imported_for_run_builds_its_openapi_models_at_first_use():
+    """import_fastapi_deferred leaves FastAPI's OpenAPI models unbuilt until first used, and
+    pydantic's BaseModel config as it found it. In a fresh interpreter: this one has FastAPI
+    already. A pydantic that no longer honours the inherited defer_build fails here."""
+    code = ("from alertd.cli.run import import_fastapi_deferred; import_fastapi_deferred()\n"
+            "import pydantic, fastapi.openapi.models as m\n"
+            "print(m.OpenAPI.__pydantic_complete__, 'defer_build' in pydantic.BaseModel.model_config)\n"
+            "m.OpenAPI.model_validate({'openapi': '3.1.0', 'info': {'title': 't', 'version': '1'}})\n"
+            "print(m.OpenAPI.__pydantic_complete__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "True"]
+
+
 def test_run_serves_and_sigterm_exits_0_without_logging_the_key(config, running):
     key = create_key(config)
     port = int(re.search(r"listen: 127\.0\.0\.1:(\d+)", config.read_text()).group(1))

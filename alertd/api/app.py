@@ -7,7 +7,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from ..ui import install as install_ui
-from . import (errors, health, heartbeats, hooks, inbound, logs, notify, oncall_feed, ping, provider_hooks,
+from . import (errors, health, heartbeats, hooks, inbound, logs, models, notify, oncall_feed, ping, provider_hooks,
                provider_voice, silences, twilio_hooks)
 from .limits import BodyLimit, limited
 
@@ -76,6 +76,18 @@ class App(FastAPI):
         finally:
             _log_request(scope, response.status_code if response is not None else 500, started)
             structlog.contextvars.clear_contextvars()
+
+
+    def openapi(self) -> dict:
+        """FastAPI's document, with the request bodies the routes named by models.json_body
+        made now, on the first request for it, rather than at every start-up."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    if isinstance(operation, dict) and models.BODY_KEY in operation:
+                        operation["requestBody"] = models.request_body(operation.pop(models.BODY_KEY))
+        return self.openapi_schema
 
 
 def create_app(daemon, lifespan=None) -> FastAPI:

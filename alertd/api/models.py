@@ -18,8 +18,10 @@ ActionType = Literal["call", "sms", "both"]
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
+# defer_build: a model's validator is built at its first use (the first request of its
+# route), not at every start-up; json_body below does the same for their OpenAPI schemas
 class _Common(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     message: str | None = Field(None, max_length=4000, description="Text to speak or send. Max 4,000 chars.")
     action_type: ActionType | None = Field(None, description="call (default), sms, or both.")
@@ -56,7 +58,7 @@ def _seconds(v: object) -> float:
 
 class RetryIn(BaseModel):
     """alertd extension: place an unanswered call again."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     times: int = Field(..., ge=0, le=10, description="Extra attempts (times: 2 means at most 3 calls).")
     every: float = Field(..., description="Wait between attempts: 30s, 2m, ...")
     _every = field_validator("every", mode="before")(classmethod(lambda cls, v: _seconds(v)))
@@ -64,7 +66,7 @@ class RetryIn(BaseModel):
 
 class EscalateIn(BaseModel):
     """alertd extension: who is called next while nobody has acknowledged."""
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
     after: float = Field(..., description="Counted from the first attempt: 5m, 10m, ...")
     to: list[str] = Field(..., min_length=1, max_length=10,
                           description="Numbers, or contact, group or rotation names from the config.")
@@ -126,7 +128,7 @@ class TemplateCreate(_Common):
 
 
 class TemplateDelete(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
     action: Literal["delete"]
     template_id: str
 
@@ -134,11 +136,26 @@ class TemplateDelete(BaseModel):
 TEMPLATE_FIELDS = ("message", "action_type", "from", "voice", "repeat", "gather", "language", "source")
 
 
+# json_body's marker in a route's openapi_extra, replaced by the body's schema when the
+# OpenAPI document is made (App.openapi): the name of an entry of _BODIES
+BODY_KEY = "x-alertd-json-body"
+_BODIES: dict[str, tuple[type[BaseModel], ...]] = {}
+
+
 def json_body(*models: type[BaseModel]) -> dict:
-    """openapi_extra for an endpoint that reads its body itself: a JSON body of
-    one of ``models``. Each schema is made self-contained: pydantic points nested
-    models at "#/$defs/...", which resolves against the root of /openapi.json,
-    where there is no $defs, so clients and fuzzers saw no usable body at all."""
+    """openapi_extra for an endpoint that reads its body itself: a JSON body of one of
+    ``models``. Only names them: the schema is made with the OpenAPI document, when
+    /openapi.json or /docs is first asked for (request_body). Made here, at import, the
+    schemas cost the daemon ~5% of its time to ready (bench/results.md)."""
+    name = "|".join(f"{m.__module__}.{m.__qualname__}" for m in models)
+    _BODIES[name] = models
+    return {BODY_KEY: name}
+
+
+def request_body(name: str) -> dict:
+    """The OpenAPI requestBody json_body(...) named. Each schema is made self-contained:
+    pydantic points nested models at "#/$defs/...", which resolves against the root of
+    /openapi.json, where there is no $defs, so clients and fuzzers saw no usable body at all."""
     def inline(value, defs):
         if isinstance(value, dict):
             ref = value.get("$ref", "")
@@ -150,8 +167,8 @@ def json_body(*models: type[BaseModel]) -> dict:
         return value
 
     schemas = []
-    for model in models:
+    for model in _BODIES[name]:
         schema = model.model_json_schema()
         schemas.append(inline(schema, schema.pop("$defs", {})))
     schema = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}

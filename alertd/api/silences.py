@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1")
 
 
 class SilenceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built at first use, as api/models.py's
 
     rule_id: str | None = Field(None, description="Silence this rule's notifications.")
     source: str | None = Field(None, max_length=100, description="Silence triggers with this source label.")
@@ -34,7 +34,7 @@ class SilenceCreate(BaseModel):
 
 
 class SilenceDelete(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     action: Literal["delete"]
     silence_id: str

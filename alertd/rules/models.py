@@ -39,7 +39,9 @@ from alertd.rules.types import (
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: the validators are built when the first rule file is read, not at import
+    # (a daemon or a command that reads no rule file never builds them)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 # --- notify ----------------------------------------------------------------------

@@ -181,9 +181,11 @@ class Daemon:
         # what start-up made (modules, schemas, the app: ~85,000 objects) lives as long as the
         # daemon; frozen, a full collection no longer walks it (~100 ms on a loaded 2-core machine,
         # a 127 ms loop stall seen in bench/notify.py) but only what came after. The daemon
-        # process only: tests start many daemons in one interpreter and must get their garbage back
+        # process only: tests start many daemons in one interpreter and must get their garbage back.
+        # `alertd run` turned the collector off for the start-up (cli/run.py): on again from here
         if self.freeze_gc:
             gc.freeze()
+            gc.enable()
         log.info("alertd started", providers=[f"{p.name} ({p.kind})" for p in self.config.providers],
                  database=self.config.database_label, listen=self.config.server.listen,
                  node=self.config.cluster.node_id if self.config.postgres else None,
