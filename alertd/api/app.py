@@ -77,7 +77,6 @@ class App(FastAPI):
             _log_request(scope, response.status_code if response is not None else 500, started)
             structlog.contextvars.clear_contextvars()
 
-
     def openapi(self) -> dict:
         """FastAPI's document, with the request bodies the routes named by models.json_body
         made now, on the first request for it, rather than at every start-up."""

@@ -146,7 +146,7 @@ def json_body(*models: type[BaseModel]) -> dict:
     """openapi_extra for an endpoint that reads its body itself: a JSON body of one of
     ``models``. Only names them: the schema is made with the OpenAPI document, when
     /openapi.json or /docs is first asked for (request_body). Made here, at import, the
-    schemas cost the daemon ~5% of its time to ready (bench/results.md)."""
+    schemas cost every start-up a few per cent of its time to ready (bench/results.md)."""
     name = "|".join(f"{m.__module__}.{m.__qualname__}" for m in models)
     _BODIES[name] = models
     return {BODY_KEY: name}

@@ -10,8 +10,8 @@ from .load import load_config
 
 def cmd_run(args) -> int:
     # Start-up makes ~75,000 objects that live as long as the daemon (modules, schemas, the
-    # app), and the collector walked them all several times while they were made: 4% of the
-    # time to ready (bench/results.md). Off until the daemon has started; Daemon.start then
+    # app), and the collector walked them all several times while they were made: about 4%
+    # of the time to ready (paired start-ups, bench/results.md). Off until the daemon has started; Daemon.start then
     # freezes what was made and turns it back on. The few cycles start-up leaves unreachable
     # (about 1,500 objects, measured) are frozen with the rest: a bounded, one-time cost.
     gc.disable()
@@ -38,25 +38,28 @@ def import_fastapi_deferred() -> None:
     """Import FastAPI with its pydantic models' schemas left to be built when first used.
 
     FastAPI defines about 40 pydantic models for the OpenAPI document (fastapi.openapi.models)
-    and builds each one's validator as it imports: ~10% of the daemon's time to ready, for a
-    document made only when /openapi.json or /docs is first asked for. pydantic's
-    ``defer_build`` postpones that build to a model's first use; set on BaseModel's config
-    while FastAPI imports, it is inherited by FastAPI's models alone (alertd's own are defined
-    after). Nothing else changes: a deferred model validates as it would have. A pydantic
+    and builds each one's validator as it imports, at every start-up, for a document made
+    only when /openapi.json or /docs is first asked for: the largest of the start-up costs
+    deferred here (bench/results.md, sixth sitting). pydantic's ``defer_build`` postpones
+    that build to a model's first use; set on BaseModel's config while FastAPI imports, it
+    is inherited by FastAPI's models alone (alertd's own are defined after), and BaseModel's
+    config is left as it was found. A deferred model validates as it would have. A pydantic
     whose BaseModel config cannot be changed gets FastAPI imported as usual."""
     if "fastapi" in sys.modules:
         return
     import pydantic
     config = pydantic.BaseModel.model_config
+    added = "defer_build" not in config
+    if added:
+        try:
+            config["defer_build"] = True
+        except TypeError:
+            added = False
     try:
-        config["defer_build"] = True
-    except TypeError:
         import fastapi  # noqa: F401
-        return
-    try:
-        import fastapi  # noqa: F401,F811
     finally:
-        del config["defer_build"]
+        if added:
+            del config["defer_build"]
 
 
 def _exit_0(signum, frame) -> None:
