@@ -44,11 +44,6 @@ _ROW = ("UPDATE logs SET call_sid = COALESCE(?, call_sid), sms_sid = COALESCE(?,
         " ELSE GREATEST(COALESCE(send_at, 0), ?::float8) END, status = ? WHERE log_id = ?")
 
 
-def _flat(items: tuple[list, ...]) -> list:
-    """The columns id, state, last_error, next_attempt_at as _items' parameters, item after item."""
-    return [value for item in zip(*items) for value in item]
-
-
 class Outbox(Table):
     async def record_results(self, results: Iterable[dict], *, complete: bool = False) -> None:
         """Apply attempt outcomes in one transaction (alertd/store/sqlite/outbox.py says what each holds)."""
@@ -66,7 +61,7 @@ class Outbox(Table):
             sids = {"call": None, "sms": None}
             via = {"call": None, "sms": None}  # the provider of each channel's attempt
             error = sent_at = None
-            items: tuple[list, list, list, list] = ([], [], [], [])  # id, state, last_error, next_attempt_at
+            items: list[tuple] = []  # (id, state, last_error, next_attempt_at): _items' parameters, in order
             for r in group:
                 via[r["channel"]] = r.get("provider") or via[r["channel"]]
                 if r["outcome"] == "sent":
@@ -77,17 +72,17 @@ class Outbox(Table):
                     error = json.dumps(r.get("error"))
                     item = (r["outbox_id"], "failed" if r["outcome"] == "failed" else "pending", error,
                             float(r.get("next_attempt_at") or 0))
-                for column, value in zip(items, item):
-                    column.append(value)
+                items.append(item)
+            params = [value for item in items for value in item]
             if complete:  # the row's status follows from the outcomes: one statement for items and row
-                await c.execute(f"WITH items AS ({_items(len(group))} RETURNING o.id) {_ROW}", *_flat(items),
+                await c.execute(f"WITH items AS ({_items(len(items))} RETURNING o.id) {_ROW}", *params,
                                 sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
-                                row_status(items[1]), log_id)
+                                row_status([item[1] for item in items]), log_id)
                 continue
             states = [s[0] for s in await c.fetch(
-                f"WITH items AS ({_items(len(group))} RETURNING o.state) SELECT state FROM items UNION ALL"
-                " SELECT state FROM outbox WHERE log_id = ? AND NOT (id = ANY(?::bigint[]))", *_flat(items), log_id,
-                items[0])]
+                f"WITH items AS ({_items(len(items))} RETURNING o.state) SELECT state FROM items UNION ALL"
+                " SELECT state FROM outbox WHERE log_id = ? AND NOT (id = ANY(?::bigint[]))", *params, log_id,
+                [item[0] for item in items])]
             await c.execute(_ROW, sids["call"], sids["sms"], via["call"], via["sms"], error, sent_at, sent_at,
                             row_status(states), log_id)
 
