@@ -48,6 +48,9 @@ class FakeRequest:
     code: int | None = None  # Twilio error code, if any
     sid: str | None = None
     time: float = field(default_factory=time.monotonic)  # arrival, monotonic
+    path: str = ""  # as sent, with the query string
+    headers: dict = field(default_factory=dict)  # as sent
+    body: bytes = b""  # as sent
 
 
 def twilio_error(status: int, code: int, message: str | None = None, to: str = "") -> dict:
@@ -150,9 +153,10 @@ class FakeTwilio(LoopbackServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         arrived = time.monotonic()
         kind, prefix, plural = KINDS[request.match_info["res"]]
+        body = await request.read()
         raw = await request.post()
         form = {k: (v if len(v) > 1 else v[0]) for k in raw for v in [raw.getall(k)]}
-        rec = FakeRequest(kind, form, time=arrived)
+        rec = FakeRequest(kind, form, time=arrived, path=request.path_qs, headers=dict(request.headers), body=body)
         to = form.get("To", "")
         self._inflight += 1
         try:

@@ -2,6 +2,15 @@
 aiohttp, loaded when this provider starts; inbound_twiml.py, beside it, builds the TwiML of inbound
 calls with the same library; nothing else imports it).
 
+The two create requests go through the library's client, its API domain and
+its 2010-04-01 version: the same method, URL, headers, form and error
+handling (TwilioRestException) as ``client.calls.create_async`` and
+``client.messages.create_async``, which tests/test_twilio_requests.py
+checks request for request. Not through those two: ``client.api`` loads the
+resource classes of the whole account tree (about 7 MiB held for the
+daemon's life), and each answer would be parsed into an instance of 40
+fields (three dates among them) of which alertd reads the sid.
+
 Calls carry their TwiML inline (one request fewer before the phone rings);
 a message too long for the 4,000-character Twiml parameter is fetched from
 our /twilio/twiml URL instead. Status and gather URLs carry the log id, since
@@ -23,11 +32,15 @@ from . import Outgoing, ProviderError
 from .speech import prompts, voice_for
 
 if TYPE_CHECKING:
+    from twilio.base.version import Version
     from twilio.rest import Client
 
 TWIML_INLINE_MAX = 4000
 # transient: the request may succeed later (rate limit, Twilio trouble, our credentials being fixed)
 _TRANSIENT_CODES = {20429, 20003, 20500, 20503}
+# the headers the library's create methods send with the form (the client adds its User-Agent and the rest)
+_CREATE_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+_CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs request headers at INFO
 
@@ -103,11 +116,14 @@ class TwilioProvider:
         self.timeout, self.max_concurrency = timeout, max_concurrency
         self.configured = bool(account_sid and auth_token)
         self.client: Client | None = None
+        self._api: Version | None = None
         self._failed: tuple[type[BaseException], ...] = (asyncio.TimeoutError, ConnectionError)  # start() adds aiohttp's
 
     async def start(self) -> None:
         # the REST client and its HTTP layer (requests, urllib3: ~10 MB) load only when
         # this provider is the one configured; the TwiML and signature helpers above are light
+        from twilio.base.domain import Domain
+        from twilio.base.version import Version
         from twilio.rest import Client
         from .twilio_http import HttpClient, retry_after  # as above: it imports twilio.http
         import aiohttp  # as above: a daemon on another provider, polling nothing, never loads it (8 MiB)
@@ -115,7 +131,10 @@ class TwilioProvider:
         self._retry_after = retry_after
         http = HttpClient(self.timeout, self.max_concurrency)
         self.client = Client(self.account_sid or "AC-unset", self.auth_token or "unset", http_client=http)
-        self.client.api.base_url = self.api_base_url
+        # what client.api.v2010 is, without the account tree (see the module's docstring)
+        self._api = Version(Domain(self.client, self.api_base_url), "2010-04-01")
+        account = f"/Accounts/{self.client.account_sid}"
+        self._uris = {"call": account + "/Calls.json", "sms": account + "/Messages.json"}
 
     async def close(self) -> None:
         if self.client is not None:
@@ -123,28 +142,31 @@ class TwilioProvider:
 
     async def send(self, out: Outgoing) -> str:
         """Returns the sid. Raises ProviderError (permanent for 4xx other than rate limits)."""
-        assert self.client is not None, "start() first"
+        assert self._api is not None, "start() first"
         self._retry_after.set(None)
-        try:
-            if out.channel == "sms":
-                kwargs = {"to": out.to, "from_": out.from_, "body": out.message}
-                if out.status_callback:
-                    kwargs["status_callback"] = out.status_callback
-                msg = await self.client.messages.create_async(**kwargs)
-                return msg.sid
-            kwargs = {"to": out.to, "from_": out.from_}
+        # the form in the order of the library's create methods (its values.of drops what is unset)
+        if out.channel == "sms":
+            data = {"To": out.to}
+            if out.status_callback:
+                data["StatusCallback"] = out.status_callback
+            data["From"] = out.from_
+            data["Body"] = out.message
+        else:
+            data = {"To": out.to, "From": out.from_}
+            if out.status_callback:
+                data["StatusCallback"] = out.status_callback
+                data["StatusCallbackEvent"] = _CALL_EVENTS
+            if out.machine_detection:
+                data["MachineDetection"] = "Enable"
             twiml = call_twiml(out)
             if len(twiml) <= TWIML_INLINE_MAX or not out.twiml_url:
-                kwargs["twiml"] = twiml
+                data["Twiml"] = twiml
             else:
-                kwargs["url"] = out.twiml_url
-            if out.status_callback:
-                kwargs["status_callback"] = out.status_callback
-                kwargs["status_callback_event"] = ["initiated", "ringing", "answered", "completed"]
-            if out.machine_detection:
-                kwargs["machine_detection"] = "Enable"
-            call = await self.client.calls.create_async(**kwargs)
-            return call.sid
+                data["Url"] = out.twiml_url
+        try:
+            payload = await self._api.create_async("POST", self._uris[out.channel], data=data,
+                                                   headers=dict(_CREATE_HEADERS))
+            return payload.get("sid")
         except TwilioRestException as exc:
             transient = exc.status == 429 or exc.status >= 500 or exc.code in _TRANSIENT_CODES
             # the library prefixes Twilio's own message with "Unable to create record: "
