@@ -143,8 +143,9 @@ def main() -> int:
     notes = [
         "Ratios are medians of per-round ratios to the yardstick's round; the order of the five servers rotates"
         " every round.",
-        "The library's call runs over alertd's own HTTP layer for it (alertd/providers/twilio_http.py: form"
-        " encoding and auth header done once), the cheapest use of the library alertd makes.",
+        "The library's call is made as alertd makes it: through the library's client, API domain and"
+        " 2010-04-01 version (alertd/providers/twilio.py), over alertd's own HTTP layer for it"
+        " (alertd/providers/twilio_http.py: form encoding and auth header done once).",
         "The outcome is an UPDATE of the row just inserted, autocommitted (WAL, synchronous=NORMAL); alertd"
         " commits its outcomes in groups.",
         f"What the floor leaves for everything else alertd does (key check, rate limit, validation, rules, the"

@@ -7,8 +7,9 @@ uvloop + httptools, which is what alertd's uvicorn picks when they are installed
 
 Two options add, one at a time or together, what alertd keeps on its path whatever
 else is cut (bench/floor.py measures them): ``--twilio-library`` makes the call
-through the official twilio library's REST client, over the HTTP layer alertd gives
-it (alertd/providers/twilio_http.py), instead of a bare POST; ``--outcome`` writes the
+through the official twilio library as alertd makes it (its client, API domain and
+2010-04-01 version: alertd/providers/twilio.py), over the HTTP layer alertd gives it
+(alertd/providers/twilio_http.py), instead of a bare POST; ``--outcome`` writes the
 provider's answer to the row after the call, a second write, as a durable outbox
 records what a send did.
 
@@ -92,9 +93,10 @@ def create_app(provider: str, account_sid: str, auth_token: str, database: str, 
         form = {"To": to, "From": "+15557654321", "Twiml": f"<Response><Say>{message}</Say></Response>",
                 "StatusCallback": f"http://127.0.0.1/twilio/status?log_id={log_id}"}
         if twilio_library:
-            call = await state["client"].calls.create_async(to=to, from_=form["From"], twiml=form["Twiml"],
-                                                            status_callback=form["StatusCallback"])
-            sid = call.sid
+            call = await state["api"].create_async("POST", f"/Accounts/{account_sid}/Calls.json", data=form,
+                                                   headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                            "Accept": "application/json"})
+            sid = call["sid"]
         else:
             async with state["session"].post(url, data=form, headers={"Authorization": auth}) as resp:
                 sid = (await resp.json())["sid"]
@@ -110,12 +112,14 @@ def create_app(provider: str, account_sid: str, auth_token: str, database: str, 
     async def lifespan(app):
         state["session"] = aiohttp.ClientSession()
         if twilio_library:
+            from twilio.base.domain import Domain
+            from twilio.base.version import Version
             from twilio.rest import Client
 
             # alertd's own HTTP layer under the library: its cheapest use, as alertd runs it
             from alertd.providers.twilio_http import HttpClient
             state["client"] = Client(account_sid, auth_token, http_client=HttpClient(10.0, 10))
-            state["client"].api.base_url = provider.rstrip("/")
+            state["api"] = Version(Domain(state["client"], provider.rstrip("/")), "2010-04-01")
         await db.open()
         try:
             yield
