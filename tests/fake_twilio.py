@@ -43,13 +43,14 @@ MESSAGES = {
 class FakeRequest:
     kind: str  # "call" | "sms"
     form: dict  # str -> str, or str -> list[str] for repeated keys
-    outcome: str = "created"  # created | unauthorized | throttled | http | error | drop
+    outcome: str = "created"  # created | unauthorized | throttled | http | error | problem | drop
     status: int | None = 201  # HTTP status sent (None for drop)
     code: int | None = None  # Twilio error code, if any
     sid: str | None = None
     time: float = field(default_factory=time.monotonic)  # arrival, monotonic
     path: str = ""  # as sent, with the query string
     headers: dict = field(default_factory=dict)  # as sent
+    raw_headers: list = field(default_factory=list)  # (name, value) as sent, in order, repeats kept
     body: bytes = b""  # as sent
 
 
@@ -156,7 +157,8 @@ class FakeTwilio(LoopbackServer):
         body = await request.read()
         raw = await request.post()
         form = {k: (v if len(v) > 1 else v[0]) for k in raw for v in [raw.getall(k)]}
-        rec = FakeRequest(kind, form, time=arrived, path=request.path_qs, headers=dict(request.headers), body=body)
+        rec = FakeRequest(kind, form, time=arrived, path=request.path_qs, headers=dict(request.headers),
+                          raw_headers=list(request.raw_headers), body=body)
         to = form.get("To", "")
         self._inflight += 1
         try:
@@ -179,6 +181,13 @@ class FakeTwilio(LoopbackServer):
             elif what == "error":
                 message = outcome[2] if len(outcome) > 2 else None
                 return self._error(rec, "error", 400, outcome[1], message, to)
+            elif what == "problem":  # an answer in RFC 9457's shape, as Twilio's newer APIs give
+                rec.outcome, rec.status, rec.code = "problem", outcome[1], outcome[2]
+                self._record(rec)
+                return web.json_response(
+                    {"type": f"https://www.twilio.com/docs/errors/{outcome[2]}", "title": "Problem",
+                     "status": outcome[1], "code": outcome[2], "detail": f"The 'To' number {to} is refused."},
+                    status=outcome[1], content_type="application/problem+json")
             elif what == "drop":
                 rec.outcome, rec.status = "drop", None
                 self._record(rec)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.rest import Client
 
 from alertd.providers import Outgoing, ProviderError
@@ -37,6 +37,9 @@ CASES = {
         gather_action="https://alertd.example/twilio/gather?log_id=7", repeat=2, language="de-DE"),
     "call, answering machines, no callback": Outgoing(
         log_id=8, channel="call", to="+15551230002", from_=FROM, message="Backup failed", machine_detection=True),
+    "call, answering machines, callbacks": Outgoing(
+        log_id=13, channel="call", to="+15551230007", from_=FROM, message="Backup failed", machine_detection=True,
+        status_callback="https://alertd.example/twilio/status?log_id=13"),
     "call, TwiML too long, fetched": Outgoing(
         log_id=9, channel="call", to="+15551230003", from_=FROM, message=LONG,
         status_callback="https://alertd.example/twilio/status?log_id=9",
@@ -74,6 +77,7 @@ async def by_library(client: Client, out: Outgoing) -> str:
 def library_client(fake: FakeTwilio, base_url: str) -> Client:
     client = Client(fake.account_sid, fake.auth_token, http_client=HttpClient(10, 10))
     client.api.base_url = base_url
+    client.edge = client.region = None
     return client
 
 
@@ -102,7 +106,7 @@ def same_requests(sids, requests, n: int) -> None:
         a, b = requests[2 * i], requests[2 * i + 1]
         assert (ours, theirs) == (a.sid, b.sid) and ours and theirs and ours != theirs
         assert a.path == b.path
-        assert a.headers == b.headers
+        assert a.raw_headers == b.raw_headers  # names, values, order
         assert a.body == b.body
         assert a.form == b.form
 
@@ -122,13 +126,18 @@ def test_the_provider_sends_what_the_library_sends(case):
         assert request.headers["User-Agent"].startswith("twilio-python/")
         if out.channel == "call":
             assert ("Url" in request.form) == (case == "call, TwiML too long, fetched")
+            assert ("MachineDetection" in request.form) == out.machine_detection
             assert request.form.get("StatusCallbackEvent") == (EVENTS if out.status_callback else None)
         else:
             assert request.form["Body"] == out.message
 
 
-def test_signalwire_sends_what_the_library_sends_to_its_laml_api():
-    outs = [CASES["call, press 1, callbacks"], CASES["sms with a callback"]]
+def test_signalwire_sends_what_the_library_sends_to_its_laml_api(monkeypatch):
+    outs = list(CASES.values())
+    # Twilio's edge and region settings are the library's, read from the environment; they must
+    # not rename SignalWire's host (the library's own client below gets them cleared by hand)
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    monkeypatch.setenv("TWILIO_EDGE", "dublin")
     with FakeSignalWire() as fake:
         provider = SignalWireProvider(fake.account_sid, fake.auth_token, fake.signing_key, fake.base_url)
         sids, requests = both_ways(provider, fake, fake.base_url + "/api/laml", outs)
@@ -136,13 +145,9 @@ def test_signalwire_sends_what_the_library_sends_to_its_laml_api():
         assert requests[0].path == f"/api/laml/2010-04-01/Accounts/{fake.account_sid}/Calls.json"
 
 
-@pytest.mark.parametrize("outcome, code, status, permanent, retry_after", [
-    (("error", 21211), 21211, 400, True, None),
-    (("http", 429, 3), 20429, 429, False, 3.0),
-    (("http", 503), 20500, 503, False, None),
-])
-def test_a_refusal_is_read_as_the_library_reads_it(outcome, code, status, permanent, retry_after):
-    out = CASES["call, press 1, callbacks"]
+def refused_both_ways(out: Outgoing, outcome: tuple, library_raises: type[Exception]):
+    """The fake refuses ``out`` with ``outcome``, once to the provider, once to the library:
+    (the provider's ProviderError, the library's exception, the two requests)."""
     with FakeTwilio() as fake:
         fake.script(out.to, [outcome, outcome])
         provider = TwilioProvider(fake.account_sid, fake.auth_token, fake.base_url)
@@ -153,18 +158,39 @@ def test_a_refusal_is_read_as_the_library_reads_it(outcome, code, status, perman
             try:
                 with pytest.raises(ProviderError) as ours:
                     await provider.send(out)
-                with pytest.raises(TwilioRestException) as theirs:
+                with pytest.raises(library_raises) as theirs:
                     await by_library(client, out)
                 return ours.value, theirs.value
             finally:
                 await provider.close()
                 await client.http_client.close()
         ours, theirs = asyncio.run(main())
-        a, b = fake.requests
-        assert (a.path, a.headers, a.body) == (b.path, b.headers, b.body)
-        assert (theirs.code, theirs.status) == (code, status)
-        assert (ours.code, ours.status, ours.permanent, ours.retry_after) == (code, status, permanent, retry_after)
-        assert theirs.msg == "Unable to create record: " + ours.message
+        return ours, theirs, fake.requests
+
+
+@pytest.mark.parametrize("outcome, code, status, permanent, retry_after", [
+    (("error", 21211), 21211, 400, True, None),
+    (("http", 429, 3), 20429, 429, False, 3.0),
+    (("http", 503), 20500, 503, False, None),
+])
+def test_a_refusal_is_read_as_the_library_reads_it(outcome, code, status, permanent, retry_after):
+    ours, theirs, (a, b) = refused_both_ways(CASES["call, press 1, callbacks"], outcome, TwilioRestException)
+    assert (a.path, a.raw_headers, a.body) == (b.path, b.raw_headers, b.body)
+    assert (theirs.code, theirs.status) == (code, status)
+    assert (ours.code, ours.status, ours.permanent, ours.retry_after) == (code, status, permanent, retry_after)
+    assert theirs.msg == "Unable to create record: " + ours.message
+
+
+@pytest.mark.parametrize("status, code, permanent", [(400, 21211, True), (503, 20503, False), (429, 20429, False)])
+def test_a_refusal_in_rfc_9457_shape_is_read_as_a_refusal(status, code, permanent):
+    """The library raises TwilioServiceException, no TwilioRestException, for an answer with type,
+    title, status and code: the provider reads it as Twilio's refusal (a permanent 4xx fails at
+    once), not as an adapter's bug (retried up to max_attempts)."""
+    out = CASES["sms with a callback"]
+    ours, theirs, _ = refused_both_ways(out, ("problem", status, code), TwilioServiceException)
+    assert (theirs.status, theirs.code) == (status, code)
+    assert (ours.status, ours.code, ours.permanent) == (status, code, permanent)
+    assert ours.message == f"The 'To' number {out.to} is refused."
 
 
 def test_a_started_and_used_provider_leaves_the_account_tree_unloaded(tmp_path):

@@ -16,6 +16,8 @@ HEADERS = ("x-signalwire-signature", "x-twilio-signature")
 
 
 class SignalWireProvider(TwilioProvider, LamlCallbacks):
+    twilio_hosts = False  # a TWILIO_REGION in the environment must not rename the space's host
+
     def __init__(self, project_id: str, api_token: str, signing_key: str, api_base_url: str, *,
                  timeout: float = 10.0, max_concurrency: int = 10):
         TwilioProvider.__init__(self, project_id, api_token, api_base_url.rstrip("/") + "/api/laml",

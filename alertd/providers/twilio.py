@@ -24,7 +24,7 @@ import logging
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
@@ -109,6 +109,8 @@ def compute_signature(auth_token: str, url: str, params: dict) -> str:
 
 
 class TwilioProvider:
+    twilio_hosts = True  # the API is Twilio's own: its edge and region settings apply
+
     def __init__(self, account_sid: str, auth_token: str, api_base_url: str, *, timeout: float = 10.0,
                  max_concurrency: int = 10):
         self.account_sid, self.auth_token = account_sid, auth_token
@@ -131,10 +133,19 @@ class TwilioProvider:
         self._retry_after = retry_after
         http = HttpClient(self.timeout, self.max_concurrency)
         self.client = Client(self.account_sid or "AC-unset", self.auth_token or "unset", http_client=http)
+        if not self.twilio_hosts:  # TWILIO_EDGE/TWILIO_REGION would rewrite another host's name
+            self.client.edge = self.client.region = None
         # what client.api.v2010 is, without the account tree (see the module's docstring)
         self._api = Version(Domain(self.client, self.api_base_url), "2010-04-01")
         account = f"/Accounts/{self.client.account_sid}"
         self._uris = {"call": account + "/Calls.json", "sms": account + "/Messages.json"}
+
+    def _refused(self, status, code, message: str | None) -> ProviderError:
+        """Twilio's refusal: permanent for a 4xx other than rate limits and the transient codes."""
+        status = status if isinstance(status, int) else None
+        transient = status is None or status == 429 or status >= 500 or code in _TRANSIENT_CODES
+        return ProviderError(message or f"HTTP {status}", code or status, permanent=not transient,
+                             retry_after=self._retry_after.get(), status=status)
 
     async def close(self) -> None:
         if self.client is not None:
@@ -168,11 +179,13 @@ class TwilioProvider:
                                                    headers=dict(_CREATE_HEADERS))
             return payload.get("sid")
         except TwilioRestException as exc:
-            transient = exc.status == 429 or exc.status >= 500 or exc.code in _TRANSIENT_CODES
             # the library prefixes Twilio's own message with "Unable to create record: "
             message = (exc.msg or "").partition("Unable to create record: ")[2] or exc.msg
-            raise ProviderError(message or f"HTTP {exc.status}", exc.code or exc.status,
-                                permanent=not transient, retry_after=self._retry_after.get(), status=exc.status) from None
+            raise self._refused(exc.status, exc.code, message) from None
+        except TwilioServiceException as exc:
+            # an answer in RFC 9457's shape (type, title, status, code): the library raises this
+            # instead, and it is no TwilioRestException; read as one, not as an adapter's bug
+            raise self._refused(exc.status, exc.code, exc.detail or exc.title) from None
         except self._failed as exc:
             raise ProviderError(f"{type(exc).__name__}: {exc}".rstrip(": "), None,
                                 timeout=isinstance(exc, asyncio.TimeoutError)) from None
