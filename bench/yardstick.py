@@ -7,8 +7,9 @@ uvloop + httptools, which is what alertd's uvicorn picks when they are installed
 
 Two options add, one at a time or together, what alertd keeps on its path whatever
 else is cut (bench/floor.py measures them): ``--twilio-library`` makes the call
-through the official twilio library as alertd makes it (its client, API domain and
-2010-04-01 version: alertd/providers/twilio.py), over the HTTP layer alertd gives it
+through the official twilio library by the same calls alertd makes (its client, API
+domain and 2010-04-01 version: alertd/providers/twilio.py; the form is the yardstick's
+own), over the HTTP layer alertd gives it
 (alertd/providers/twilio_http.py), instead of a bare POST; ``--outcome`` writes the
 provider's answer to the row after the call, a second write, as a durable outbox
 records what a send did.
@@ -96,7 +97,7 @@ def create_app(provider: str, account_sid: str, auth_token: str, database: str, 
             call = await state["api"].create_async("POST", f"/Accounts/{account_sid}/Calls.json", data=form,
                                                    headers={"Content-Type": "application/x-www-form-urlencoded",
                                                             "Accept": "application/json"})
-            sid = call["sid"]
+            sid = call.get("sid")
         else:
             async with state["session"].post(url, data=form, headers={"Authorization": auth}) as resp:
                 sid = (await resp.json())["sid"]
